@@ -1,0 +1,75 @@
+//! The agent's `config.yaml`: read leniently, then validated per server.
+//!
+//! Two stages, so that one bad entry never hides the others:
+//! 1. [`raw`] parses the YAML document. Only a syntax error or a top level of
+//!    the wrong shape fails the whole file; every server entry is kept as a
+//!    generic value with its line number, and unknown keys are ignored.
+//! 2. [`model`] expands `${VAR}` placeholders (environment + `<home>/.env`) and
+//!    validates each entry on its own into a [`ServerConfig`], or a reason why
+//!    it is invalid.
+
+mod error;
+mod model;
+mod raw;
+
+use std::sync::Arc;
+
+pub use error::ConfigError;
+pub use model::{AuthKind, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry};
+
+use crate::dotenv;
+use crate::home::Home;
+use crate::interpolate::EnvScope;
+
+/// Config files above this size are refused rather than parsed.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The servers of one home's config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigLoad {
+    /// Every entry of `mcp_servers`, in file order; invalid ones carry a reason.
+    pub servers: Vec<ServerEntry>,
+    /// The config file does not exist (the list is empty then).
+    pub missing: bool,
+}
+
+/// Reads and validates `<home>/config.yaml`, expanding variables from the
+/// process environment and `<home>/.env` as the agent does.
+///
+/// A missing file is an empty list (`missing: true`), not an error.
+pub fn load_home_config(home: &Home) -> Result<ConfigLoad, ConfigError> {
+    let path = home.config_path();
+    let text = match read_bounded(&path)? {
+        Some(text) => text,
+        None => return Ok(ConfigLoad { servers: Vec::new(), missing: true }),
+    };
+    let entries = raw::parse_document(&text).map_err(|e| e.at(&path))?;
+    let dotenv_pairs = match read_bounded(&home.env_path()) {
+        Ok(Some(text)) => dotenv::parse(&text, &|name| std::env::var(name).ok()),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %home.env_path().display(), error = %e, "ignoring unreadable .env");
+            Vec::new()
+        }
+    };
+    let scope = EnvScope::from_process_and(dotenv_pairs);
+    let servers = entries.into_iter().map(|raw| model::validate(raw, &scope)).collect();
+    Ok(ConfigLoad { servers, missing: false })
+}
+
+/// Reads a UTF-8 file of at most [`MAX_CONFIG_BYTES`]; `None` when absent.
+fn read_bounded(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    let io_err = |source: std::io::Error| ConfigError::Io { path: path.to_path_buf(), source: Arc::new(source) };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge { path: path.to_path_buf(), limit: MAX_CONFIG_BYTES });
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| ConfigError::NotUtf8 { path: path.to_path_buf() })
+}

@@ -1,0 +1,421 @@
+//! Stage two: one server entry, expanded and validated.
+//!
+//! Follows the agent's reading (`tools/mcp_tool.py`, `tools/mcp_oauth.py`):
+//! a server with `url` is HTTP (even when it also has `command`), one with only
+//! `command` is stdio; `auth` is compared lower-cased and trimmed and only
+//! `oauth` means anything; `enabled` accepts booleans and the strings
+//! true/false/yes/no/on/off/1/0 (anything else counts as enabled, with a
+//! warning). Unknown keys are ignored.
+
+use serde_json::{Map, Value};
+
+use super::raw::RawServer;
+use crate::interpolate::{EnvScope, referenced_vars};
+use crate::secret::SecretString;
+
+/// One entry of `mcp_servers`: valid, or invalid with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerEntry {
+    /// The key under `mcp_servers`.
+    pub name: String,
+    /// 1-based line of the entry in `config.yaml` (0 when unknown).
+    pub line: u64,
+    /// The validated settings, or why this entry cannot be used.
+    pub config: Result<ServerConfig, String>,
+}
+
+/// A server's validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The MCP endpoint, for HTTP servers (after `${VAR}` expansion).
+    pub url: Option<String>,
+    /// `transport: sse` (legacy HTTP+SSE transport).
+    pub sse: bool,
+    /// `enabled: false` turns the server off without removing it.
+    pub enabled: bool,
+    /// How the agent authenticates to it.
+    pub auth: AuthKind,
+    /// Things the user should know that do not stop the server from working.
+    pub warnings: Vec<String>,
+}
+
+/// How the agent authenticates to a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthKind {
+    /// `auth: oauth`: the OAuth 2.1 flow whose credentials this app manages.
+    OAuth(OAuthSettings),
+    /// Static headers (an API key, a bearer token from `${ENV}`).
+    Headers(HeaderAuth),
+    /// A local command: no network auth.
+    Stdio,
+    /// An HTTP server without auth settings.
+    None,
+}
+
+/// The optional `oauth:` block of a server.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OAuthSettings {
+    /// A pre-registered client id.
+    pub client_id: Option<String>,
+    /// The pre-registered client's secret.
+    pub client_secret: Option<SecretString>,
+    /// Scope to request when the server's metadata names none.
+    pub scope: Option<String>,
+    /// Fixed loopback port for the redirect (`None`: chosen by us).
+    pub redirect_port: Option<u16>,
+    /// An explicit redirect URI.
+    pub redirect_uri: Option<String>,
+    /// Host of the loopback redirect (the agent's default is 127.0.0.1).
+    pub redirect_host: Option<String>,
+    /// Client name sent at registration (the agent's default: "Hermes Agent").
+    pub client_name: Option<String>,
+    /// Seconds to wait for the browser step (default 300).
+    pub timeout_secs: f64,
+}
+
+/// Static headers, described without their values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderAuth {
+    /// Header names with the variables their values refer to.
+    pub headers: Vec<(String, Vec<EnvRef>)>,
+}
+
+/// A `${VAR}` a header value refers to, and whether it is set (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    pub name: String,
+    pub is_set: bool,
+}
+
+const DEFAULT_OAUTH_TIMEOUT_SECS: f64 = 300.0;
+
+pub(crate) fn validate(raw: RawServer, scope: &EnvScope) -> ServerEntry {
+    let RawServer { name, line, value } = raw;
+    let config = validate_value(&value, scope);
+    ServerEntry { name, line, config }
+}
+
+fn validate_value(value: &Value, scope: &EnvScope) -> Result<ServerConfig, String> {
+    let Value::Object(unexpanded) = value else {
+        return Err(format!("the entry must be a mapping of settings, found {}", kind_of(value)));
+    };
+    let mut expanded = value.clone();
+    scope.expand_value(&mut expanded);
+    let Value::Object(entry) = &expanded else {
+        return Err("the entry must be a mapping of settings".to_owned());
+    };
+    let mut warnings = Vec::new();
+
+    let enabled = parse_enabled(entry.get("enabled"), &mut warnings);
+    let url = match entry.get("url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => return Err(format!("`url` must be a string, found {}", kind_of(other))),
+    };
+    let url = match url {
+        Some(u) => Some(validate_url(u)?),
+        None => None,
+    };
+    let sse = match optional_string(entry, "transport")? {
+        Some(t) if t.trim().eq_ignore_ascii_case("sse") => true,
+        Some(t) if matches!(t.trim().to_ascii_lowercase().as_str(), "http" | "streamable-http" | "streamable_http" | "stdio") => false,
+        Some(t) => {
+            warnings.push(format!("unknown transport `{t}` (the agent uses Streamable HTTP)"));
+            false
+        }
+        None => false,
+    };
+    let command = optional_string(entry, "command")?;
+    let auth_value = match entry.get("auth") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.trim().to_lowercase(),
+        Some(other) => return Err(format!("`auth` must be a string, found {}", kind_of(other))),
+    };
+
+    let auth = if url.is_none() {
+        if command.is_none() {
+            return Err("needs either `url` (a remote server) or `command` (a local one)".to_owned());
+        }
+        if auth_value == "oauth" {
+            return Err("`auth: oauth` needs a `url`: a local command cannot use OAuth".to_owned());
+        }
+        AuthKind::Stdio
+    } else if auth_value == "oauth" {
+        AuthKind::OAuth(parse_oauth(entry.get("oauth"))?)
+    } else {
+        if !auth_value.is_empty() {
+            warnings.push(format!("`auth: {auth_value}` is not a kind the agent knows; it is ignored"));
+        }
+        match parse_headers(unexpanded.get("headers"), entry.get("headers"), scope)? {
+            Some(headers) => AuthKind::Headers(headers),
+            None => AuthKind::None,
+        }
+    };
+    Ok(ServerConfig { url, sse, enabled, auth, warnings })
+}
+
+fn validate_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if let Some(name) = referenced_vars(trimmed).first() {
+        return Err(format!("`url` uses ${{{name}}}, which is not set"));
+    }
+    let parsed = url::Url::parse(trimmed).map_err(|e| format!("`url` is not a valid URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!("`url` must be an http:// or https:// URL, found `{}`", parsed.scheme()));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn parse_enabled(value: Option<&Value>, warnings: &mut Vec<String>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => match s.trim().to_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                warnings.push(format!("`enabled: {s}` is not a yes/no value; treated as enabled"));
+                true
+            }
+        },
+        Some(other) => {
+            warnings.push(format!("`enabled` is {}, not a yes/no value; treated as enabled", kind_of(other)));
+            true
+        }
+    }
+}
+
+fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
+    let block = match value {
+        None | Some(Value::Null) => return Ok(OAuthSettings { timeout_secs: DEFAULT_OAUTH_TIMEOUT_SECS, ..Default::default() }),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("`oauth` must be a mapping, found {}", kind_of(other))),
+    };
+    let field = |key: &str| optional_string(block, key).map_err(|e| e.replacen('`', "`oauth.", 1));
+    let redirect_port = match block.get("redirect_port") {
+        None | Some(Value::Null) => None,
+        Some(v) => match port_number(v) {
+            Some(0) => None,
+            Some(p) => Some(p),
+            None => return Err(format!("`oauth.redirect_port` must be a port number (1-65535), found {}", show_scalar(v))),
+        },
+    };
+    let timeout_secs = match block.get("timeout") {
+        None | Some(Value::Null) => DEFAULT_OAUTH_TIMEOUT_SECS,
+        Some(v) => match number(v) {
+            Some(t) if t > 0.0 && t.is_finite() => t,
+            _ => return Err(format!("`oauth.timeout` must be a positive number of seconds, found {}", show_scalar(v))),
+        },
+    };
+    Ok(OAuthSettings {
+        client_id: field("client_id")?.filter(|s| !s.is_empty()),
+        client_secret: field("client_secret")?.filter(|s| !s.is_empty()).map(SecretString::new),
+        scope: field("scope")?.filter(|s| !s.is_empty()),
+        redirect_port,
+        redirect_uri: field("redirect_uri")?.filter(|s| !s.is_empty()),
+        redirect_host: field("redirect_host")?.filter(|s| !s.is_empty()),
+        client_name: field("client_name")?.filter(|s| !s.is_empty()),
+        timeout_secs,
+    })
+}
+
+/// Header names and the variables they use; values are never kept here.
+fn parse_headers(unexpanded: Option<&Value>, expanded: Option<&Value>, scope: &EnvScope) -> Result<Option<HeaderAuth>, String> {
+    let (Some(Value::Object(raw)), Some(Value::Object(_))) = (unexpanded, expanded) else {
+        return match expanded {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) if m.is_empty() => Ok(None),
+            Some(other) => Err(format!("`headers` must be a mapping of header names to values, found {}", kind_of(other))),
+        };
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => return Err(format!("header `{name}` must be a string, found {}", kind_of(other))),
+        };
+        let refs = referenced_vars(&text)
+            .into_iter()
+            .map(|var| EnvRef { is_set: scope.get(&var).is_some(), name: var })
+            .collect();
+        headers.push((name.clone(), refs));
+    }
+    Ok(Some(HeaderAuth { headers }))
+}
+
+fn optional_string(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("`{key}` must be a string, found {}", kind_of(other))),
+    }
+}
+
+/// A port as the agent reads it (`int(value)`: numbers and numeric strings).
+fn port_number(v: &Value) -> Option<u16> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+        Value::String(s) => s.trim().parse::<u16>().ok(),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// A scalar for an error message; strings are quoted and cut short, since a
+/// misplaced value could be a secret pasted into the wrong key.
+fn show_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.chars().count() > 24 => "a long string".to_owned(),
+        Value::String(s) => format!("`{s}`"),
+        Value::Number(n) => n.to_string(),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use rstest::rstest;
+    use serde_json::json;
+
+    fn scope() -> EnvScope {
+        EnvScope::from_pairs([
+            ("TOKEN".to_owned(), "secret-token-value".to_owned()),
+            ("HOST".to_owned(), "mcp.example.com".to_owned()),
+        ])
+    }
+
+    fn check(value: Value) -> Result<ServerConfig, String> {
+        validate(RawServer { name: "s".to_owned(), line: 1, value }, &scope()).config
+    }
+
+    #[test]
+    fn oauth_with_block() {
+        let cfg = check(json!({
+            "url": "https://${HOST}/mcp", "auth": " OAuth ",
+            "oauth": {"client_id": "cid", "client_secret": "${TOKEN}", "scope": "read write",
+                      "redirect_port": "8765", "client_name": "Me", "timeout": 60}
+        }));
+        let cfg = cfg.expect("valid");
+        assert_eq!(cfg.url.as_deref(), Some("https://mcp.example.com/mcp"));
+        let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth: {:?}", cfg.auth) };
+        assert_eq!(o.client_id.as_deref(), Some("cid"));
+        assert_eq!(o.client_secret.as_ref().map(SecretString::expose), Some("secret-token-value"));
+        assert_eq!(o.redirect_port, Some(8765));
+        assert_eq!(o.timeout_secs, 60.0);
+        assert_eq!(o.client_name.as_deref(), Some("Me"));
+    }
+
+    #[test]
+    fn oauth_defaults() {
+        let cfg = check(json!({"url": "http://127.0.0.1:9/mcp", "auth": "oauth"})).expect("valid");
+        assert_eq!(cfg.auth, AuthKind::OAuth(OAuthSettings { timeout_secs: 300.0, ..Default::default() }));
+    }
+
+    #[test]
+    fn headers_report_variables_not_values() {
+        let cfg = check(json!({"url": "https://x/mcp", "headers": {"Authorization": "Bearer ${TOKEN}", "X-Key": "${env:NOPE}", "X-Plain": "v"}}))
+            .expect("valid");
+        let AuthKind::Headers(h) = &cfg.auth else { panic!("not headers") };
+        assert_eq!(
+            h.headers,
+            vec![
+                ("Authorization".to_owned(), vec![EnvRef { name: "TOKEN".to_owned(), is_set: true }]),
+                ("X-Key".to_owned(), vec![EnvRef { name: "NOPE".to_owned(), is_set: false }]),
+                ("X-Plain".to_owned(), vec![]),
+            ]
+        );
+        assert!(!format!("{cfg:?}").contains("secret-token-value"));
+    }
+
+    #[rstest]
+    #[case(json!({"command": "npx", "args": ["-y", "x"]}), "stdio")]
+    #[case(json!({"url": "https://x/mcp", "command": "npx"}), "none")]
+    #[case(json!({"url": "https://x/mcp", "headers": {}}), "none")]
+    #[case(json!({"url": "https://x/sse", "transport": "sse", "auth": "basic"}), "none")]
+    fn kinds(#[case] value: Value, #[case] kind: &str) {
+        let cfg = check(value).expect("valid");
+        let got = match cfg.auth {
+            AuthKind::OAuth(_) => "oauth",
+            AuthKind::Headers(_) => "headers",
+            AuthKind::Stdio => "stdio",
+            AuthKind::None => "none",
+        };
+        assert_eq!(got, kind);
+    }
+
+    #[rstest]
+    #[case(json!(true), true)]
+    #[case(json!(false), false)]
+    #[case(json!("off"), false)]
+    #[case(json!(" No "), false)]
+    #[case(json!("yes"), true)]
+    #[case(json!("maybe"), true)]
+    #[case(json!(null), true)]
+    fn enabled_values(#[case] enabled: Value, #[case] want: bool) {
+        let cfg = check(json!({"command": "x", "enabled": enabled})).expect("valid");
+        assert_eq!(cfg.enabled, want);
+    }
+
+    #[test]
+    fn warnings_for_ignored_settings() {
+        let cfg = check(json!({"url": "https://x/mcp", "auth": "basic", "enabled": "maybe"})).expect("valid");
+        assert_eq!(
+            cfg.warnings,
+            vec![
+                "`enabled: maybe` is not a yes/no value; treated as enabled".to_owned(),
+                "`auth: basic` is not a kind the agent knows; it is ignored".to_owned(),
+            ]
+        );
+    }
+
+    #[rstest]
+    #[case(json!("just a string"), "the entry must be a mapping of settings, found a string")]
+    #[case(json!({}), "needs either `url` (a remote server) or `command` (a local one)")]
+    #[case(json!({"url": ["x"]}), "`url` must be a string, found a list")]
+    #[case(json!({"url": "ftp://x/"}), "`url` must be an http:// or https:// URL, found `ftp`")]
+    #[case(json!({"url": "not a url"}), "`url` is not a valid URL (relative URL without a base)")]
+    #[case(json!({"url": "https://${MISSING_HOST}/mcp"}), "`url` uses ${MISSING_HOST}, which is not set")]
+    #[case(json!({"url": "https://x/", "auth": {"type": "oauth"}}), "`auth` must be a string, found a mapping")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": "yes"}), "`oauth` must be a mapping, found a string")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"redirect_port": 70000}}), "`oauth.redirect_port` must be a port number (1-65535), found 70000")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": "soon"}}), "`oauth.timeout` must be a positive number of seconds, found `soon`")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"client_id": ["a"]}}), "`oauth.client_id` must be a string, found a list")]
+    #[case(json!({"command": "x", "auth": "oauth"}), "`auth: oauth` needs a `url`: a local command cannot use OAuth")]
+    #[case(json!({"url": "https://x/", "headers": ["a"]}), "`headers` must be a mapping of header names to values, found a list")]
+    #[case(json!({"url": "https://x/", "headers": {"A": {"b": 1}}}), "header `A` must be a string, found a mapping")]
+    fn invalid_entries(#[case] value: Value, #[case] reason: &str) {
+        assert_eq!(check(value), Err(reason.to_owned()));
+    }
+
+    #[test]
+    fn errors_never_echo_long_values() {
+        let err = check(json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": "sk-live-0123456789abcdefghijklmnop"}}));
+        assert_eq!(err, Err("`oauth.timeout` must be a positive number of seconds, found a long string".to_owned()));
+    }
+}

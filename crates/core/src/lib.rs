@@ -1,0 +1,38 @@
+//! The GUI-free engine of mcp-auth-tray.
+//!
+//! Everything a front end needs lives here, so the tray app and the `mcp-auth`
+//! CLI stay thin and agree with each other:
+//! - where the agent keeps its homes and profiles ([`HermesRoot`]);
+//! - its `config.yaml`, read the way the agent reads it, with `.env` and
+//!   `${VAR}` interpolation ([`load_home_config`]);
+//! - the file layout of the agent's own token store ([`token_file_stem`],
+//!   [`TokenFileSummary`]);
+//! - one status model that every front end renders ([`ServerStatus`]);
+//! - a watcher that follows edits of config and token files ([`HomeWatcher`]).
+//!
+//! The crate never depends on a GUI toolkit: it builds and tests headless.
+
+mod agent_layout;
+mod config;
+mod dotenv;
+mod home;
+mod interpolate;
+mod secret;
+mod snapshot;
+mod status;
+mod token_file;
+mod watch;
+
+pub use agent_layout::{AgentPaths, token_file_stem};
+pub use config::{
+    AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig,
+    ServerEntry, load_home_config,
+};
+pub use home::{Home, HermesRoot, is_profile_id};
+pub use secret::SecretString;
+pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
+pub use status::{
+    AuthState, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
+};
+pub use token_file::{TokenFileError, TokenFileSummary, read_token_file};
+pub use watch::{HomeWatcher, WatchError};
