@@ -1,1 +1,77 @@
-fn main() {}
+//! `mcp-auth`: the headless command line of mcp-auth-tray.
+//!
+//! A thin front end over `mcp-auth-core`: it parses arguments, calls the core
+//! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
+
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sign-in state of your agent's MCP servers, from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-auth", version, about, long_about = None)]
+struct Cli {
+    /// The agent's home folder (default: $HERMES_HOME, else ~/.hermes).
+    #[arg(long, global = true, value_name = "DIR")]
+    hermes_home: Option<PathBuf>,
+
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every configured MCP server with its sign-in state.
+    ///
+    /// Example: mcp-auth status --json | jq '.[] | select(.state == "needs_reauth")'
+    Status(status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            #[expect(clippy::print_stderr, reason = "the binary's error edge")]
+            {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays parseable; `RUST_LOG` overrides `-v`.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_stderr())
+        .with_target(false)
+        .init();
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` is set.
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

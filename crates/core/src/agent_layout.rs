@@ -36,10 +36,8 @@ fn is_python_word_char(c: char) -> bool {
 /// Two names can share a stem (`my server` and `my_server`); callers that write
 /// files must detect that and refuse.
 pub fn token_file_stem(server_name: &str) -> String {
-    let replaced: String = server_name
-        .chars()
-        .map(|c| if is_python_word_char(c) || c == '-' { c } else { '_' })
-        .collect();
+    let replaced: String =
+        server_name.chars().map(|c| if is_python_word_char(c) || c == '-' { c } else { '_' }).collect();
     let stem: String = replaced.trim_matches('_').chars().take(128).collect();
     if stem.is_empty() { "default".to_owned() } else { stem }
 }
@@ -107,8 +105,21 @@ mod tests {
     #[test]
     fn matches_python_for_a_mixed_sample() -> Result<(), Box<dyn std::error::Error>> {
         let names = [
-            "github", "my server", "ça-va", "x\u{0301}y", "٣٤", "Ⅻ", "½", "a\u{200b}b", "tab\tx",
-            "名前-1", "ǅ", "__", "ß.ẞ", "\u{1d7d8}", "a\u{0345}b",
+            "github",
+            "my server",
+            "ça-va",
+            "x\u{0301}y",
+            "٣٤",
+            "Ⅻ",
+            "½",
+            "a\u{200b}b",
+            "tab\tx",
+            "名前-1",
+            "ǅ",
+            "__",
+            "ß.ẞ",
+            "\u{1d7d8}",
+            "a\u{0345}b",
         ];
         let script = r#"import json,re,sys
 names=json.load(sys.stdin)

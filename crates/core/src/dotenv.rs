@@ -21,11 +21,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, S
         let (entry, after) = parse_entry(rest);
         rest = after;
         let Some((key, value, expand)) = entry else { continue };
-        let value = if expand {
-            expand_refs(&value, &|name| defined.get(name).cloned().or_else(|| env(name)))
-        } else {
-            value
-        };
+        let value =
+            if expand { expand_refs(&value, &|name| defined.get(name).cloned().or_else(|| env(name))) } else { value };
         defined.insert(key.clone(), value.clone());
         out.push((key, value));
     }
@@ -52,7 +49,7 @@ fn parse_entry(input: &str) -> (Option<(String, String, bool)>, &str) {
     let value_start = (body.as_ptr() as usize - input.as_ptr() as usize) + eq + 1;
     let value_input = input[value_start..].trim_start_matches([' ', '\t']);
     match value_input.chars().next() {
-        Some(q @ ('\'' | '"')) => match value_input[1..].find(|c| c == q) {
+        Some(q @ ('\'' | '"')) => match value_input[1..].find(q) {
             Some(_) => {
                 let (value, consumed) = read_quoted(&value_input[1..], q);
                 let after = &value_input[1 + consumed..];
@@ -180,15 +177,7 @@ mod tests {
     #[test]
     fn expands_from_earlier_lines_then_environment() {
         let text = "A=one\nB=${A}-${FROM_ENV}\nC=\"${MISSING:-fallback}\"\nD=${MISSING}\n";
-        assert_eq!(
-            pairs(text),
-            vec![
-                kv("A", "one"),
-                kv("B", "one-env-value"),
-                kv("C", "fallback"),
-                kv("D", ""),
-            ]
-        );
+        assert_eq!(pairs(text), vec![kv("A", "one"), kv("B", "one-env-value"), kv("C", "fallback"), kv("D", ""),]);
     }
 
     #[test]

@@ -53,18 +53,14 @@ pub fn is_profile_id(id: &str) -> bool {
         _ => return false,
     }
     bytes.len() <= 64
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+        && bytes[1..].iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
 impl HermesRoot {
     /// Resolve the root from an explicit `--hermes-home`, else `$HERMES_HOME`,
     /// else the platform default.
     pub fn resolve(explicit: Option<&Path>) -> Self {
-        let env_home = std::env::var_os("HERMES_HOME")
-            .map(PathBuf::from)
-            .filter(|p| !p.as_os_str().is_empty());
+        let env_home = std::env::var_os("HERMES_HOME").map(PathBuf::from).filter(|p| !p.as_os_str().is_empty());
         Self::resolve_from(explicit, env_home.as_deref(), &platform_default_home())
     }
 
@@ -152,11 +148,7 @@ mod tests {
     #[case(None, Some("/opt/data/profiles/coder"), "/opt/data")]
     #[case(Some("/srv/h"), Some("/opt/data"), "/srv/h")]
     fn root_resolution(#[case] explicit: Option<&str>, #[case] env: Option<&str>, #[case] want: &str) {
-        let root = HermesRoot::resolve_from(
-            explicit.map(Path::new),
-            env.map(Path::new),
-            Path::new("/home/u/.hermes"),
-        );
+        let root = HermesRoot::resolve_from(explicit.map(Path::new), env.map(Path::new), Path::new("/home/u/.hermes"));
         assert_eq!(root.path(), Path::new(want));
     }
 

@@ -46,10 +46,8 @@ impl EnvScope {
     /// Expands every string inside `value`.
     pub fn expand_value(&self, value: &mut Value) {
         match value {
-            Value::String(s) => {
-                if s.contains("${") {
-                    *s = self.expand_str(s);
-                }
+            Value::String(s) if s.contains("${") => {
+                *s = self.expand_str(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.expand_value(v)),
             Value::Object(map) => map.values_mut().for_each(|v| self.expand_value(v)),

@@ -17,6 +17,7 @@ mod config;
 mod dotenv;
 mod home;
 mod interpolate;
+mod menu;
 mod secret;
 mod snapshot;
 mod status;
@@ -25,14 +26,14 @@ mod watch;
 
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use config::{
-    AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig,
-    ServerEntry, load_home_config,
+    AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry, load_home_config,
 };
-pub use home::{Home, HermesRoot, is_profile_id};
+pub use home::{HermesRoot, Home, is_profile_id};
+pub use menu::{MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use secret::SecretString;
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
-    AuthState, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
+    AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, read_token_file};
 pub use watch::{HomeWatcher, WatchError};

@@ -58,7 +58,7 @@ impl SnapshotLoader {
                 HomeSnapshot { home, servers: load.servers, config_missing: load.missing, error: None }
             }
             Err(error) => {
-                tracing::warn!(%error, "config unreadable; keeping the last good server list");
+                tracing::info!(%error, "config unreadable; keeping the last good server list");
                 let servers = self.last_good.get(&home.path).cloned().unwrap_or_default();
                 HomeSnapshot { home, servers, config_missing: false, error: Some(error) }
             }

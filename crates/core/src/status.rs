@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::agent_layout::{AgentPaths, token_file_stem};
 use crate::config::{AuthKind, ServerConfig, ServerEntry};
 use crate::snapshot::{HomeSnapshot, Snapshot};
-use crate::token_file::{TokenFileSummary, epoch_secs, read_token_file};
+use crate::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
 
 /// Where a server stands, for the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,7 +179,11 @@ impl StatusReport {
 fn evaluate_home(home: &HomeSnapshot, now: f64, report: &mut StatusReport) {
     let profile = home.home.profile.clone();
     if let Some(error) = &home.error {
-        report.problems.push(ConfigProblem { profile: profile.clone(), message: error.to_string(), stale: !home.servers.is_empty() });
+        report.problems.push(ConfigProblem {
+            profile: profile.clone(),
+            message: error.to_string(),
+            stale: !home.servers.is_empty(),
+        });
     }
     if home.config_missing && home.home.profile.is_none() {
         report.hints.push(format!(
@@ -250,9 +254,12 @@ fn evaluate_entry(entry: &ServerEntry, tokens_dir: &std::path::Path, now: f64) -
             let missing: Vec<String> = h
                 .headers
                 .iter()
-                .flat_map(|(header, refs)| refs.iter().filter(|r| !r.is_set).map(move |r| format!("{header} needs ${{{}}}", r.name)))
+                .flat_map(|(header, refs)| {
+                    refs.iter().filter(|r| !r.is_set).map(move |r| format!("{header} needs ${{{}}}", r.name))
+                })
                 .collect();
-            let used: Vec<String> = h.headers.iter().flat_map(|(_, refs)| refs.iter().map(|r| format!("${{{}}}", r.name))).collect();
+            let used: Vec<String> =
+                h.headers.iter().flat_map(|(_, refs)| refs.iter().map(|r| format!("${{{}}}", r.name))).collect();
             if !missing.is_empty() {
                 status.state = AuthState::Error;
                 status.detail = Some(format!("{}, which is not set (environment or .env)", missing.join("; ")));
@@ -271,7 +278,7 @@ fn evaluate_entry(entry: &ServerEntry, tokens_dir: &std::path::Path, now: f64) -
                 Ok(Some(summary)) => apply_tokens(&mut status, &summary, now),
                 Err(e) => {
                     status.state = AuthState::Error;
-                    status.detail = Some(format!("{e}; sign in again to replace it"));
+                    status.detail = Some(token_file_problem(&e));
                 }
             }
             if let (Some(w), false) = (warnings, status.state == AuthState::Error) {
@@ -283,6 +290,19 @@ fn evaluate_entry(entry: &ServerEntry, tokens_dir: &std::path::Path, now: f64) -
         }
     }
     status
+}
+
+/// The reason first (menus cut long lines), then the path.
+fn token_file_problem(e: &TokenFileError) -> String {
+    match e {
+        TokenFileError::Corrupt { path, reason } => {
+            format!("token file is corrupt: {reason}; sign in again to replace it ({})", path.display())
+        }
+        TokenFileError::TooLarge { path, limit } => {
+            format!("token file is larger than {limit} bytes; sign in again to replace it ({})", path.display())
+        }
+        TokenFileError::Io { path, source } => format!("token file unreadable: {source} ({})", path.display()),
+    }
 }
 
 fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
@@ -346,21 +366,27 @@ fn next_time_left_change(remaining: f64) -> Option<f64> {
 pub fn menu_line(s: &ServerStatus, now: f64) -> String {
     let left = s.expires_at.map(|e| time_left(e as f64 - now));
     let (glyph, text) = match s.state {
-        AuthState::Connected => ("●", match left {
-            Some(l) => format!("Connected, {l} left"),
-            None => "Connected".to_owned(),
-        }),
+        AuthState::Connected => (
+            "●",
+            match left {
+                Some(l) => format!("Connected, {l} left"),
+                None => "Connected".to_owned(),
+            },
+        ),
         AuthState::Expiring => ("◐", format!("Refresh due, {} left", left.unwrap_or_default())),
         AuthState::Expired => ("◌", "Expired, can refresh".to_owned()),
         AuthState::NotConnected => ("○", "Not connected".to_owned()),
         AuthState::NeedsReauth => ("⚠", "Needs sign-in".to_owned()),
         AuthState::Error => ("✕", format!("Error: {}", short(s.detail.as_deref().unwrap_or("unknown")))),
-        AuthState::NotApplicable => ("·", match s.auth {
-            AuthLabel::Stdio => "Local command".to_owned(),
-            AuthLabel::Headers => "Static headers".to_owned(),
-            AuthLabel::Disabled => "Disabled".to_owned(),
-            _ => "No sign-in needed".to_owned(),
-        }),
+        AuthState::NotApplicable => (
+            "·",
+            match s.auth {
+                AuthLabel::Stdio => "Local command".to_owned(),
+                AuthLabel::Headers => "Static headers".to_owned(),
+                AuthLabel::Disabled => "Disabled".to_owned(),
+                _ => "No sign-in needed".to_owned(),
+            },
+        ),
     };
     format!("{glyph} {} — {text}", s.name)
 }

@@ -84,7 +84,9 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
     }
     match map.get("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-        Some(Value::String(t)) if t.len() <= 16 => return Err(format!("`token_type` is `{t}`, the agent accepts only Bearer")),
+        Some(Value::String(t)) if t.len() <= 16 => {
+            return Err(format!("`token_type` is `{t}`, the agent accepts only Bearer"));
+        }
         _ => return Err("`token_type` must be \"Bearer\"".to_owned()),
     }
     let optional_str = |key: &str| -> Result<Option<String>, String> {
@@ -136,7 +138,9 @@ mod tests {
 
     #[test]
     fn absolute_expiry_wins() {
-        let s = ok(r#"{"access_token":"a","token_type":"bearer","expires_in":3600,"expires_at":2000000.5,"refresh_token":"r","scope":"x y"}"#);
+        let s = ok(
+            r#"{"access_token":"a","token_type":"bearer","expires_in":3600,"expires_at":2000000.5,"refresh_token":"r","scope":"x y"}"#,
+        );
         assert_eq!(
             s,
             TokenFileSummary {
@@ -175,7 +179,10 @@ mod tests {
     #[case(r#"{"token_type":"Bearer"}"#, "no `access_token` string")]
     #[case(r#"{"access_token":"a","token_type":"DPoP"}"#, "`token_type` is `DPoP`, the agent accepts only Bearer")]
     #[case(r#"{"access_token":"a"}"#, "`token_type` must be \"Bearer\"")]
-    #[case(r#"{"access_token":"a","token_type":"Bearer","expires_at":"2026-01-01T00:00:00Z"}"#, "`expires_at` must be a number of seconds (the agent cannot load a string)")]
+    #[case(
+        r#"{"access_token":"a","token_type":"Bearer","expires_at":"2026-01-01T00:00:00Z"}"#,
+        "`expires_at` must be a number of seconds (the agent cannot load a string)"
+    )]
     #[case(r#"{"access_token":"a","token_type":"Bearer","refresh_token":5}"#, "`refresh_token` must be a string")]
     fn corrupt(#[case] json: &str, #[case] reason: &str) {
         assert_eq!(summarize(json.as_bytes(), MTIME), Err(reason.to_owned()));

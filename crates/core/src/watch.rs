@@ -246,10 +246,11 @@ mod tests {
         let root = HermesRoot::at(dir.path().join("a").join("hermes"));
         assert_eq!(wanted_dirs(&root), BTreeSet::from([dir.path().to_path_buf()]));
         std::fs::create_dir_all(dir.path().join("a/hermes/profiles/work/mcp-tokens"))?;
-        let want: BTreeSet<PathBuf> = ["a", "a/hermes", "a/hermes/profiles", "a/hermes/profiles/work", "a/hermes/profiles/work/mcp-tokens"]
-            .iter()
-            .map(|p| dir.path().join(p))
-            .collect();
+        let want: BTreeSet<PathBuf> =
+            ["a", "a/hermes", "a/hermes/profiles", "a/hermes/profiles/work", "a/hermes/profiles/work/mcp-tokens"]
+                .iter()
+                .map(|p| dir.path().join(p))
+                .collect();
         assert_eq!(wanted_dirs(&root), want);
         Ok(())
     }

@@ -118,7 +118,14 @@ fn validate_value(value: &Value, scope: &EnvScope) -> Result<ServerConfig, Strin
     };
     let sse = match optional_string(entry, "transport")? {
         Some(t) if t.trim().eq_ignore_ascii_case("sse") => true,
-        Some(t) if matches!(t.trim().to_ascii_lowercase().as_str(), "http" | "streamable-http" | "streamable_http" | "stdio") => false,
+        Some(t)
+            if matches!(
+                t.trim().to_ascii_lowercase().as_str(),
+                "http" | "streamable-http" | "streamable_http" | "stdio"
+            ) =>
+        {
+            false
+        }
         Some(t) => {
             warnings.push(format!("unknown transport `{t}` (the agent uses Streamable HTTP)"));
             false
@@ -187,7 +194,9 @@ fn parse_enabled(value: Option<&Value>, warnings: &mut Vec<String>) -> bool {
 
 fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
     let block = match value {
-        None | Some(Value::Null) => return Ok(OAuthSettings { timeout_secs: DEFAULT_OAUTH_TIMEOUT_SECS, ..Default::default() }),
+        None | Some(Value::Null) => {
+            return Ok(OAuthSettings { timeout_secs: DEFAULT_OAUTH_TIMEOUT_SECS, ..Default::default() });
+        }
         Some(Value::Object(map)) => map,
         Some(other) => return Err(format!("`oauth` must be a mapping, found {}", kind_of(other))),
     };
@@ -197,7 +206,9 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
         Some(v) => match port_number(v) {
             Some(0) => None,
             Some(p) => Some(p),
-            None => return Err(format!("`oauth.redirect_port` must be a port number (1-65535), found {}", show_scalar(v))),
+            None => {
+                return Err(format!("`oauth.redirect_port` must be a port number (1-65535), found {}", show_scalar(v)));
+            }
         },
     };
     let timeout_secs = match block.get("timeout") {
@@ -220,12 +231,18 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
 }
 
 /// Header names and the variables they use; values are never kept here.
-fn parse_headers(unexpanded: Option<&Value>, expanded: Option<&Value>, scope: &EnvScope) -> Result<Option<HeaderAuth>, String> {
+fn parse_headers(
+    unexpanded: Option<&Value>,
+    expanded: Option<&Value>,
+    scope: &EnvScope,
+) -> Result<Option<HeaderAuth>, String> {
     let (Some(Value::Object(raw)), Some(Value::Object(_))) = (unexpanded, expanded) else {
         return match expanded {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) if m.is_empty() => Ok(None),
-            Some(other) => Err(format!("`headers` must be a mapping of header names to values, found {}", kind_of(other))),
+            Some(other) => {
+                Err(format!("`headers` must be a mapping of header names to values, found {}", kind_of(other)))
+            }
         };
     };
     if raw.is_empty() {
@@ -415,7 +432,9 @@ mod tests {
 
     #[test]
     fn errors_never_echo_long_values() {
-        let err = check(json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": "sk-live-0123456789abcdefghijklmnop"}}));
+        let err = check(
+            json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": "sk-live-0123456789abcdefghijklmnop"}}),
+        );
         assert_eq!(err, Err("`oauth.timeout` must be a positive number of seconds, found a long string".to_owned()));
     }
 }

@@ -184,7 +184,9 @@ mod tests {
 
     #[test]
     fn values_stay_generic() -> Result<(), DocumentError> {
-        let servers = parse_document("mcp_servers:\n  a:\n    url: https://a\n    oauth: {client_id: c, redirect_port: 8080}\n    weird: [1, true, null]\n")?;
+        let servers = parse_document(
+            "mcp_servers:\n  a:\n    url: https://a\n    oauth: {client_id: c, redirect_port: 8080}\n    weird: [1, true, null]\n",
+        )?;
         assert_eq!(
             servers[0].value,
             json!({"url": "https://a", "oauth": {"client_id": "c", "redirect_port": 8080}, "weird": [1, true, null]})

@@ -70,7 +70,9 @@ const CONFIG: &str = "mcp_servers:
 
 fn token_json(expires_at: f64, expires_in: u64, refresh: bool) -> String {
     let refresh = if refresh { r#","refresh_token":"r-secret""# } else { "" };
-    format!(r#"{{"access_token":"a-secret","token_type":"Bearer","expires_in":{expires_in},"expires_at":{expires_at}{refresh}}}"#)
+    format!(
+        r#"{{"access_token":"a-secret","token_type":"Bearer","expires_in":{expires_in},"expires_at":{expires_at}{refresh}}}"#
+    )
 }
 
 #[test]
@@ -83,7 +85,8 @@ fn states_from_the_agents_token_files() {
     f.tokens("corrupt", "{not json");
     let report = f.report();
 
-    let got: Vec<(&str, AuthLabel, AuthState)> = report.servers.iter().map(|s| (s.name.as_str(), s.auth, s.state)).collect();
+    let got: Vec<(&str, AuthLabel, AuthState)> =
+        report.servers.iter().map(|s| (s.name.as_str(), s.auth, s.state)).collect();
     assert_eq!(
         got,
         vec![
@@ -114,19 +117,25 @@ fn states_from_the_agents_token_files() {
     );
     assert_eq!(row(&report, "dead").detail.as_deref(), Some("the access token expired and there is no refresh token"));
     let corrupt = row(&report, "corrupt").detail.unwrap_or_default();
-    assert!(corrupt.contains("corrupt.json is corrupt: not valid JSON"), "{corrupt}");
+    assert!(corrupt.starts_with("token file is corrupt: not valid JSON; sign in again to replace it ("), "{corrupt}");
+    assert!(corrupt.ends_with("corrupt.json)"), "{corrupt}");
     assert_eq!(
         row(&report, "keyed").detail.as_deref(),
         Some("Authorization needs ${MCP_AUTH_TRAY_TEST_UNSET_VAR}, which is not set (environment or .env)")
     );
-    assert_eq!(row(&report, "broken").detail.as_deref(), Some("invalid entry (config.yaml line 30): `url` must be a string, found a number"));
+    assert_eq!(
+        row(&report, "broken").detail.as_deref(),
+        Some("invalid entry (config.yaml line 30): `url` must be a string, found a number")
+    );
     let everything = format!("{report:?}");
     assert!(!everything.contains("secret"), "a secret leaked into the report");
 }
 
 #[test]
 fn header_variables_from_dotenv_count_as_set() {
-    let f = Fixture::new("mcp_servers:\n  keyed:\n    url: https://k/mcp\n    headers:\n      X-Key: ${MCP_AUTH_TRAY_DOTENV_KEY}\n");
+    let f = Fixture::new(
+        "mcp_servers:\n  keyed:\n    url: https://k/mcp\n    headers:\n      X-Key: ${MCP_AUTH_TRAY_DOTENV_KEY}\n",
+    );
     std::fs::write(f.dir.path().join(".env"), "MCP_AUTH_TRAY_DOTENV_KEY=abc\n").expect("write .env");
     let keyed = row(&f.report(), "keyed");
     assert_eq!(keyed.state, AuthState::NotApplicable);
@@ -135,7 +144,9 @@ fn header_variables_from_dotenv_count_as_set() {
 
 #[test]
 fn colliding_token_file_names_are_errors() {
-    let f = Fixture::new("mcp_servers:\n  my server:\n    url: https://a/mcp\n    auth: oauth\n  my_server:\n    url: https://b/mcp\n    auth: oauth\n");
+    let f = Fixture::new(
+        "mcp_servers:\n  my server:\n    url: https://a/mcp\n    auth: oauth\n  my_server:\n    url: https://b/mcp\n    auth: oauth\n",
+    );
     f.tokens("my_server", &token_json(NOW + 3000.0, 3600, true));
     let report = f.report();
     for name in ["my server", "my_server"] {
@@ -160,7 +171,8 @@ fn profiles_are_listed_with_their_own_tokens() {
     let f = Fixture::new("mcp_servers:\n  a:\n    url: https://a/mcp\n    auth: oauth\n");
     let profile = f.dir.path().join("profiles").join("work");
     std::fs::create_dir_all(profile.join("mcp-tokens")).expect("mkdir");
-    std::fs::write(profile.join("config.yaml"), "mcp_servers:\n  a:\n    url: https://a/mcp\n    auth: oauth\n").expect("write");
+    std::fs::write(profile.join("config.yaml"), "mcp_servers:\n  a:\n    url: https://a/mcp\n    auth: oauth\n")
+        .expect("write");
     std::fs::write(profile.join("mcp-tokens").join("a.json"), token_json(NOW + 9000.0, 10000, true)).expect("write");
     let report = f.report();
     let got: Vec<(Option<&str>, AuthState)> = report.servers.iter().map(|s| (s.profile.as_deref(), s.state)).collect();
@@ -230,7 +242,11 @@ fn next_change_is_the_earliest_label_or_state_change() {
     let next = report.next_change_at().expect("a change");
     assert!((next - (NOW + 60.001)).abs() < 1e-6, "{next}");
 
-    let idle = StatusReport { servers: vec![status(AuthState::NotApplicable, AuthLabel::Stdio, None, None)], computed_at: NOW, ..Default::default() };
+    let idle = StatusReport {
+        servers: vec![status(AuthState::NotApplicable, AuthLabel::Stdio, None, None)],
+        computed_at: NOW,
+        ..Default::default()
+    };
     assert_eq!(idle.next_change_at(), None);
 }
 

@@ -1,0 +1,185 @@
+//! `mcp-auth status`: a table for people, `--json` for scripts.
+//!
+//! The JSON is an array of objects with the fields `profile`, `name`, `url`,
+//! `auth`, `state`, `expires_at`, `detail` (see `ServerStatus`). Problems with
+//! a whole config file never change the exit code: the table shows them in
+//! place, and with `--json` they go to stderr so stdout stays an array.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use mcp_auth_core::{AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, time_left};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> {
+    let root = HermesRoot::resolve(hermes_home);
+    let snapshot = SnapshotLoader::new().load(&root);
+    let report = StatusReport::evaluate(&snapshot, SystemTime::now());
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report.servers).context("writing JSON")?;
+        writeln!(out)?;
+        let mut err = std::io::stderr().lock();
+        for p in &report.problems {
+            writeln!(err, "error: {}{}", profile_prefix(p.profile.as_deref()), p.message)?;
+        }
+        for hint in &report.hints {
+            writeln!(err, "hint: {hint}")?;
+        }
+        return Ok(());
+    }
+    let homes: Vec<(Option<String>, &Path)> =
+        snapshot.homes.iter().map(|h| (h.home.profile.clone(), h.home.path.as_path())).collect();
+    out.write_all(render_table(&report, &homes).as_bytes())?;
+    Ok(())
+}
+
+fn profile_prefix(profile: Option<&str>) -> String {
+    profile.map(|p| format!("[profile {p}] ")).unwrap_or_default()
+}
+
+/// The human table, grouped by profile.
+fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)]) -> String {
+    let mut text = String::new();
+    let now = report.computed_at;
+    let show_headers = homes.len() > 1;
+    for (profile, path) in homes {
+        let rows: Vec<&ServerStatus> = report.servers.iter().filter(|s| s.profile == *profile).collect();
+        let problems: Vec<_> = report.problems.iter().filter(|p| p.profile == *profile).collect();
+        if show_headers {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&format!("Profile {} ({})\n", profile.as_deref().unwrap_or("default"), path.display()));
+        }
+        for p in &problems {
+            text.push_str(&format!("! config error: {}\n", p.message));
+            if p.stale {
+                text.push_str("  (showing the last list that loaded)\n");
+            }
+        }
+        if rows.is_empty() {
+            if problems.is_empty() {
+                text.push_str("  no MCP servers configured\n");
+            }
+            continue;
+        }
+        let table: Vec<[String; 5]> = rows
+            .iter()
+            .map(|s| {
+                [
+                    s.name.clone(),
+                    serde_plain(&s.auth),
+                    state_text(s.state).to_owned(),
+                    expiry_text(s, now),
+                    s.url.clone().unwrap_or_else(|| "-".to_owned()),
+                ]
+            })
+            .collect();
+        let header = ["NAME", "AUTH", "STATE", "EXPIRES", "URL"].map(str::to_owned);
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for row in &table {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String; 5]| {
+            let mut l = String::from("  ");
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell);
+                } else {
+                    l.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            l.trim_end().to_owned() + "\n"
+        };
+        text.push_str(&line(&header));
+        for (row, s) in table.iter().zip(&rows) {
+            text.push_str(&line(row));
+            if let Some(detail) = &s.detail {
+                text.push_str(&format!("    ↳ {detail}\n"));
+            }
+        }
+    }
+    for hint in &report.hints {
+        text.push_str(&format!("\nhint: {hint}\n"));
+    }
+    text
+}
+
+fn serde_plain<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn state_text(state: AuthState) -> &'static str {
+    match state {
+        AuthState::NotConnected => "not connected",
+        AuthState::Connected => "connected",
+        AuthState::Expiring => "refresh due",
+        AuthState::Expired => "expired",
+        AuthState::NeedsReauth => "needs sign-in",
+        AuthState::Error => "error",
+        AuthState::NotApplicable => "-",
+    }
+}
+
+fn expiry_text(s: &ServerStatus, now: f64) -> String {
+    match s.expires_at {
+        Some(at) if at as f64 >= now => format!("in {}", time_left(at as f64 - now)),
+        Some(at) => format!("{} ago", time_left(now - at as f64)),
+        None => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_auth_core::{AuthLabel, AuthState};
+
+    #[test]
+    fn table_groups_by_profile_and_shows_details() {
+        let row =
+            |profile: Option<&str>, name: &str, state: AuthState, expires_at: Option<i64>, detail: Option<&str>| {
+                ServerStatus {
+                    profile: profile.map(str::to_owned),
+                    name: name.to_owned(),
+                    url: Some(format!("https://{name}.example/mcp")),
+                    auth: AuthLabel::Oauth,
+                    state,
+                    expires_at,
+                    detail: detail.map(str::to_owned),
+                    refresh_due_at: None,
+                }
+            };
+        let report = StatusReport {
+            servers: vec![
+                row(None, "notion", AuthState::Connected, Some(1000 + 3120), None),
+                row(None, "sentry", AuthState::Expired, Some(1000 - 7200), None),
+                row(Some("work"), "x", AuthState::NeedsReauth, None, Some("the access token expired")),
+            ],
+            computed_at: 1000.0,
+            ..Default::default()
+        };
+        let homes = [(None, Path::new("/h/.hermes")), (Some("work".to_owned()), Path::new("/h/.hermes/profiles/work"))];
+        let want = "Profile default (/h/.hermes)
+  NAME    AUTH   STATE      EXPIRES    URL
+  notion  oauth  connected  in 52 min  https://notion.example/mcp
+  sentry  oauth  expired    2 h ago    https://sentry.example/mcp
+
+Profile work (/h/.hermes/profiles/work)
+  NAME  AUTH   STATE          EXPIRES  URL
+  x     oauth  needs sign-in  -        https://x.example/mcp
+    ↳ the access token expired
+";
+        pretty_assertions::assert_eq!(render_table(&report, &homes), want);
+    }
+}
