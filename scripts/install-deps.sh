@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages needed to build mcp-auth-tray and run all its
+# tests. Idempotent; run as root or with sudo available. Rust itself (cargo,
+# rustc >= 1.90) must already be installed.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+BUILD_PACKAGES=(
+  build-essential pkg-config      # C toolchain for -sys crates
+  libwebkit2gtk-4.1-dev           # Tauri's webview (WebKitGTK 4.1) and GTK 3
+  libayatana-appindicator3-dev    # the tray icon (StatusNotifierItem) on Linux
+  librsvg2-dev                    # SVG icons in GTK menus
+  libxdo-dev                      # menu accelerators on X11 (muda)
+)
+TEST_PACKAGES=(
+  xvfb                            # a headless X server for the real app
+  dbus                            # dbus-run-session: a private session bus per test
+  python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host (tests/tray/sni_probe.py)
+)
+
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  echo "note: add \$HOME/.cargo/bin to PATH" >&2
+fi
+echo "system packages ready"
