@@ -10,7 +10,7 @@ mod tray_host;
 use tauri::{Manager, RunEvent};
 
 fn main() -> anyhow::Result<()> {
-    init_logging();
+    mcp_auth_core::init_stderr_logging("info");
     let app = tauri::Builder::default()
         .setup(|app| {
             tray_host::warn_if_missing();
@@ -26,22 +26,4 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     });
     Ok(())
-}
-
-/// Logs to stderr; `RUST_LOG` sets the level (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_stderr())
-        .with_target(false)
-        .init();
-}
-
-/// Colours only on a terminal, and never when `NO_COLOR` is set.
-fn colour_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

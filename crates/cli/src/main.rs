@@ -55,23 +55,9 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr so stdout stays parseable; `RUST_LOG` overrides `-v`.
 fn init_logging(verbose: u8) {
-    let default = match verbose {
+    mcp_auth_core::init_stderr_logging(match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_stderr())
-        .with_target(false)
-        .init();
-}
-
-/// Colours only on a terminal, and never when `NO_COLOR` is set.
-fn colour_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    });
 }

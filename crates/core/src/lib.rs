@@ -17,7 +17,9 @@ mod config;
 mod dotenv;
 mod home;
 mod interpolate;
+mod logging;
 mod menu;
+mod read_capped;
 mod secret;
 mod snapshot;
 mod status;
@@ -29,6 +31,7 @@ pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry, load_home_config,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
+pub use logging::{colour_stderr, init_stderr_logging};
 pub use menu::{MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use secret::SecretString;
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};

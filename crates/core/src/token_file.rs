@@ -8,12 +8,13 @@
 //! `expires_in`, which otherwise counts from the file's mtime. A string
 //! `expires_at` crashes the agent, so we call it corrupt too.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+
+use crate::read_capped::{Capped, read_capped};
 
 /// Token files larger than this are not read (the agent's are < 10 KiB).
 pub const MAX_TOKEN_FILE_BYTES: u64 = 256 * 1024;
@@ -57,17 +58,14 @@ pub enum TokenFileError {
 /// Reads a token file; `Ok(None)` when it does not exist.
 pub fn read_token_file(path: &Path) -> Result<Option<TokenFileSummary>, TokenFileError> {
     let io_err = |source: std::io::Error| TokenFileError::Io { path: path.to_path_buf(), source: Arc::new(source) };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(e)),
+    let (bytes, meta) = match read_capped(path, MAX_TOKEN_FILE_BYTES).map_err(io_err)? {
+        Capped::Missing => return Ok(None),
+        Capped::TooLarge => {
+            return Err(TokenFileError::TooLarge { path: path.to_path_buf(), limit: MAX_TOKEN_FILE_BYTES });
+        }
+        Capped::Bytes(bytes, meta) => (bytes, meta),
     };
-    let modified = file.metadata().and_then(|m| m.modified()).map_err(io_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
-    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(TokenFileError::TooLarge { path: path.to_path_buf(), limit: MAX_TOKEN_FILE_BYTES });
-    }
+    let modified = meta.modified().map_err(io_err)?;
     summarize(&bytes, epoch_secs(modified))
         .map(Some)
         .map_err(|reason| TokenFileError::Corrupt { path: path.to_path_buf(), reason })

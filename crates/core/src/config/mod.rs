@@ -20,6 +20,7 @@ pub use model::{AuthKind, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, Serve
 use crate::dotenv;
 use crate::home::Home;
 use crate::interpolate::EnvScope;
+use crate::read_capped::{Capped, read_capped};
 
 /// Config files above this size are refused rather than parsed.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -59,17 +60,13 @@ pub fn load_home_config(home: &Home) -> Result<ConfigLoad, ConfigError> {
 
 /// Reads a UTF-8 file of at most [`MAX_CONFIG_BYTES`]; `None` when absent.
 fn read_bounded(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
-    use std::io::Read;
-    let io_err = |source: std::io::Error| ConfigError::Io { path: path.to_path_buf(), source: Arc::new(source) };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(e)),
+    let bytes = match read_capped(path, MAX_CONFIG_BYTES) {
+        Ok(Capped::Missing) => return Ok(None),
+        Ok(Capped::TooLarge) => {
+            return Err(ConfigError::TooLarge { path: path.to_path_buf(), limit: MAX_CONFIG_BYTES });
+        }
+        Ok(Capped::Bytes(bytes, _)) => bytes,
+        Err(source) => return Err(ConfigError::Io { path: path.to_path_buf(), source: Arc::new(source) }),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge { path: path.to_path_buf(), limit: MAX_CONFIG_BYTES });
-    }
     String::from_utf8(bytes).map(Some).map_err(|_| ConfigError::NotUtf8 { path: path.to_path_buf() })
 }
