@@ -13,12 +13,14 @@
 //! The crate never depends on a GUI toolkit: it builds and tests headless.
 
 mod agent_layout;
+mod atomic_file;
 mod config;
 mod dotenv;
 mod home;
 mod interpolate;
 mod logging;
 mod menu;
+pub mod oauth;
 mod read_capped;
 mod secret;
 mod snapshot;
@@ -27,6 +29,7 @@ mod token_file;
 mod watch;
 
 pub use agent_layout::{AgentPaths, token_file_stem};
+pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry, load_home_config,
 };

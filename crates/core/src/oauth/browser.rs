@@ -1,0 +1,135 @@
+//! Opening the authorization URL.
+//!
+//! An interface, because who shows the page differs: the tray uses Tauri's
+//! opener, the CLI the system browser or `$BROWSER` (or prints the URL), tests
+//! and the conformance client a scripted HTTP client.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Boxed future returned by [`Browser::open`] (dyn-compatible).
+pub type BrowserFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BrowserError>> + Send + 'a>>;
+
+/// Something that sends the user (or a script) to a URL.
+pub trait Browser: Send + Sync {
+    /// Opens `url`. Returning does not mean the user finished signing in.
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a>;
+}
+
+/// The browser could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    #[error("cannot start the browser `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the browser `{program}` failed ({status})")]
+    Failed { program: String, status: std::process::ExitStatus },
+    #[error("cannot open the system browser: {0}")]
+    System(#[source] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs a command with the URL as its last argument (`$BROWSER`), or in place
+/// of `%s` when the command contains it.
+#[derive(Debug, Clone)]
+pub struct CommandBrowser {
+    program: String,
+    args: Vec<String>,
+}
+
+impl CommandBrowser {
+    /// Parses a `$BROWSER`-style value: whitespace-separated words; a
+    /// colon-separated list uses its first entry.
+    pub fn from_spec(spec: &str) -> Option<Self> {
+        let first = spec.split(':').map(str::trim).find(|s| !s.is_empty())?;
+        let mut words = first.split_whitespace().map(str::to_owned);
+        let program = words.next()?;
+        Some(Self { program, args: words.collect() })
+    }
+
+    /// The command line for `url`.
+    fn command(&self, url: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program);
+        let mut substituted = false;
+        for arg in &self.args {
+            if arg.contains("%s") {
+                cmd.arg(arg.replace("%s", url));
+                substituted = true;
+            } else {
+                cmd.arg(arg);
+            }
+        }
+        if !substituted {
+            cmd.arg(url);
+        }
+        cmd
+    }
+}
+
+impl Browser for CommandBrowser {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            let mut cmd = tokio::process::Command::from(self.command(url));
+            cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
+            let status = cmd.status().await.map_err(|source| BrowserError::Spawn { program: self.program.clone(), source })?;
+            if status.success() { Ok(()) } else { Err(BrowserError::Failed { program: self.program.clone(), status }) }
+        })
+    }
+}
+
+/// The desktop's default browser.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemBrowser;
+
+impl Browser for SystemBrowser {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            let url = url.to_owned();
+            tokio::task::spawn_blocking(move || open::that_detached(url))
+                .await
+                .map_err(|e| BrowserError::Other(format!("browser task failed: {e}")))?
+                .map_err(BrowserError::System)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(spec: &str, url: &str) -> Vec<String> {
+        let b = CommandBrowser::from_spec(spec).expect("a command");
+        let cmd = b.command(url);
+        std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+            .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn browser_specs() {
+        assert_eq!(args("firefox", "https://x/?a=1"), ["firefox", "https://x/?a=1"]);
+        assert_eq!(args("w3m -o x", "u"), ["w3m", "-o", "x", "u"]);
+        assert_eq!(args("open %s --new", "u"), ["open", "u", "--new"]);
+        assert_eq!(args(":lynx:w3m", "u"), ["lynx", "u"]);
+        assert!(CommandBrowser::from_spec("  ").is_none());
+    }
+
+    #[tokio::test]
+    async fn runs_the_command_with_the_url() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("url.txt");
+        // sh -c SCRIPT URL: the URL arrives as $0.
+        let browser = CommandBrowser { program: "sh".to_owned(), args: vec!["-c".to_owned(), format!("printf %s \"$0\" > '{}'", out.display())] };
+        browser.open("https://as.example/authorize?x=1").await?;
+        assert_eq!(std::fs::read_to_string(&out)?, "https://as.example/authorize?x=1");
+        let failing = CommandBrowser::from_spec("false").expect("a command");
+        assert!(matches!(failing.open("u").await, Err(BrowserError::Failed { .. })));
+        let missing = CommandBrowser::from_spec("/nonexistent/browser").expect("a command");
+        assert!(matches!(missing.open("u").await, Err(BrowserError::Spawn { .. })));
+        Ok(())
+    }
+}

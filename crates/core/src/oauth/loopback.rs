@@ -1,0 +1,215 @@
+//! The loopback redirect listener: `http://127.0.0.1:PORT/callback`.
+//!
+//! One listener serves every flow of the process (flows are told apart by
+//! `state` in the [`CallbackRouter`]). It binds 127.0.0.1 only — never a
+//! wildcard address — answers `GET /callback` with a small self-contained page
+//! saying what happened, and 404 to anything else. Redirect URIs must match
+//! registrations exactly, so the port is stable: the caller passes the port
+//! it persisted, and a port held by another program is reported as such
+//! ([`ListenerError::PortInUse`]) so the caller can choose a new one and
+//! re-register.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::oneshot;
+
+use super::callback::{CallbackRouter, Delivery};
+
+/// The path of the redirect URI, as the agent registers it too.
+pub const CALLBACK_PATH: &str = "/callback";
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// Another program listens on the port.
+    #[error("port {port} on 127.0.0.1 is in use by another program")]
+    PortInUse { port: u16 },
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Io {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running listener; it stops when dropped.
+#[derive(Debug)]
+pub struct LoopbackListener {
+    port: u16,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl LoopbackListener {
+    /// Starts listening on 127.0.0.1:`port` (0: any free port).
+    pub async fn bind(port: u16, router: CallbackRouter) -> Result<Self, ListenerError> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(ListenerError::PortInUse { port }),
+            Err(source) => return Err(ListenerError::Io { port, source }),
+        };
+        let port = listener.local_addr().map_err(|source| ListenerError::Io { port, source })?.port();
+        let app = Router::new().route(CALLBACK_PATH, get(callback)).fallback(not_found).with_state(router);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "loopback listener stopped");
+            }
+        });
+        tracing::debug!(port, "loopback listener ready");
+        Ok(Self { port, stop: Some(stop) })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT/callback`.
+    pub fn redirect_uri(&self) -> String {
+        redirect_uri(self.port)
+    }
+}
+
+impl Drop for LoopbackListener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The loopback redirect URI for `port`, exactly as registered.
+pub fn redirect_uri(port: u16) -> String {
+    format!("http://127.0.0.1:{port}{CALLBACK_PATH}")
+}
+
+async fn callback(State(router): State<CallbackRouter>, RawQuery(query): RawQuery) -> Response {
+    let delivery = router.deliver(query.as_deref().unwrap_or(""));
+    let (status, title, message) = match &delivery {
+        Delivery::Completed => (StatusCode::OK, "Signed in", "You can close this tab and return to the app.".to_owned()),
+        Delivery::Refused(reason) => (StatusCode::BAD_REQUEST, "Sign-in failed", reason.clone()),
+        Delivery::UnknownState => (
+            StatusCode::BAD_REQUEST,
+            "Sign-in not recognised",
+            "This sign-in is not in progress (it finished, timed out, or was started elsewhere). Start it again from the app.".to_owned(),
+        ),
+        Delivery::Malformed(reason) => (StatusCode::BAD_REQUEST, "Not a sign-in response", reason.clone()),
+    };
+    tracing::info!(outcome = ?std::mem::discriminant(&delivery), "redirect received");
+    page(status, title, &message)
+}
+
+async fn not_found() -> Response {
+    page(StatusCode::NOT_FOUND, "Not found", "Nothing here.")
+}
+
+/// A small self-contained page (no external resources, no script).
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let ok = status.is_success();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · MCP Auth</title>\
+         <style>:root{{color-scheme:light dark;font-family:system-ui,sans-serif}}body{{max-width:34rem;margin:15vh auto;padding:0 1rem}}\
+         h1{{font-size:1.4rem;color:{color}}}</style></head><body><h1>{mark} {title}</h1><p>{message}</p></body></html>",
+        title = escape(title),
+        message = escape(message),
+        color = if ok { "#1a7f37" } else { "#cf222e" },
+        mark = if ok { "✓" } else { "✕" },
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::callback::IssCheck;
+    use crate::secret::SecretString;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A raw HTTP/1.1 GET, so the test depends on no HTTP client.
+    async fn get_raw(port: u16, target: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, response)
+    }
+
+    #[tokio::test]
+    async fn serves_callbacks_to_waiting_flows() {
+        let router = CallbackRouter::new();
+        let listener = LoopbackListener::bind(0, router.clone()).await.expect("bind");
+        assert!(listener.redirect_uri().starts_with("http://127.0.0.1:"));
+        assert!(listener.redirect_uri().ends_with("/callback"));
+        let pending = router.register(&SecretString::new("st"), Some(IssCheck { issuer: "https://as".to_owned(), required: false }));
+
+        let (status, body) = get_raw(listener.port(), "/callback?code=the-code&state=st").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("Signed in"));
+        assert!(!body.contains("the-code"), "the page must not echo the code");
+        assert!(body.contains("default-src 'none'"));
+        let code = pending.wait(Duration::from_secs(2)).await.expect("code");
+        assert_eq!(code.code.expose(), "the-code");
+
+        let (status, body) = get_raw(listener.port(), "/callback?code=again&state=st").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("Sign-in not recognised"));
+
+        let (status, _) = get_raw(listener.port(), "/other").await;
+        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
+    async fn error_page_escapes_the_servers_words() {
+        let router = CallbackRouter::new();
+        let listener = LoopbackListener::bind(0, router.clone()).await.expect("bind");
+        let _pending = router.register(&SecretString::new("st"), None);
+        let (status, body) = get_raw(listener.port(), "/callback?state=st&error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("&lt;script&gt;"), "{body}");
+        assert!(!body.contains("<script>"));
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_reported_as_such() {
+        let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = other.local_addr().expect("addr").port();
+        let err = LoopbackListener::bind(port, CallbackRouter::new()).await.expect_err("port is taken");
+        assert!(matches!(err, ListenerError::PortInUse { port: p } if p == port), "{err:?}");
+        assert_eq!(err.to_string(), format!("port {port} on 127.0.0.1 is in use by another program"));
+    }
+
+    #[tokio::test]
+    async fn stops_when_dropped() {
+        let listener = LoopbackListener::bind(0, CallbackRouter::new()).await.expect("bind");
+        let port = listener.port();
+        drop(listener);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The client side of MCP authorization (OAuth 2.1 + PKCE).
+//!
+//! Pieces that touch the world come in as values or traits: the callback
+//! router and the loopback listener that feeds it, the browser.
+
+pub mod browser;
+pub mod callback;
+pub mod loopback;
