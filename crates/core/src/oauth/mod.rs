@@ -5,4 +5,5 @@
 
 pub mod browser;
 pub mod callback;
+pub mod http;
 pub mod loopback;

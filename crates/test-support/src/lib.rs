@@ -1,0 +1,305 @@
+//! An OAuth 2.1 authorization server and an MCP resource server, in process,
+//! on 127.0.0.1, for tests and benchmarks.
+//!
+//! It follows the MCP authorization spec where the client needs it to (401
+//! with `resource_metadata`, RFC 9728 / 8414 metadata, RFC 7591 registration,
+//! PKCE S256, RFC 8707 `resource`, RFC 9207 `iss`, refresh with rotation,
+//! RFC 7009 revocation, step-up via 403 `insufficient_scope`), and every
+//! [`Behaviour`] knob turns one answer hostile or unusual so the client's
+//! refusal can be tested. [`FakeServer::log`] records what clients did.
+//!
+//! The "browser" step is instant: `/authorize` answers 302 to the redirect
+//! URI with a code, as the MCP conformance suite's server does.
+
+mod mcp;
+mod oauth;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::sync::oneshot;
+
+/// How the `iss` authorization response parameter behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssMode {
+    /// Advertised in metadata and sent correctly.
+    Correct,
+    /// Not advertised and not sent.
+    Absent,
+    /// Advertised, but a different issuer is sent (mix-up attack).
+    Wrong,
+    /// Advertised, but not sent.
+    Missing,
+}
+
+/// Knobs for the server's answers. [`Behaviour::default`] is a well-behaved
+/// modern server.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Lifetime of access tokens, seconds.
+    pub access_token_lifetime: u64,
+    /// Issue a new refresh token on every refresh and invalidate the old one.
+    pub rotate_refresh_tokens: bool,
+    /// Answer refreshes without a `refresh_token`.
+    pub omit_refresh_token_on_refresh: bool,
+    /// Serve Protected Resource Metadata at all.
+    pub serve_prm: bool,
+    /// Put this `resource` in the PRM instead of the real one.
+    pub prm_resource_override: Option<String>,
+    /// Put this `issuer` in the AS metadata instead of the real one.
+    pub metadata_issuer_override: Option<String>,
+    /// `code_challenge_methods_supported` (empty: field omitted).
+    pub code_challenge_methods: Vec<String>,
+    /// How `iss` is advertised and sent.
+    pub iss: IssMode,
+    /// Offer dynamic client registration.
+    pub registration: bool,
+    /// `scopes_supported` in PRM and AS metadata (`None`: omitted).
+    pub scopes_supported: Option<Vec<String>>,
+    /// `scope` in the 401 challenge.
+    pub challenge_scope: Option<String>,
+    /// Scope needed to call `test-tool`; without it: 403 `insufficient_scope`.
+    pub tool_scope: Option<String>,
+    /// Offer a revocation endpoint.
+    pub revocation: bool,
+    /// Pad the AS metadata to this many bytes (to test body limits).
+    pub pad_metadata_to: Option<usize>,
+    /// Wait this long before answering metadata requests (to test timeouts).
+    pub metadata_delay: Option<Duration>,
+    /// Token endpoint auth methods offered.
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// A pre-registered confidential client: (id, secret).
+    pub preregistered_client: Option<(String, String)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: 3600,
+            rotate_refresh_tokens: true,
+            omit_refresh_token_on_refresh: false,
+            serve_prm: true,
+            prm_resource_override: None,
+            metadata_issuer_override: None,
+            code_challenge_methods: vec!["S256".to_owned()],
+            iss: IssMode::Correct,
+            registration: true,
+            scopes_supported: Some(vec!["mcp:read".to_owned(), "mcp:write".to_owned(), "offline_access".to_owned()]),
+            challenge_scope: None,
+            tool_scope: None,
+            revocation: true,
+            pad_metadata_to: None,
+            metadata_delay: None,
+            token_endpoint_auth_methods: vec![
+                "none".to_owned(),
+                "client_secret_post".to_owned(),
+                "client_secret_basic".to_owned(),
+            ],
+            preregistered_client: None,
+        }
+    }
+}
+
+/// What clients did, for assertions.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    /// Every request, as "METHOD /path".
+    pub requests: Vec<String>,
+    /// Bodies of registration requests.
+    pub registrations: Vec<serde_json::Value>,
+    /// Query parameters of authorization requests.
+    pub authorizations: Vec<HashMap<String, String>>,
+    /// Form parameters of token requests (secrets included: test data).
+    pub token_requests: Vec<HashMap<String, String>>,
+    /// Tokens revoked.
+    pub revocations: Vec<String>,
+    /// JSON-RPC methods called with a valid token.
+    pub mcp_calls: Vec<String>,
+}
+
+impl Log {
+    /// Token requests with this `grant_type`.
+    pub fn grants(&self, grant_type: &str) -> usize {
+        self.token_requests.iter().filter(|r| r.get("grant_type").map(String::as_str) == Some(grant_type)).count()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub redirect_uris: Vec<String>,
+    pub secret: Option<String>,
+    pub auth_method: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub expires_at: u64,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Refresh {
+    pub client_id: String,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub log: Log,
+    pub clients: HashMap<String, Client>,
+    pub codes: HashMap<String, Grant>,
+    pub access: HashMap<String, Access>,
+    pub refresh: HashMap<String, Refresh>,
+    pub counter: u64,
+}
+
+/// Shared state of one fake server.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub base: String,
+    pub behaviour: Arc<Mutex<Behaviour>>,
+    pub inner: Arc<Mutex<Inner>>,
+    pub salt: u64,
+}
+
+impl Shared {
+    pub fn behaviour(&self) -> Behaviour {
+        self.behaviour.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// A fresh opaque value.
+    pub fn token(&self, kind: &str) -> String {
+        let n = self.with(|i| {
+            i.counter += 1;
+            i.counter
+        });
+        format!("{kind}-{:x}-{n}", self.salt)
+    }
+
+    pub fn issuer(&self) -> String {
+        self.base.clone()
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    pub fn record(&self, what: String) {
+        self.with(|i| i.log.requests.push(what));
+    }
+}
+
+/// The running servers; they stop when this is dropped.
+#[derive(Debug)]
+pub struct FakeServer {
+    shared: Shared,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl FakeServer {
+    /// Starts a server on a free loopback port.
+    pub async fn start(behaviour: Behaviour) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+        let base = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+        let salt = SystemTime::now().duration_since(UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64);
+        let shared = Shared {
+            base,
+            behaviour: Arc::new(Mutex::new(behaviour.clone())),
+            inner: Arc::new(Mutex::new(Inner::default())),
+            salt,
+        };
+        if let Some((id, secret)) = &behaviour.preregistered_client {
+            shared.with(|i| {
+                i.clients.insert(
+                    id.clone(),
+                    Client { redirect_uris: Vec::new(), secret: Some(secret.clone()), auth_method: "client_secret_basic".to_owned() },
+                )
+            });
+        }
+        let app = Router::new()
+            .route("/mcp", post(mcp::handle).get(mcp::method_not_allowed).delete(mcp::method_not_allowed))
+            .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
+            .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
+            .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
+            .route("/.well-known/openid-configuration", get(oauth::not_found))
+            .route("/register", post(oauth::register))
+            .route("/authorize", get(oauth::authorize))
+            .route("/token", post(oauth::token))
+            .route("/revoke", post(oauth::revoke))
+            .with_state(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self { shared, stop: Some(stop) })
+    }
+
+    /// `http://127.0.0.1:PORT` (also the issuer).
+    pub fn base_url(&self) -> &str {
+        &self.shared.base
+    }
+
+    /// The MCP endpoint, `<base>/mcp`.
+    pub fn mcp_url(&self) -> String {
+        self.shared.mcp_url()
+    }
+
+    /// A copy of what clients did so far.
+    pub fn log(&self) -> Log {
+        self.shared.with(|i| i.log.clone())
+    }
+
+    /// Changes behaviour while running.
+    pub fn set_behaviour(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.shared.behaviour.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Forgets every registered client (the AS "deleted" registrations).
+    pub fn forget_clients(&self) {
+        self.shared.with(|i| i.clients.clear());
+    }
+
+    /// Expires every access token now.
+    pub fn expire_access_tokens(&self) {
+        self.shared.with(|i| i.access.values_mut().for_each(|a| a.expires_at = 0));
+    }
+
+    /// Whether `token` is a currently valid access token.
+    pub fn is_valid_access_token(&self, token: &str) -> bool {
+        let now = now();
+        self.shared.with(|i| i.access.get(token).is_some_and(|a| a.expires_at > now))
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,83 @@
+//! The MCP resource server half: a Streamable HTTP endpoint answering JSON,
+//! guarded by bearer tokens from the authorization server half.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::{Shared, now};
+
+pub async fn method_not_allowed() -> Response {
+    StatusCode::METHOD_NOT_ALLOWED.into_response()
+}
+
+fn challenge(s: &Shared, error: Option<(&str, &str)>, scope: Option<&str>) -> HeaderValue {
+    let b = s.behaviour();
+    let mut parts = vec![];
+    if let Some((code, description)) = error {
+        parts.push(format!("error=\"{code}\""));
+        parts.push(format!("error_description=\"{description}\""));
+    }
+    if let Some(scope) = scope.map(str::to_owned).or(b.challenge_scope) {
+        parts.push(format!("scope=\"{scope}\""));
+    }
+    if b.serve_prm {
+        parts.push(format!("resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"", s.base));
+    }
+    let value = if parts.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", parts.join(", ")) };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
+    s.record("POST /mcp".to_owned());
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let access = token.and_then(|t| s.with(|i| i.access.get(t).cloned()));
+    let Some(access) = access else {
+        let error = token.map(|_| ("invalid_token", "unknown token"));
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge(&s, error, None))]).into_response();
+    };
+    if access.expires_at <= now() {
+        let value = challenge(&s, Some(("invalid_token", "token expired")), None);
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, value)]).into_response();
+    }
+    let method = request["method"].as_str().unwrap_or_default().to_owned();
+    s.with(|i| i.log.mcp_calls.push(method.clone()));
+    let id = request.get("id").cloned();
+    let Some(id) = id else {
+        // A notification.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let result = match method.as_str() {
+        "initialize" => {
+            let asked = request["params"]["protocolVersion"].as_str().unwrap_or("2025-06-18").to_owned();
+            json!({
+                "protocolVersion": asked,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "mcp-auth-test-server", "version": "1.0.0"}
+            })
+        }
+        "tools/list" => json!({"tools": [{
+            "name": "test-tool",
+            "description": "Answers ok",
+            "inputSchema": {"type": "object", "properties": {}}
+        }]}),
+        "tools/call" => {
+            if let Some(needed) = s.behaviour().tool_scope {
+                let granted = access.scope.unwrap_or_default();
+                if !granted.split(' ').any(|g| g == needed) {
+                    let value = challenge(&s, Some(("insufficient_scope", "more scope needed")), Some(&needed));
+                    return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response();
+                }
+            }
+            json!({"content": [{"type": "text", "text": "ok"}], "isError": false})
+        }
+        "ping" => json!({}),
+        other => {
+            return Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("no method {other}")}}))
+                .into_response();
+        }
+    };
+    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+}
