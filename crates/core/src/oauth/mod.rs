@@ -6,4 +6,5 @@
 pub mod browser;
 pub mod callback;
 pub mod http;
+pub mod www_authenticate;
 pub mod loopback;
