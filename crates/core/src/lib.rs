@@ -23,6 +23,7 @@ mod menu;
 pub mod oauth;
 mod read_capped;
 mod secret;
+mod settings;
 mod snapshot;
 mod status;
 mod token_file;
@@ -37,6 +38,7 @@ pub use home::{HermesRoot, Home, is_profile_id};
 pub use logging::{colour_stderr, init_stderr_logging};
 pub use menu::{MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use secret::SecretString;
+pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
     AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,

@@ -19,6 +19,7 @@ use axum::routing::get;
 use tokio::sync::oneshot;
 
 use super::callback::{CallbackRouter, Delivery};
+use crate::settings::SettingsFile;
 
 /// The path of the redirect URI, as the agent registers it too.
 pub const CALLBACK_PATH: &str = "/callback";
@@ -85,6 +86,48 @@ impl Drop for LoopbackListener {
             let _ = stop.send(());
         }
     }
+}
+
+/// How [`bind_stable`] chose the port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// The server's configured `redirect_port`.
+    Configured,
+    /// The app's persisted port, as before.
+    Persisted,
+    /// A new port (first run, or the old one was taken by another program:
+    /// registrations naming `previous` must be redone).
+    New { previous: Option<u16> },
+}
+
+/// Binds the port every flow should use: the server's configured
+/// `redirect_port` when it has one (an error if taken: the user chose it),
+/// else the app's persisted port, else a new one that is then persisted.
+pub async fn bind_stable(
+    router: CallbackRouter,
+    settings: &SettingsFile,
+    configured: Option<u16>,
+) -> Result<(LoopbackListener, PortChoice), ListenerError> {
+    if let Some(port) = configured {
+        return Ok((LoopbackListener::bind(port, router).await?, PortChoice::Configured));
+    }
+    let mut saved = settings.load();
+    let previous = saved.redirect_port;
+    if let Some(port) = previous {
+        match LoopbackListener::bind(port, router.clone()).await {
+            Ok(listener) => return Ok((listener, PortChoice::Persisted)),
+            Err(ListenerError::PortInUse { port }) => {
+                tracing::warn!(port, "the app's redirect port is in use by another program; choosing a new one (servers will be registered again)");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let listener = LoopbackListener::bind(0, router).await?;
+    saved.redirect_port = Some(listener.port());
+    if let Err(e) = settings.save(&saved) {
+        tracing::warn!(error = %e, "cannot persist the redirect port; it may change next time");
+    }
+    Ok((listener, PortChoice::New { previous }))
 }
 
 /// The loopback redirect URI for `port`, exactly as registered.
@@ -202,6 +245,35 @@ mod tests {
         let err = LoopbackListener::bind(port, CallbackRouter::new()).await.expect_err("port is taken");
         assert!(matches!(err, ListenerError::PortInUse { port: p } if p == port), "{err:?}");
         assert_eq!(err.to_string(), format!("port {port} on 127.0.0.1 is in use by another program"));
+    }
+
+    #[tokio::test]
+    async fn the_port_is_chosen_once_and_moves_only_when_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = SettingsFile::at(dir.path().join("settings.json"));
+        let (first, choice) = bind_stable(CallbackRouter::new(), &settings, None).await.expect("bind");
+        assert_eq!(choice, PortChoice::New { previous: None });
+        let port = first.port();
+        assert_eq!(settings.load().redirect_port, Some(port));
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let (again, choice) = bind_stable(CallbackRouter::new(), &settings, None).await.expect("bind");
+        assert_eq!((again.port(), choice), (port, PortChoice::Persisted));
+        drop(again);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // Another program takes it: a new port, persisted, and the caller is told.
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).expect("squat");
+        let (moved, choice) = bind_stable(CallbackRouter::new(), &settings, None).await.expect("bind");
+        assert_eq!(choice, PortChoice::New { previous: Some(port) });
+        assert_ne!(moved.port(), port);
+        assert_eq!(settings.load().redirect_port, Some(moved.port()));
+
+        // A configured port wins, and a taken configured port is an error.
+        let taken = squatter.local_addr().expect("addr").port();
+        let err = bind_stable(CallbackRouter::new(), &settings, Some(taken)).await.expect_err("taken");
+        assert!(matches!(err, ListenerError::PortInUse { port } if port == taken));
     }
 
     #[tokio::test]

@@ -6,5 +6,6 @@
 pub mod browser;
 pub mod callback;
 pub mod http;
+pub mod resource;
 pub mod www_authenticate;
 pub mod loopback;
