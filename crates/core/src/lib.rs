@@ -12,6 +12,7 @@
 //!
 //! The crate never depends on a GUI toolkit: it builds and tests headless.
 
+mod agent_files;
 mod agent_layout;
 mod atomic_file;
 mod config;
@@ -29,6 +30,7 @@ mod status;
 mod token_file;
 mod watch;
 
+pub use agent_files::{AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, remove_server_files, write_server_files};
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{

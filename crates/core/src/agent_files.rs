@@ -1,0 +1,252 @@
+//! Reading and writing the agent's credential files for one server:
+//! `<stem>.json` (tokens), `<stem>.client.json` (registration) and
+//! `<stem>.meta.json` (authorization server metadata), in exactly the shapes
+//! the agent (hermes-agent 0.19 with mcp 1.26) loads.
+//!
+//! Writes are atomic and private (see [`crate::atomic_file`]), the folder is
+//! 0700, and the tokens file is written last: the agent reloads everything
+//! when the tokens file's mtime changes, so the registration it pairs with
+//! must already be in place.
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::agent_layout::AgentPaths;
+use crate::atomic_file::{ensure_private_dir, write_private};
+use crate::read_capped::{Capped, read_capped};
+use crate::secret::SecretString;
+
+/// Client registration as the agent stores it (`OAuthClientInformationFull`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub redirect_uris: Vec<String>,
+    /// `none`, `client_secret_post`, `client_secret_basic` or `private_key_jwt`.
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub scope: Option<String>,
+    pub client_name: Option<String>,
+    pub client_id_issued_at: Option<i64>,
+}
+
+/// Tokens as the agent stores them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime granted, seconds.
+    pub expires_in: Option<u64>,
+    /// Absolute expiry, epoch seconds.
+    pub expires_at: Option<f64>,
+    pub scope: Option<String>,
+    /// The issuer that granted the tokens (`hermes_issuer`, read by newer agents).
+    pub issuer: Option<String>,
+}
+
+/// Why the agent's files could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFilesError {
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {reason}", path.display())]
+    Read { path: std::path::PathBuf, reason: String },
+}
+
+impl ClientRecord {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("redirect_uris".to_owned(), json!(self.redirect_uris));
+        m.insert("token_endpoint_auth_method".to_owned(), json!(self.token_endpoint_auth_method));
+        m.insert("grant_types".to_owned(), json!(self.grant_types));
+        m.insert("response_types".to_owned(), json!(self.response_types));
+        m.insert("client_id".to_owned(), json!(self.client_id));
+        insert_some(&mut m, "scope", self.scope.as_ref().map(|s| json!(s)));
+        insert_some(&mut m, "client_name", self.client_name.as_ref().map(|s| json!(s)));
+        insert_some(&mut m, "client_secret", self.client_secret.as_ref().map(|s| json!(s.expose())));
+        insert_some(&mut m, "client_id_issued_at", self.client_id_issued_at.map(|t| json!(t)));
+        Value::Object(m)
+    }
+
+    /// Parses a client file; `None` when it is not a usable registration
+    /// (the agent would re-register then, and so do we).
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let list = |k: &str| -> Vec<String> {
+            v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        };
+        let redirect_uris = list("redirect_uris");
+        let client_id = s("client_id").filter(|c| !c.is_empty())?;
+        if redirect_uris.is_empty() {
+            return None;
+        }
+        Some(Self {
+            client_id,
+            client_secret: s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new),
+            redirect_uris,
+            token_endpoint_auth_method: s("token_endpoint_auth_method").unwrap_or_else(|| "client_secret_post".to_owned()),
+            grant_types: list("grant_types"),
+            response_types: list("response_types"),
+            scope: s("scope"),
+            client_name: s("client_name"),
+            client_id_issued_at: v.get("client_id_issued_at").and_then(Value::as_i64),
+        })
+    }
+}
+
+impl TokenRecord {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("access_token".to_owned(), json!(self.access_token.expose()));
+        m.insert("token_type".to_owned(), json!("Bearer"));
+        insert_some(&mut m, "expires_in", self.expires_in.map(|e| json!(e)));
+        insert_some(&mut m, "scope", self.scope.as_ref().map(|s| json!(s)));
+        insert_some(&mut m, "refresh_token", self.refresh_token.as_ref().map(|r| json!(r.expose())));
+        insert_some(&mut m, "expires_at", self.expires_at.map(|t| json!(t)));
+        insert_some(&mut m, "hermes_issuer", self.issuer.as_ref().map(|i| json!(i)));
+        Value::Object(m)
+    }
+}
+
+fn insert_some(m: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        m.insert(key.to_owned(), v);
+    }
+}
+
+/// Writes one server's files: registration and metadata first, tokens last.
+pub fn write_server_files(
+    paths: &AgentPaths,
+    client: &ClientRecord,
+    metadata: Option<&Value>,
+    tokens: &TokenRecord,
+) -> Result<(), AgentFilesError> {
+    let write = |path: &Path, value: &Value| {
+        let bytes = serde_json::to_vec(value).map_err(|e| AgentFilesError::Write { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        write_private(path, &bytes).map_err(|source| AgentFilesError::Write { path: path.to_path_buf(), source })
+    };
+    if let Some(dir) = paths.tokens.parent() {
+        ensure_private_dir(dir).map_err(|source| AgentFilesError::Write { path: dir.to_path_buf(), source })?;
+    }
+    write(&paths.client, &client.to_json())?;
+    if let Some(meta) = metadata {
+        write(&paths.meta, meta)?;
+    }
+    write(&paths.tokens, &tokens.to_json())
+}
+
+/// Reads a JSON file the agent keeps; `None` when missing or not JSON.
+pub fn read_json(path: &Path) -> Option<Value> {
+    match read_capped(path, 256 * 1024) {
+        Ok(Capped::Bytes(bytes, _)) => serde_json::from_slice(&bytes).ok(),
+        _ => None,
+    }
+}
+
+/// The stored registration, when the client file holds a usable one.
+pub fn read_client(paths: &AgentPaths) -> Option<ClientRecord> {
+    read_json(&paths.client).as_ref().and_then(ClientRecord::from_json)
+}
+
+/// Removes the server's three files (missing ones are fine).
+pub fn remove_server_files(paths: &AgentPaths) -> Result<(), AgentFilesError> {
+    for path in [&paths.tokens, &paths.client, &paths.meta] {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(AgentFilesError::Write { path: path.clone(), source }),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn client() -> ClientRecord {
+        ClientRecord {
+            client_id: "cid".to_owned(),
+            client_secret: None,
+            redirect_uris: vec!["http://127.0.0.1:4545/callback".to_owned()],
+            token_endpoint_auth_method: "none".to_owned(),
+            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            response_types: vec!["code".to_owned()],
+            scope: Some("mcp:read".to_owned()),
+            client_name: Some("Hermes Agent".to_owned()),
+            client_id_issued_at: Some(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn writes_the_agents_shapes() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let paths = AgentPaths::new(&dir.path().join("mcp-tokens"), "my server");
+        let tokens = TokenRecord {
+            access_token: SecretString::new("at"),
+            refresh_token: Some(SecretString::new("rt")),
+            expires_in: Some(3600),
+            expires_at: Some(1_800_000_000.5),
+            scope: Some("mcp:read".to_owned()),
+            issuer: Some("https://as.example".to_owned()),
+        };
+        let meta = json!({"issuer": "https://as.example", "authorization_endpoint": "https://as.example/a", "token_endpoint": "https://as.example/t"});
+        write_server_files(&paths, &client(), Some(&meta), &tokens)?;
+        assert!(paths.tokens.ends_with("mcp-tokens/my_server.json"));
+        insta::assert_json_snapshot!(read_json(&paths.tokens), @r#"
+        {
+          "access_token": "at",
+          "token_type": "Bearer",
+          "expires_in": 3600,
+          "scope": "mcp:read",
+          "refresh_token": "rt",
+          "expires_at": 1800000000.5,
+          "hermes_issuer": "https://as.example"
+        }
+        "#);
+        insta::assert_json_snapshot!(read_json(&paths.client), @r#"
+        {
+          "redirect_uris": [
+            "http://127.0.0.1:4545/callback"
+          ],
+          "token_endpoint_auth_method": "none",
+          "grant_types": [
+            "authorization_code",
+            "refresh_token"
+          ],
+          "response_types": [
+            "code"
+          ],
+          "client_id": "cid",
+          "scope": "mcp:read",
+          "client_name": "Hermes Agent",
+          "client_id_issued_at": 1700000000
+        }
+        "#);
+        assert_eq!(read_json(&paths.meta), Some(meta));
+        assert_eq!(read_client(&paths), Some(client()));
+        // What the status reader (and so the agent) makes of it.
+        let summary = crate::token_file::read_token_file(&paths.tokens)?.expect("present");
+        assert_eq!(summary.expires_at, Some(1_800_000_000.5));
+        assert!(summary.has_refresh_token);
+
+        remove_server_files(&paths)?;
+        assert!(!paths.tokens.exists() && !paths.client.exists() && !paths.meta.exists());
+        remove_server_files(&paths)?;
+        Ok(())
+    }
+
+    #[test]
+    fn unusable_client_files() {
+        assert_eq!(ClientRecord::from_json(&json!({"client_id": "x"})), None, "no redirect_uris");
+        assert_eq!(ClientRecord::from_json(&json!({"redirect_uris": ["u"]})), None, "no client_id");
+        assert_eq!(ClientRecord::from_json(&json!("text")), None);
+    }
+}
