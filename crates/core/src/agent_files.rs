@@ -79,7 +79,10 @@ impl ClientRecord {
     pub fn from_json(v: &Value) -> Option<Self> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         let list = |k: &str| -> Vec<String> {
-            v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
         };
         let redirect_uris = list("redirect_uris");
         let client_id = s("client_id").filter(|c| !c.is_empty())?;
@@ -90,7 +93,8 @@ impl ClientRecord {
             client_id,
             client_secret: s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new),
             redirect_uris,
-            token_endpoint_auth_method: s("token_endpoint_auth_method").unwrap_or_else(|| "client_secret_post".to_owned()),
+            token_endpoint_auth_method: s("token_endpoint_auth_method")
+                .unwrap_or_else(|| "client_secret_post".to_owned()),
             grant_types: list("grant_types"),
             response_types: list("response_types"),
             scope: s("scope"),
@@ -128,7 +132,8 @@ pub fn write_server_files(
     tokens: &TokenRecord,
 ) -> Result<(), AgentFilesError> {
     let write = |path: &Path, value: &Value| {
-        let bytes = serde_json::to_vec(value).map_err(|e| AgentFilesError::Write { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| AgentFilesError::Write { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
         write_private(path, &bytes).map_err(|source| AgentFilesError::Write { path: path.to_path_buf(), source })
     };
     if let Some(dir) = paths.tokens.parent() {

@@ -30,7 +30,9 @@ mod status;
 mod token_file;
 mod watch;
 
-pub use agent_files::{AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, remove_server_files, write_server_files};
+pub use agent_files::{
+    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, remove_server_files, write_server_files,
+};
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{

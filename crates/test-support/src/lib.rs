@@ -229,7 +229,11 @@ impl FakeServer {
             shared.with(|i| {
                 i.clients.insert(
                     id.clone(),
-                    Client { redirect_uris: Vec::new(), secret: Some(secret.clone()), auth_method: "client_secret_basic".to_owned() },
+                    Client {
+                        redirect_uris: Vec::new(),
+                        secret: Some(secret.clone()),
+                        auth_method: "client_secret_basic".to_owned(),
+                    },
                 )
             });
         }

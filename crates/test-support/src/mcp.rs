@@ -32,7 +32,8 @@ fn challenge(s: &Shared, error: Option<(&str, &str)>, scope: Option<&str>) -> He
 
 pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
     s.record("POST /mcp".to_owned());
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let access = token.and_then(|t| s.with(|i| i.access.get(t).cloned()));
     let Some(access) = access else {
         let error = token.map(|_| ("invalid_token", "unknown token"));
@@ -75,8 +76,10 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
         }
         "ping" => json!({}),
         other => {
-            return Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("no method {other}")}}))
-                .into_response();
+            return Json(
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("no method {other}")}}),
+            )
+            .into_response();
         }
     };
     Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()

@@ -132,7 +132,13 @@ pub async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, 
     s.with(|i| {
         i.codes.insert(
             code.clone(),
-            Grant { client_id, redirect_uri: redirect_uri.clone(), challenge, scope: get("scope"), resource: get("resource") },
+            Grant {
+                client_id,
+                redirect_uri: redirect_uri.clone(),
+                challenge,
+                scope: get("scope"),
+                resource: get("resource"),
+            },
         )
     });
     let issuer = s.issuer();
@@ -165,7 +171,9 @@ fn authenticate(s: &Shared, headers: &HeaderMap, form: &HashMap<String, String>)
     let (client_id, secret) = match (&basic, form.get("client_id")) {
         (Some((id, secret)), _) => (id.clone(), Some(secret.clone())),
         (None, Some(id)) => (id.clone(), form.get("client_secret").cloned()),
-        (None, None) => return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "no client authentication")),
+        (None, None) => {
+            return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "no client authentication"));
+        }
     };
     let client = s.with(|i| i.clients.get(&client_id).cloned());
     let Some(client) = client else {
@@ -223,7 +231,11 @@ fn exchange_code(s: &Shared, client_id: &str, form: &HashMap<String, String>) ->
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed");
     }
     if grant.resource.is_some() && form.get("resource") != grant.resource.as_ref() {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", "resource differs from the authorization request");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            "resource differs from the authorization request",
+        );
     }
     issue(s, client_id, grant.scope, true)
 }
@@ -240,7 +252,8 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
     if b.rotate_refresh_tokens {
         s.with(|i| i.refresh.remove(presented));
     }
-    let mut response = issue_tokens(s, client_id, known.scope, !b.omit_refresh_token_on_refresh && b.rotate_refresh_tokens);
+    let mut response =
+        issue_tokens(s, client_id, known.scope, !b.omit_refresh_token_on_refresh && b.rotate_refresh_tokens);
     if !b.rotate_refresh_tokens && !b.omit_refresh_token_on_refresh {
         response["refresh_token"] = json!(presented);
     }

@@ -29,6 +29,10 @@ pub enum BrowserError {
     Failed { program: String, status: std::process::ExitStatus },
     #[error("cannot open the system browser: {0}")]
     System(#[source] std::io::Error),
+    /// The authorization page answered with an error instead of a redirect
+    /// (a scripted browser can see this; a person sees the page).
+    #[error("the authorization page answered HTTP {status}: {body}")]
+    Rejected { status: u16, body: String },
     #[error("{0}")]
     Other(String),
 }
@@ -75,7 +79,8 @@ impl Browser for CommandBrowser {
         Box::pin(async move {
             let mut cmd = tokio::process::Command::from(self.command(url));
             cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
-            let status = cmd.status().await.map_err(|source| BrowserError::Spawn { program: self.program.clone(), source })?;
+            let status =
+                cmd.status().await.map_err(|source| BrowserError::Spawn { program: self.program.clone(), source })?;
             if status.success() { Ok(()) } else { Err(BrowserError::Failed { program: self.program.clone(), status }) }
         })
     }
@@ -93,6 +98,54 @@ impl Browser for SystemBrowser {
                 .await
                 .map_err(|e| BrowserError::Other(format!("browser task failed: {e}")))?
                 .map_err(BrowserError::System)
+        })
+    }
+}
+
+/// A scripted "browser" for tests, benchmarks and the conformance client: it
+/// fetches the authorization URL, follows its redirects (at most 10) and
+/// stops after delivering one to a loopback address — the redirect URI. It
+/// works with authorization servers that approve at once (test servers).
+#[derive(Debug, Clone)]
+pub struct HeadlessBrowser {
+    http: super::http::Http,
+}
+
+impl HeadlessBrowser {
+    pub fn new(http: super::http::Http) -> Self {
+        Self { http }
+    }
+}
+
+impl Browser for HeadlessBrowser {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            let mut next = url::Url::parse(url).map_err(|e| BrowserError::Other(format!("bad URL: {e}")))?;
+            for _ in 0..10 {
+                let is_redirect_target =
+                    next.path() == super::loopback::CALLBACK_PATH && super::http::is_loopback_host(&next);
+                let request = self
+                    .http
+                    .reqwest_no_redirects()
+                    .get(next.clone())
+                    .build()
+                    .map_err(|e| BrowserError::Other(e.to_string()))?;
+                let response = self.http.send(request, false).await.map_err(|e| BrowserError::Other(e.to_string()))?;
+                if is_redirect_target {
+                    return Ok(());
+                }
+                let location = response.headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+                match (response.status.is_redirection(), location) {
+                    (true, Some(location)) => {
+                        next = next.join(location).map_err(|e| BrowserError::Other(format!("bad redirect: {e}")))?;
+                    }
+                    _ => {
+                        let body = String::from_utf8_lossy(&response.body).chars().take(200).collect::<String>();
+                        return Err(BrowserError::Rejected { status: response.status.as_u16(), body });
+                    }
+                }
+            }
+            Err(BrowserError::Other("too many redirects from the authorization page".to_owned()))
         })
     }
 }
@@ -123,7 +176,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("url.txt");
         // sh -c SCRIPT URL: the URL arrives as $0.
-        let browser = CommandBrowser { program: "sh".to_owned(), args: vec!["-c".to_owned(), format!("printf %s \"$0\" > '{}'", out.display())] };
+        let browser = CommandBrowser {
+            program: "sh".to_owned(),
+            args: vec!["-c".to_owned(), format!("printf %s \"$0\" > '{}'", out.display())],
+        };
         browser.open("https://as.example/authorize?x=1").await?;
         assert_eq!(std::fs::read_to_string(&out)?, "https://as.example/authorize?x=1");
         let failing = CommandBrowser::from_spec("false").expect("a command");

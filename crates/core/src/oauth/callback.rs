@@ -45,7 +45,9 @@ impl IssCheck {
     pub fn verify(&self, received: Option<&str>) -> Result<(), CallbackError> {
         match received {
             Some(iss) if iss == self.issuer => Ok(()),
-            Some(iss) => Err(CallbackError::IssuerMismatch { expected: self.issuer.clone(), received: shorten(iss, 200) }),
+            Some(iss) => {
+                Err(CallbackError::IssuerMismatch { expected: self.issuer.clone(), received: shorten(iss, 200) })
+            }
             None if self.required => Err(CallbackError::IssuerMissing { expected: self.issuer.clone() }),
             None => Ok(()),
         }
@@ -74,7 +76,9 @@ pub enum CallbackError {
     #[error("the authorization response came from issuer `{received}`, expected `{expected}`; refusing it")]
     IssuerMismatch { expected: String, received: String },
     /// RFC 9207: the server promised `iss` but did not send it.
-    #[error("the authorization server advertises the `iss` response parameter but did not send it; refusing the response")]
+    #[error(
+        "the authorization server advertises the `iss` response parameter but did not send it; refusing the response"
+    )]
     IssuerMissing { expected: String },
     /// Nobody completed the sign-in in time.
     #[error("no answer from the browser within {} s", .0.as_secs())]
@@ -250,7 +254,11 @@ fn printable(text: &str) -> String {
 }
 
 fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max { text.to_owned() } else { format!("{}…", text.chars().take(max - 1).collect::<String>()) }
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rmcp::transport::auth::{OAuthHttpClient, OAuthHttpClientError, OAuthHttpClientFuture, OAuthHttpRedirectPolicy, OAuthHttpRequest};
+use rmcp::transport::auth::{
+    OAuthHttpClient, OAuthHttpClientError, OAuthHttpClientFuture, OAuthHttpRedirectPolicy, OAuthHttpRequest,
+};
 
 /// Largest response body we read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -149,7 +151,9 @@ impl Http {
         while let Some(err) = source {
             if let Some(own) = err.downcast_ref::<HttpError>() {
                 return match own {
-                    HttpError::InsecureRedirect { from, to } => HttpError::InsecureRedirect { from: from.clone(), to: to.clone() },
+                    HttpError::InsecureRedirect { from, to } => {
+                        HttpError::InsecureRedirect { from: from.clone(), to: to.clone() }
+                    }
                     HttpError::TooManyRedirects { url } => HttpError::TooManyRedirects { url: url.clone() },
                     other => HttpError::Other { url: url.to_owned(), reason: other.to_string() },
                 };
@@ -216,7 +220,8 @@ impl OAuthHttpClient for Http {
                 OAuthHttpRedirectPolicy::Stop => false,
                 _ => true,
             };
-            let request = reqwest::Request::try_from(request.request).map_err(|e| Box::new(e) as OAuthHttpClientError)?;
+            let request =
+                reqwest::Request::try_from(request.request).map_err(|e| Box::new(e) as OAuthHttpClientError)?;
             let response = self.send(request, follow).await.map_err(|e| Box::new(e) as OAuthHttpClientError)?;
             let mut builder = oauth2::http::Response::builder().status(response.status.as_u16());
             for (name, value) in &response.headers {

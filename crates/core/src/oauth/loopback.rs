@@ -117,7 +117,10 @@ pub async fn bind_stable(
         match LoopbackListener::bind(port, router.clone()).await {
             Ok(listener) => return Ok((listener, PortChoice::Persisted)),
             Err(ListenerError::PortInUse { port }) => {
-                tracing::warn!(port, "the app's redirect port is in use by another program; choosing a new one (servers will be registered again)");
+                tracing::warn!(
+                    port,
+                    "the app's redirect port is in use by another program; choosing a new one (servers will be registered again)"
+                );
             }
             Err(e) => return Err(e),
         }
@@ -209,7 +212,8 @@ mod tests {
         let listener = LoopbackListener::bind(0, router.clone()).await.expect("bind");
         assert!(listener.redirect_uri().starts_with("http://127.0.0.1:"));
         assert!(listener.redirect_uri().ends_with("/callback"));
-        let pending = router.register(&SecretString::new("st"), Some(IssCheck { issuer: "https://as".to_owned(), required: false }));
+        let pending = router
+            .register(&SecretString::new("st"), Some(IssCheck { issuer: "https://as".to_owned(), required: false }));
 
         let (status, body) = get_raw(listener.port(), "/callback?code=the-code&state=st").await;
         assert_eq!(status, 200, "{body}");
@@ -232,7 +236,11 @@ mod tests {
         let router = CallbackRouter::new();
         let listener = LoopbackListener::bind(0, router.clone()).await.expect("bind");
         let _pending = router.register(&SecretString::new("st"), None);
-        let (status, body) = get_raw(listener.port(), "/callback?state=st&error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E").await;
+        let (status, body) = get_raw(
+            listener.port(),
+            "/callback?state=st&error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E",
+        )
+        .await;
         assert_eq!(status, 400);
         assert!(body.contains("&lt;script&gt;"), "{body}");
         assert!(!body.contains("<script>"));

@@ -5,7 +5,10 @@
 
 pub mod browser;
 pub mod callback;
+pub mod engine;
 pub mod http;
-pub mod resource;
-pub mod www_authenticate;
 pub mod loopback;
+pub mod omit_resource;
+pub mod resource;
+pub mod tokens;
+pub mod www_authenticate;

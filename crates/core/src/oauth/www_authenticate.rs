@@ -210,16 +210,46 @@ mod tests {
     }
 
     #[rstest]
-    #[case(r#"Bearer resource_metadata="https://x/.well-known/oauth-protected-resource/mcp""#, Some("https://x/.well-known/oauth-protected-resource/mcp"), None, None)]
-    #[case(r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="https://x/prm""#, Some("https://x/prm"), Some("files:read files:write"), Some("insufficient_scope"))]
+    #[case(
+        r#"Bearer resource_metadata="https://x/.well-known/oauth-protected-resource/mcp""#,
+        Some("https://x/.well-known/oauth-protected-resource/mcp"),
+        None,
+        None
+    )]
+    #[case(
+        r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="https://x/prm""#,
+        Some("https://x/prm"),
+        Some("files:read files:write"),
+        Some("insufficient_scope")
+    )]
     #[case(r#"bearer   Scope = "a b" ,  RESOURCE_METADATA=https://x/prm"#, Some("https://x/prm"), Some("a b"), None)]
-    #[case(r#"Basic realm="api", Bearer resource_metadata="https://x/prm", scope="s""#, Some("https://x/prm"), Some("s"), None)]
-    #[case(r#"Bearer error_description="need scope=\"admin\", resource_metadata=fake", error="invalid_token""#, None, None, Some("invalid_token"))]
-    #[case(r#"Bearer resource_metadata="https://x/prm?scope=evil", scope="real""#, Some("https://x/prm?scope=evil"), Some("real"), None)]
+    #[case(
+        r#"Basic realm="api", Bearer resource_metadata="https://x/prm", scope="s""#,
+        Some("https://x/prm"),
+        Some("s"),
+        None
+    )]
+    #[case(
+        r#"Bearer error_description="need scope=\"admin\", resource_metadata=fake", error="invalid_token""#,
+        None,
+        None,
+        Some("invalid_token")
+    )]
+    #[case(
+        r#"Bearer resource_metadata="https://x/prm?scope=evil", scope="real""#,
+        Some("https://x/prm?scope=evil"),
+        Some("real"),
+        None
+    )]
     #[case("Bearer", None, None, None)]
     #[case(r#"Bearer realm="example",error=invalid_token"#, None, None, Some("invalid_token"))]
     #[case(r#"Bearer scope="""#, None, None, None)]
-    fn bearer_parameters(#[case] header: &str, #[case] rm: Option<&str>, #[case] scope: Option<&str>, #[case] error: Option<&str>) {
+    fn bearer_parameters(
+        #[case] header: &str,
+        #[case] rm: Option<&str>,
+        #[case] scope: Option<&str>,
+        #[case] error: Option<&str>,
+    ) {
         let b = bearer(header);
         assert_eq!(
             (b.resource_metadata.as_deref(), b.scope.as_deref(), b.error.as_deref()),
@@ -236,7 +266,9 @@ mod tests {
 
     #[test]
     fn several_challenges_and_token68() {
-        let got = parse_challenges(r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple", Negotiate YII4BAQ==, Bearer"#);
+        let got = parse_challenges(
+            r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple", Negotiate YII4BAQ==, Bearer"#,
+        );
         let schemes: Vec<&str> = got.iter().map(|c| c.scheme.as_str()).collect();
         assert_eq!(schemes, ["Newauth", "Basic", "Negotiate", "Bearer"]);
         assert_eq!(got[0].param("title"), Some(r#"Login to "apps""#));
@@ -253,7 +285,15 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for h in ["", ",,,", "=", "Bearer =", "Bearer a=\"unterminated", "\u{00e9}\u{00e9} Bearer x=1", "Bearer ,,, scope=s,,"] {
+        for h in [
+            "",
+            ",,,",
+            "=",
+            "Bearer =",
+            "Bearer a=\"unterminated",
+            "\u{00e9}\u{00e9} Bearer x=1",
+            "Bearer ,,, scope=s,,",
+        ] {
             let _ = parse_challenges(h);
         }
         assert_eq!(bearer("Bearer ,,, scope=s,,").scope.as_deref(), Some("s"));

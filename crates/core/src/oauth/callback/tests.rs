@@ -30,8 +30,14 @@ async fn unknown_and_malformed_responses() {
     assert_eq!(router.deliver("code=x&state=wrong"), Delivery::UnknownState);
     assert_eq!(router.deliver("code=x&state=righ"), Delivery::UnknownState);
     assert_eq!(router.deliver("code=x"), Delivery::Malformed("the redirect has no `state`".to_owned()));
-    assert_eq!(router.deliver("code=x&state=right&state=right"), Delivery::Malformed("the redirect repeats `state`".to_owned()));
-    assert_eq!(router.deliver(&"a".repeat(MAX_CALLBACK_QUERY + 1)), Delivery::Malformed("the redirect is too long".to_owned()));
+    assert_eq!(
+        router.deliver("code=x&state=right&state=right"),
+        Delivery::Malformed("the redirect repeats `state`".to_owned())
+    );
+    assert_eq!(
+        router.deliver(&"a".repeat(MAX_CALLBACK_QUERY + 1)),
+        Delivery::Malformed("the redirect is too long".to_owned())
+    );
     assert_eq!(router.waiting_count(), 1, "bad responses must not consume the flow");
 }
 
@@ -40,7 +46,10 @@ async fn error_responses_reach_the_flow() {
     let router = CallbackRouter::new();
     let pending = router.register(&state("s"), None);
     let delivery = router.deliver("error=access_denied&error_description=The+user+said+no%0A%1B%5B31m&state=s");
-    let want = CallbackError::Denied { error: "access_denied".to_owned(), description: Some("The user said no  [31m".to_owned()) };
+    let want = CallbackError::Denied {
+        error: "access_denied".to_owned(),
+        description: Some("The user said no  [31m".to_owned()),
+    };
     assert_eq!(delivery, Delivery::Refused(want.to_string()));
     assert_eq!(pending.wait(T).await.map(|_| ()), Err(want));
 }
@@ -61,17 +70,27 @@ fn check(required: bool) -> Option<IssCheck> {
 async fn iss_rules() {
     let cases: [(Option<IssCheck>, &str, Result<Option<&str>, CallbackError>); 6] = [
         (check(true), "code=c&state=s&iss=https%3A%2F%2Fas.example", Ok(Some("https://as.example"))),
-        (check(true), "code=c&state=s", Err(CallbackError::IssuerMissing { expected: "https://as.example".to_owned() })),
+        (
+            check(true),
+            "code=c&state=s",
+            Err(CallbackError::IssuerMissing { expected: "https://as.example".to_owned() }),
+        ),
         (
             check(true),
             "code=c&state=s&iss=https%3A%2F%2Fevil.example",
-            Err(CallbackError::IssuerMismatch { expected: "https://as.example".to_owned(), received: "https://evil.example".to_owned() }),
+            Err(CallbackError::IssuerMismatch {
+                expected: "https://as.example".to_owned(),
+                received: "https://evil.example".to_owned(),
+            }),
         ),
         (check(false), "code=c&state=s", Ok(None)),
         (
             check(false),
             "code=c&state=s&iss=https%3A%2F%2Fevil.example",
-            Err(CallbackError::IssuerMismatch { expected: "https://as.example".to_owned(), received: "https://evil.example".to_owned() }),
+            Err(CallbackError::IssuerMismatch {
+                expected: "https://as.example".to_owned(),
+                received: "https://evil.example".to_owned(),
+            }),
         ),
         (check(false), "code=c&state=s&iss=https%3A%2F%2Fas.example", Ok(Some("https://as.example"))),
     ];
@@ -88,7 +107,10 @@ async fn iss_rules() {
 async fn timeout_and_drop_unregister() {
     let router = CallbackRouter::new();
     let pending = router.register(&state("s"), None);
-    assert_eq!(pending.wait(Duration::from_millis(20)).await.map(|_| ()), Err(CallbackError::TimedOut(Duration::from_millis(20))));
+    assert_eq!(
+        pending.wait(Duration::from_millis(20)).await.map(|_| ()),
+        Err(CallbackError::TimedOut(Duration::from_millis(20)))
+    );
     assert_eq!(router.waiting_count(), 0);
     assert_eq!(router.deliver("code=c&state=s"), Delivery::UnknownState);
 

@@ -18,13 +18,24 @@ async fn serve(app: Router) -> String {
 
 fn app() -> Router {
     Router::new()
-        .route("/ua", get(|h: HeaderMap| async move { h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned() }))
+        .route(
+            "/ua",
+            get(|h: HeaderMap| async move {
+                h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+            }),
+        )
         .route("/big", get(|| async { "x".repeat(MAX_BODY_BYTES + 1) }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }))
-        .route("/to-insecure", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "http://mcp-auth.invalid/x")]).into_response() }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/to-insecure",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "http://mcp-auth.invalid/x")]).into_response() }),
+        )
         .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response() }))
         .route("/to-ua", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ua")]).into_response() }))
 }

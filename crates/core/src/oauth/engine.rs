@@ -1,0 +1,552 @@
+//! The MCP authorization flow for one server, from the first 401 to tokens.
+//!
+//! Built on rmcp's `AuthorizationManager` (discovery, PRM/issuer checks,
+//! registration, PKCE S256, `state`, RFC 9207 `iss`, scope selection, code
+//! exchange), with every request going through our [`Http`] client, and with
+//! our own rules on top where rmcp is too lenient for us:
+//! - S256 must be advertised: discovered metadata without it is refused
+//!   (rmcp only warns when the field is absent). The 2025-03-26 legacy
+//!   fallback (no metadata at all) is the one exception: there is nothing to
+//!   check, and those servers must keep working;
+//! - only Bearer tokens are accepted (the agent cannot use DPoP tokens);
+//! - the browser step goes through our [`CallbackRouter`], so a loopback
+//!   redirect and a deep link are checked the same way;
+//! - registrations are reused when they belong to the same issuer and name
+//!   our redirect URI, and redone once if the server no longer knows them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::transport::auth::{AuthorizationMetadata, AuthorizationMetadataSource, OAuthClientConfig};
+use rmcp::transport::{AuthError, AuthorizationManager, OAuthHttpClient};
+use url::Url;
+
+use super::browser::{Browser, BrowserError};
+use super::callback::{CallbackError, CallbackRouter, IssCheck};
+use super::http::Http;
+use super::omit_resource::OmitResource;
+use super::resource::canonical_resource;
+use super::tokens::{TokenError, TokenSet};
+use super::www_authenticate::{BearerChallenge, bearer_challenge};
+use crate::agent_files::ClientRecord;
+use crate::secret::SecretString;
+
+/// The MCP protocol version we speak in `initialize` (the newest that has an
+/// `initialize` handshake, understood by 2025-06-18+ servers).
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// One server to authorize against.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The name in the agent's config (for messages).
+    pub name: String,
+    /// The MCP endpoint.
+    pub url: Url,
+    /// Pre-registered client id (from the agent's config).
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// Scope to request when neither the challenge nor the PRM names one.
+    pub scope: Option<String>,
+    /// `client_name` for registration.
+    pub client_name: String,
+    /// A Client ID Metadata Document URL, used when the server supports CIMD.
+    pub client_metadata_url: Option<String>,
+    /// Leave out `resource` (servers that reject it, e.g. Microsoft Entra).
+    pub omit_resource: bool,
+    /// How long to wait for the browser step.
+    pub timeout: Duration,
+}
+
+/// Steps of a sign-in, for progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Probing,
+    Discovering,
+    Registering,
+    /// The browser was sent to the authorization page.
+    WaitingForBrowser {
+        url: String,
+        timeout: Duration,
+    },
+    ExchangingCode,
+}
+
+/// Everything a successful sign-in produced.
+pub struct Authorized {
+    pub tokens: TokenSet,
+    pub client: ClientRecord,
+    /// The authorization server metadata, as JSON (the agent's `meta.json`).
+    pub metadata: serde_json::Value,
+    /// The issuer the tokens are bound to.
+    pub issuer: Option<String>,
+    /// The `resource` the tokens were requested for.
+    pub resource: Option<String>,
+    /// The scopes that were requested.
+    pub requested_scopes: Vec<String>,
+    /// rmcp's manager, configured and holding the tokens (for MCP calls and step-up).
+    pub manager: AuthorizationManager,
+}
+
+impl std::fmt::Debug for Authorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorized")
+            .field("tokens", &self.tokens)
+            .field("client", &self.client)
+            .field("issuer", &self.issuer)
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a sign-in failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{url} answered without asking for authorization (HTTP {status}); no sign-in needed")]
+    NoAuthNeeded { url: String, status: u16 },
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    #[error(
+        "the authorization server {issuer} does not advertise PKCE S256 (code_challenge_methods_supported: {advertised}); refusing to sign in without it"
+    )]
+    NoS256 { issuer: String, advertised: String },
+    #[error("the protected resource metadata names another resource: {0}")]
+    ResourceMismatch(String),
+    #[error("the authorization server metadata names issuer `{received}`, expected `{expected}`")]
+    IssuerMismatch { expected: String, received: String },
+    #[error("client registration failed: {0}")]
+    Registration(String),
+    #[error("cannot open the browser: {0}")]
+    Browser(#[from] BrowserError),
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    #[error("the authorization code exchange failed: {0}")]
+    Exchange(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl EngineError {
+    fn from_auth(e: AuthError) -> Self {
+        match e {
+            AuthError::AuthorizationServerMismatch { expected_issuer, received_issuer } => {
+                Self::IssuerMismatch { expected: expected_issuer, received: received_issuer }
+            }
+            AuthError::AuthorizationServerMissingIssuer { expected_issuer } => {
+                Self::Callback(CallbackError::IssuerMissing { expected: expected_issuer })
+            }
+            AuthError::ProtectedResourceMetadataInvalid { url, reason } => {
+                Self::ResourceMismatch(format!("{url}: {reason:?}"))
+            }
+            AuthError::PkceUnsupported => {
+                Self::NoS256 { issuer: "the server".to_owned(), advertised: "no S256".to_owned() }
+            }
+            AuthError::RegistrationFailed(m) => Self::Registration(m),
+            AuthError::TokenExchangeFailed(m) => Self::Exchange(m),
+            AuthError::DiscoveryRequestFailed { url, source } => {
+                Self::Unreachable { url: url.to_string(), reason: source.to_string() }
+            }
+            AuthError::AuthorizationServersUnavailable { resource_metadata_url, authorization_servers } => {
+                Self::Discovery(format!(
+                    "none of the authorization servers named by {resource_metadata_url} answered with usable metadata: {}",
+                    authorization_servers.join(", ")
+                ))
+            }
+            AuthError::MetadataError(m) | AuthError::OAuthError(m) => Self::Discovery(m),
+            AuthError::NoAuthorizationSupport => {
+                Self::Discovery("the server does not support OAuth authorization".to_owned())
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for EngineError {
+    fn from(e: AuthError) -> Self {
+        Self::from_auth(e)
+    }
+}
+
+/// What the unauthenticated `initialize` told us.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// 401 with a Bearer challenge (raw header values and the parsed one).
+    Challenge { headers: Vec<String>, bearer: BearerChallenge },
+    /// 401 without a usable challenge, or another status: discovery must guess.
+    NoChallenge { status: u16 },
+    /// The server answered without asking for authorization.
+    Open { status: u16 },
+}
+
+/// The engine: shared by all flows of the process.
+#[derive(Clone)]
+pub struct Engine {
+    http: Http,
+    router: CallbackRouter,
+    browser: Arc<dyn Browser>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("router", &self.router).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine using `http` for every request, `router` for redirects, and
+    /// `browser` to show authorization pages.
+    pub fn new(http: Http, router: CallbackRouter, browser: Arc<dyn Browser>) -> Self {
+        Self { http, router, browser }
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// Sends an unauthenticated MCP `initialize` to `url` and reads the answer.
+    #[tracing::instrument(skip_all, fields(url = %url))]
+    pub async fn probe(&self, url: &Url) -> Result<Probe, EngineError> {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-auth-tray", "version": env!("CARGO_PKG_VERSION")}
+            }
+        });
+        let request = self
+            .http
+            .reqwest_no_redirects()
+            .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", PROTOCOL_VERSION)
+            .json(&body)
+            .build()
+            .map_err(|e| EngineError::Other(format!("cannot build the probe request: {e}")))?;
+        let response = self
+            .http
+            .send(request, false)
+            .await
+            .map_err(|e| EngineError::Unreachable { url: url.to_string(), reason: e.to_string() })?;
+        let status = response.status.as_u16();
+        let headers: Vec<String> = response
+            .headers
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if status == 401 {
+            return Ok(match bearer_challenge(headers.iter().map(String::as_str)) {
+                Some(bearer) => Probe::Challenge { headers, bearer },
+                None => Probe::NoChallenge { status },
+            });
+        }
+        if response.status.is_success() {
+            return Ok(Probe::Open { status });
+        }
+        Ok(Probe::NoChallenge { status })
+    }
+
+    fn oauth_http(&self, target: &Target) -> Arc<dyn OAuthHttpClient> {
+        if target.omit_resource { Arc::new(OmitResource(self.http.clone())) } else { Arc::new(self.http.clone()) }
+    }
+
+    /// Discovers the authorization server for `target`, starting from a
+    /// probe's challenge. Returns rmcp's manager with the metadata set.
+    #[tracing::instrument(skip_all, fields(server = %target.name), err)]
+    pub async fn discover(
+        &self,
+        target: &Target,
+        probe: &Probe,
+    ) -> Result<(AuthorizationManager, Discovered), EngineError> {
+        let challenge = match probe {
+            Probe::Challenge { headers, .. } => {
+                headers.iter().find(|h| h.to_ascii_lowercase().contains("bearer")).cloned()
+            }
+            _ => None,
+        };
+        let mut manager =
+            AuthorizationManager::new_with_oauth_http_client(target.url.as_str(), self.oauth_http(target)).await?;
+        let resolution = manager.resolve_metadata_from_challenge(challenge.as_deref()).await?;
+        let legacy = resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback;
+        let metadata = resolution.metadata;
+        if !legacy {
+            require_s256(&metadata)?;
+        }
+        let discovered = Discovered::from_metadata(&metadata, legacy);
+        manager.set_metadata(metadata);
+        Ok((manager, discovered))
+    }
+
+    /// Runs the whole flow: probe, discovery, client identity, browser,
+    /// code exchange. `stored` is a registration kept from an earlier sign-in.
+    #[tracing::instrument(skip_all, fields(server = %target.name), err)]
+    pub async fn authorize(
+        &self,
+        target: &Target,
+        redirect_uri: &str,
+        stored: Option<(ClientRecord, Option<String>)>,
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Authorized, EngineError> {
+        progress(Step::Probing);
+        let probe = self.probe(&target.url).await?;
+        if let Probe::Open { status } = probe {
+            return Err(EngineError::NoAuthNeeded { url: target.url.to_string(), status });
+        }
+        progress(Step::Discovering);
+        let (manager, discovered) = self.discover(target, &probe).await?;
+        self.authorize_discovered(target, manager, discovered, redirect_uri, stored, progress).await
+    }
+
+    /// The flow after discovery (used directly for re-authorization).
+    pub async fn authorize_discovered(
+        &self,
+        target: &Target,
+        mut manager: AuthorizationManager,
+        discovered: Discovered,
+        redirect_uri: &str,
+        stored: Option<(ClientRecord, Option<String>)>,
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Authorized, EngineError> {
+        let defaults: Vec<String> =
+            target.scope.as_deref().map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+        let default_refs: Vec<&str> = defaults.iter().map(String::as_str).collect();
+        let scopes = manager.select_initial_scopes(&default_refs).await;
+        let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+
+        progress(Step::Registering);
+        let reusable = stored.filter(|(client, issuer)| {
+            issuer.as_deref() == discovered.issuer.as_deref() && client.redirect_uris.iter().any(|u| u == redirect_uri)
+        });
+        let (client, from_store) = self
+            .client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, reusable.map(|(c, _)| c))
+            .await?;
+        match self.browser_step(&manager, target, &discovered, &scope_refs, progress).await {
+            Ok(tokens) => Ok(self.finish(manager, discovered, client, tokens, scopes)),
+            // A kept registration the server no longer knows: register anew, once.
+            Err(e) if from_store && rejects_client(&e) => {
+                tracing::info!(error = %e, "the stored registration was rejected; registering again");
+                progress(Step::Registering);
+                let (client, _) =
+                    self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, None).await?;
+                let tokens = self.browser_step(&manager, target, &discovered, &scope_refs, progress).await?;
+                Ok(self.finish(manager, discovered, client, tokens, scopes))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn finish(
+        &self,
+        manager: AuthorizationManager,
+        discovered: Discovered,
+        client: ClientRecord,
+        tokens: TokenSet,
+        scopes: Vec<String>,
+    ) -> Authorized {
+        Authorized {
+            tokens,
+            client,
+            metadata: discovered.metadata_json,
+            issuer: discovered.issuer,
+            resource: discovered.resource,
+            requested_scopes: scopes,
+            manager,
+        }
+    }
+
+    /// Pre-registered client, else CIMD, else a kept registration, else DCR.
+    /// Returns the registration and whether it came from the store.
+    async fn client_identity(
+        &self,
+        manager: &mut AuthorizationManager,
+        target: &Target,
+        discovered: &Discovered,
+        redirect_uri: &str,
+        scopes: &[&str],
+        stored: Option<ClientRecord>,
+    ) -> Result<(ClientRecord, bool), EngineError> {
+        let record = |client_id: String, secret: Option<SecretString>, redirect_uris: Vec<String>| ClientRecord {
+            token_endpoint_auth_method: discovered.auth_method_for(secret.is_some()).to_owned(),
+            client_id,
+            client_secret: secret,
+            redirect_uris,
+            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            response_types: vec!["code".to_owned()],
+            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+            client_name: Some(target.client_name.clone()),
+            client_id_issued_at: Some(super::tokens::now() as i64),
+        };
+        if let Some(id) = &target.client_id {
+            let mut config = OAuthClientConfig::new(id.clone(), redirect_uri);
+            if let Some(secret) = &target.client_secret {
+                config = config.with_client_secret(secret.expose().to_owned());
+            }
+            manager.configure_client(config)?;
+            return Ok((record(id.clone(), target.client_secret.clone(), vec![redirect_uri.to_owned()]), false));
+        }
+        if let (Some(cimd), true) = (&target.client_metadata_url, discovered.supports_cimd) {
+            manager.configure_client(OAuthClientConfig::new(cimd.clone(), redirect_uri))?;
+            let mut r = record(cimd.clone(), None, vec![redirect_uri.to_owned()]);
+            r.token_endpoint_auth_method = "none".to_owned();
+            return Ok((r, false));
+        }
+        if let Some(client) = stored {
+            let mut config = OAuthClientConfig::new(client.client_id.clone(), redirect_uri);
+            if let Some(secret) = &client.client_secret {
+                config = config.with_client_secret(secret.expose().to_owned());
+            }
+            manager.configure_client(config)?;
+            return Ok((client, true));
+        }
+        if !discovered.can_register {
+            return Err(EngineError::Registration(format!(
+                "the authorization server offers no dynamic client registration; configure `oauth.client_id` for `{}` in the agent's config",
+                target.name
+            )));
+        }
+        let config = manager.register_client(&target.client_name, redirect_uri, scopes).await?;
+        let secret = config.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::new);
+        Ok((record(config.client_id, secret, vec![redirect_uri.to_owned()]), false))
+    }
+
+    /// Opens the authorization page, waits for the redirect, exchanges the code.
+    async fn browser_step(
+        &self,
+        manager: &AuthorizationManager,
+        target: &Target,
+        discovered: &Discovered,
+        scopes: &[&str],
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<TokenSet, EngineError> {
+        let url = manager.get_authorization_url(scopes).await?;
+        self.complete_authorization_url(manager, target, discovered, &url, progress).await
+    }
+
+    /// Sends the browser to an authorization URL made by `manager` (a first
+    /// sign-in or a step-up) and exchanges the code that comes back.
+    pub async fn complete_authorization_url(
+        &self,
+        manager: &AuthorizationManager,
+        target: &Target,
+        discovered: &Discovered,
+        url: &str,
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<TokenSet, EngineError> {
+        let mut url = Url::parse(url).map_err(|e| EngineError::Other(format!("bad authorization URL: {e}")))?;
+        if target.omit_resource {
+            strip_query_param(&mut url, "resource");
+        }
+        let state = url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| SecretString::new(v.into_owned()))
+            .ok_or_else(|| EngineError::Other("the authorization URL has no state".to_owned()))?;
+        let iss =
+            discovered.issuer.clone().map(|issuer| IssCheck { issuer, required: discovered.iss_parameter_supported });
+        let pending = self.router.register(&state, iss);
+        progress(Step::WaitingForBrowser { url: url.to_string(), timeout: target.timeout });
+        self.browser.open(url.as_str()).await?;
+        let code = pending.wait(target.timeout).await?;
+        progress(Step::ExchangingCode);
+        let response = manager
+            .exchange_code_for_token_with_issuer(code.code.expose(), state.expose(), code.iss.as_deref())
+            .await?;
+        Ok(TokenSet::from_response(&response)?)
+    }
+}
+
+/// Whether an error means the server does not know our client (any more).
+fn rejects_client(e: &EngineError) -> bool {
+    match e {
+        EngineError::Callback(CallbackError::Denied { error, .. }) => {
+            matches!(error.as_str(), "invalid_client" | "unauthorized_client")
+        }
+        EngineError::Exchange(m) => m.contains("invalid_client") || m.contains("unauthorized_client"),
+        EngineError::Token(TokenError::ClientRejected { .. }) => true,
+        EngineError::Browser(BrowserError::Rejected { status: 400 | 401, .. }) => true,
+        _ => false,
+    }
+}
+
+fn strip_query_param(url: &mut Url, name: &str) {
+    let kept: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    url.query_pairs_mut().clear().extend_pairs(kept);
+}
+
+/// Refuses metadata that does not advertise PKCE S256.
+fn require_s256(metadata: &AuthorizationMetadata) -> Result<(), EngineError> {
+    let methods = metadata.code_challenge_methods_supported.as_deref().unwrap_or_default();
+    if methods.iter().any(|m| m == "S256") {
+        return Ok(());
+    }
+    Err(EngineError::NoS256 {
+        issuer: metadata.issuer.clone().unwrap_or_else(|| metadata.authorization_endpoint.clone()),
+        advertised: if methods.is_empty() { "absent".to_owned() } else { methods.join(", ") },
+    })
+}
+
+/// What discovery found that the rest of the flow needs.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub issuer: Option<String>,
+    pub iss_parameter_supported: bool,
+    pub supports_cimd: bool,
+    pub can_register: bool,
+    pub token_endpoint: String,
+    pub revocation_endpoint: Option<String>,
+    pub auth_methods: Vec<String>,
+    /// The metadata as JSON (kept for the agent's `meta.json`).
+    pub metadata_json: serde_json::Value,
+    /// No metadata was found; endpoints are the 2025-03-26 defaults.
+    pub legacy: bool,
+    /// The resource indicator sent (`None` only if omitted).
+    pub resource: Option<String>,
+}
+
+impl Discovered {
+    fn from_metadata(metadata: &AuthorizationMetadata, legacy: bool) -> Self {
+        let field = |k: &str| metadata.additional_fields.get(k);
+        let flag = |k: &str| field(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let auth_methods = field("token_endpoint_auth_methods_supported")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Self {
+            issuer: metadata.issuer.clone(),
+            iss_parameter_supported: flag("authorization_response_iss_parameter_supported"),
+            supports_cimd: flag("client_id_metadata_document_supported"),
+            can_register: metadata.registration_endpoint.is_some(),
+            token_endpoint: metadata.token_endpoint.clone(),
+            revocation_endpoint: field("revocation_endpoint").and_then(|v| v.as_str()).map(str::to_owned),
+            auth_methods,
+            metadata_json: serde_json::to_value(metadata).unwrap_or(serde_json::Value::Null),
+            legacy,
+            resource: None,
+        }
+    }
+
+    /// The token endpoint auth method rmcp will use: `none` without a secret;
+    /// with one, `client_secret_basic` unless only `client_secret_post` is offered.
+    pub fn auth_method_for(&self, has_secret: bool) -> &'static str {
+        if !has_secret {
+            return "none";
+        }
+        let offers = |m: &str| self.auth_methods.iter().any(|x| x == m);
+        if offers("client_secret_post") && !offers("client_secret_basic") {
+            "client_secret_post"
+        } else {
+            "client_secret_basic"
+        }
+    }
+}
+
+/// The resource indicator for `url` unless omitted.
+pub fn resource_for(target: &Target) -> Option<String> {
+    (!target.omit_resource).then(|| canonical_resource(&target.url))
+}
