@@ -216,10 +216,7 @@ async fn read_capped(response: reqwest::Response, url: &str) -> Result<Vec<u8>, 
 impl OAuthHttpClient for Http {
     fn execute(&self, request: OAuthHttpRequest) -> OAuthHttpClientFuture<'_> {
         Box::pin(async move {
-            let follow = match request.redirect_policy {
-                OAuthHttpRedirectPolicy::Stop => false,
-                _ => true,
-            };
+            let follow = !matches!(request.redirect_policy, OAuthHttpRedirectPolicy::Stop);
             let request =
                 reqwest::Request::try_from(request.request).map_err(|e| Box::new(e) as OAuthHttpClientError)?;
             let response = self.send(request, follow).await.map_err(|e| Box::new(e) as OAuthHttpClientError)?;
