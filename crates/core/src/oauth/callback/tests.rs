@@ -68,7 +68,8 @@ fn check(required: bool) -> Option<IssCheck> {
 
 #[tokio::test]
 async fn iss_rules() {
-    let cases: [(Option<IssCheck>, &str, Result<Option<&str>, CallbackError>); 6] = [
+    type Case<'a> = (Option<IssCheck>, &'a str, Result<Option<&'a str>, CallbackError>);
+    let cases: [Case<'_>; 6] = [
         (check(true), "code=c&state=s&iss=https%3A%2F%2Fas.example", Ok(Some("https://as.example"))),
         (
             check(true),
