@@ -3,6 +3,7 @@
 //! A thin front end over `mcp-auth-core`: it parses arguments, calls the core
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 
+mod conformance;
 mod status;
 
 use std::path::PathBuf;
@@ -32,6 +33,11 @@ enum Command {
     ///
     /// Example: mcp-auth status --json | jq '.[] | select(.state == "needs_reauth")'
     Status(status::StatusArgs),
+    /// Run as the client of the MCP conformance suite (used by CI).
+    ///
+    /// Example: npx @modelcontextprotocol/conformance client --scenario auth/metadata-default --command "mcp-auth conformance-client"
+    #[command(hide = true)]
+    ConformanceClient(conformance::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
+        Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,6 +58,11 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs an async command on a fresh runtime (commands that need none don't pay for one).
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(future)
 }
 
 /// Logs go to stderr so stdout stays parseable; `RUST_LOG` overrides `-v`.

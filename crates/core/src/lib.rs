@@ -20,6 +20,7 @@ mod dotenv;
 mod home;
 mod interpolate;
 mod logging;
+pub mod mcp_client;
 mod menu;
 pub mod oauth;
 mod read_capped;

@@ -72,7 +72,7 @@ async fn full_flow_registers_authorizes_and_gets_tokens() {
     assert!(server.is_valid_access_token(got.tokens.access_token.expose()));
     assert!(got.tokens.refresh_token.is_some());
     assert_eq!(got.tokens.expires_in, Some(3600));
-    assert_eq!(got.issuer.as_deref(), Some(server.base_url()));
+    assert_eq!(got.discovered.issuer.as_deref(), Some(server.base_url()));
     assert_eq!(got.client.redirect_uris, vec![rig.listener.redirect_uri()]);
     assert_eq!(got.client.token_endpoint_auth_method, "none");
     assert_eq!(
@@ -113,7 +113,7 @@ async fn a_kept_registration_is_reused_and_a_dead_one_heals() {
     let rig = rig().await;
     let t = target(&server);
     let first = rig.engine.authorize(&t, &rig.listener.redirect_uri(), None, &no_progress()).await.expect("first");
-    let stored = Some((first.client.clone(), first.issuer.clone()));
+    let stored = Some((first.client.clone(), first.discovered.issuer.clone()));
     let second =
         rig.engine.authorize(&t, &rig.listener.redirect_uri(), stored.clone(), &no_progress()).await.expect("second");
     assert_eq!(second.client.client_id, first.client.client_id);
@@ -135,7 +135,7 @@ async fn a_registration_for_another_redirect_uri_is_not_reused() {
     let mut moved = first.client.clone();
     moved.redirect_uris = vec!["http://127.0.0.1:1/callback".to_owned()];
     rig.engine
-        .authorize(&t, &rig.listener.redirect_uri(), Some((moved, first.issuer)), &no_progress())
+        .authorize(&t, &rig.listener.redirect_uri(), Some((moved, first.discovered.issuer)), &no_progress())
         .await
         .expect("second");
     assert_eq!(server.log().registrations.len(), 2);
@@ -335,7 +335,7 @@ async fn concurrent_flows_through_one_listener_do_not_mix() {
     for (server, result) in servers.iter().zip(results) {
         let got = result.expect("authorized");
         assert!(server.is_valid_access_token(got.tokens.access_token.expose()), "token from the wrong server");
-        assert_eq!(got.issuer.as_deref(), Some(server.base_url()));
+        assert_eq!(got.discovered.issuer.as_deref(), Some(server.base_url()));
     }
 }
 

@@ -29,6 +29,7 @@ use super::resource::canonical_resource;
 use super::tokens::{TokenError, TokenSet};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
 use crate::agent_files::ClientRecord;
+use crate::mcp_client::{McpError, McpSession, Wire};
 use crate::secret::SecretString;
 
 /// The MCP protocol version we speak in `initialize` (the newest that has an
@@ -75,12 +76,8 @@ pub enum Step {
 pub struct Authorized {
     pub tokens: TokenSet,
     pub client: ClientRecord,
-    /// The authorization server metadata, as JSON (the agent's `meta.json`).
-    pub metadata: serde_json::Value,
-    /// The issuer the tokens are bound to.
-    pub issuer: Option<String>,
-    /// The `resource` the tokens were requested for.
-    pub resource: Option<String>,
+    /// What discovery found (metadata, issuer, endpoints).
+    pub discovered: Discovered,
     /// The scopes that were requested.
     pub requested_scopes: Vec<String>,
     /// rmcp's manager, configured and holding the tokens (for MCP calls and step-up).
@@ -92,8 +89,7 @@ impl std::fmt::Debug for Authorized {
         f.debug_struct("Authorized")
             .field("tokens", &self.tokens)
             .field("client", &self.client)
-            .field("issuer", &self.issuer)
-            .field("resource", &self.resource)
+            .field("issuer", &self.discovered.issuer)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +247,24 @@ impl Engine {
         Ok(Probe::NoChallenge { status })
     }
 
+    /// Lists tools without a token; `Some(challenge)` when that is refused.
+    pub async fn probe_tools(&self, target: &Target) -> Result<Option<Probe>, EngineError> {
+        let outcome = async {
+            let session = McpSession::connect(&self.http, target.url.as_str(), None, Wire::Initialize).await?;
+            let listed = session.list_tools().await;
+            session.close().await;
+            listed
+        }
+        .await;
+        match outcome {
+            Ok(_) => Ok(None),
+            Err(McpError::Auth { challenge, raw }) => {
+                Ok(Some(Probe::Challenge { headers: vec![raw], bearer: challenge }))
+            }
+            Err(McpError::Other(reason)) => Err(EngineError::Unreachable { url: target.url.to_string(), reason }),
+        }
+    }
+
     fn oauth_http(&self, target: &Target) -> Arc<dyn OAuthHttpClient> {
         if target.omit_resource { Arc::new(OmitResource(self.http.clone())) } else { Arc::new(self.http.clone()) }
     }
@@ -293,9 +307,13 @@ impl Engine {
         progress: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Authorized, EngineError> {
         progress(Step::Probing);
-        let probe = self.probe(&target.url).await?;
+        let mut probe = self.probe(&target.url).await?;
         if let Probe::Open { status } = probe {
-            return Err(EngineError::NoAuthNeeded { url: target.url.to_string(), status });
+            // Some servers let `initialize` through and guard only the tools.
+            probe = self
+                .probe_tools(target)
+                .await?
+                .ok_or_else(|| EngineError::NoAuthNeeded { url: target.url.to_string(), status })?;
         }
         progress(Step::Discovering);
         let (manager, discovered) = self.discover(target, &probe).await?;
@@ -348,15 +366,7 @@ impl Engine {
         tokens: TokenSet,
         scopes: Vec<String>,
     ) -> Authorized {
-        Authorized {
-            tokens,
-            client,
-            metadata: discovered.metadata_json,
-            issuer: discovered.issuer,
-            resource: discovered.resource,
-            requested_scopes: scopes,
-            manager,
-        }
+        Authorized { tokens, client, discovered, requested_scopes: scopes, manager }
     }
 
     /// Pre-registered client, else CIMD, else a kept registration, else DCR.
@@ -409,7 +419,13 @@ impl Engine {
                 target.name
             )));
         }
-        let config = manager.register_client(&target.client_name, redirect_uri, scopes).await?;
+        let mut config = manager.register_client(&target.client_name, redirect_uri, scopes).await?;
+        // Servers that only do `none` sometimes hand out a secret anyway; sending it
+        // would be using a method they don't offer.
+        if discovered.only_public_clients() && config.client_secret.is_some() {
+            config.client_secret = None;
+            manager.configure_client(config.clone())?;
+        }
         let secret = config.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::new);
         Ok((record(config.client_id, secret, vec![redirect_uri.to_owned()]), false))
     }
@@ -505,8 +521,6 @@ pub struct Discovered {
     pub metadata_json: serde_json::Value,
     /// No metadata was found; endpoints are the 2025-03-26 defaults.
     pub legacy: bool,
-    /// The resource indicator sent (`None` only if omitted).
-    pub resource: Option<String>,
 }
 
 impl Discovered {
@@ -527,8 +541,12 @@ impl Discovered {
             auth_methods,
             metadata_json: serde_json::to_value(metadata).unwrap_or(serde_json::Value::Null),
             legacy,
-            resource: None,
         }
+    }
+
+    /// The server advertises only the `none` token endpoint auth method.
+    pub fn only_public_clients(&self) -> bool {
+        !self.auth_methods.is_empty() && self.auth_methods.iter().all(|m| m == "none")
     }
 
     /// The token endpoint auth method rmcp will use: `none` without a secret;

@@ -217,6 +217,129 @@ impl TokenEndpoint {
     }
 }
 
+/// A `private_key_jwt` client (RFC 7523): its id and signing key.
+#[derive(Clone)]
+pub struct JwtClient {
+    pub client_id: String,
+    /// PKCS#8 PEM private key.
+    pub private_key_pem: SecretString,
+    /// `ES256`, `ES384`, `RS256`, ...
+    pub algorithm: String,
+}
+
+impl std::fmt::Debug for JwtClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtClient")
+            .field("client_id", &self.client_id)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtClient {
+    /// A fresh signed assertion for `audience` (the authorization server's
+    /// issuer), valid for 5 minutes, with a unique `jti`.
+    pub fn assertion(&self, audience: &str) -> Result<String, TokenError> {
+        let algorithm: jsonwebtoken::Algorithm = self
+            .algorithm
+            .parse()
+            .map_err(|_| TokenError::Config(format!("unsupported JWT algorithm {}", self.algorithm)))?;
+        let pem = self.private_key_pem.expose().as_bytes();
+        let key = match algorithm {
+            jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(pem)
+            }
+            jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+            _ => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+        }
+        // Never the key or the library's message about it.
+        .map_err(|_| TokenError::Config("the private key is not a PEM key of the configured algorithm".to_owned()))?;
+        let now = now() as u64;
+        let claims = serde_json::json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 300,
+            "jti": format!("{:x}-{:x}", now, jti_nonce()),
+        });
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key)
+            .map_err(|e| TokenError::Config(format!("cannot sign the client assertion: {e}")))
+    }
+
+    /// The client-credentials grant authenticated with a signed assertion.
+    pub async fn client_credentials(
+        &self,
+        http: &Http,
+        token_url: &str,
+        audience: &str,
+        resource: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenSet, TokenError> {
+        let assertion = self.assertion(audience)?;
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion),
+        ];
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+        }
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        token_form_request(http, token_url, &form).await
+    }
+}
+
+/// A random-enough nonce for `jti` (unique per assertion, not a secret).
+fn jti_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+/// POSTs a token request form and reads a standard token response.
+async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
+    let request = http
+        .reqwest_no_redirects()
+        .post(token_url)
+        .form(form)
+        .build()
+        .map_err(|e| TokenError::Config(e.to_string()))?;
+    let response = http.send(request, false).await.map_err(|e| TokenError::Transport(e.to_string()))?;
+    if response.status.is_server_error() {
+        return Err(TokenError::Transport(format!("HTTP {} from {token_url}", response.status)));
+    }
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.body).map_err(|_| TokenError::BadResponse("not JSON".to_owned()))?;
+    if !response.status.is_success() {
+        let error = body["error"].as_str().unwrap_or("unknown_error").to_owned();
+        let description = body["error_description"].as_str().map(str::to_owned);
+        return Err(match error.as_str() {
+            "invalid_grant" => TokenError::Rejected { description: description.unwrap_or(error) },
+            "invalid_client" | "unauthorized_client" => {
+                TokenError::ClientRejected { description: description.unwrap_or(error) }
+            }
+            _ => TokenError::Refused { error, description },
+        });
+    }
+    let access_token =
+        body["access_token"].as_str().ok_or_else(|| TokenError::BadResponse("no access_token".to_owned()))?;
+    let token_type = body["token_type"].as_str().unwrap_or("Bearer");
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::NotBearer { token_type: token_type.to_owned() });
+    }
+    Ok(TokenSet {
+        access_token: SecretString::new(access_token),
+        refresh_token: body["refresh_token"].as_str().map(SecretString::new),
+        expires_in: body["expires_in"].as_u64(),
+        received_at: now(),
+        scope: body["scope"].as_str().map(str::to_owned),
+    })
+}
+
 type TokenRequestError = RequestTokenError<AdapterError, StandardErrorResponse<BasicErrorResponseType>>;
 
 fn classify(e: TokenRequestError) -> TokenError {
