@@ -4,6 +4,7 @@
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 
 mod conformance;
+mod connect;
 mod status;
 
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ enum Command {
     ///
     /// Example: mcp-auth status --json | jq '.[] | select(.state == "needs_reauth")'
     Status(status::StatusArgs),
+    /// Sign in to an OAuth server of the agent's config and write its token files.
+    ///
+    /// Example: mcp-auth connect linear --no-browser
+    Connect(connect::ConnectArgs),
     /// Run as the client of the MCP conformance suite (used by CI).
     ///
     /// Example: npx @modelcontextprotocol/conformance client --scenario auth/metadata-default --command "mcp-auth conformance-client"
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
+        Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };
     match result {

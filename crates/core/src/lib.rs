@@ -16,6 +16,7 @@ mod agent_files;
 mod agent_layout;
 mod atomic_file;
 mod config;
+pub mod connect;
 mod dotenv;
 mod home;
 mod interpolate;
@@ -48,5 +49,5 @@ pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
     AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
 };
-pub use token_file::{TokenFileError, TokenFileSummary, read_token_file};
+pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
 pub use watch::{HomeWatcher, WatchError};

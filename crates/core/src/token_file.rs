@@ -118,6 +118,11 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
     Ok(TokenFileSummary { expires_at, lifetime_secs, has_refresh_token, scope, issuer, note })
 }
 
+/// Now, as epoch seconds.
+pub fn now_secs() -> f64 {
+    epoch_secs(SystemTime::now())
+}
+
 pub(crate) fn epoch_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -71,6 +71,11 @@ pub struct OAuthSettings {
     pub client_name: Option<String>,
     /// Seconds to wait for the browser step (default 300).
     pub timeout_secs: f64,
+    /// Ours, from the entry's `mcp_auth_tray:` block (the agent ignores it):
+    /// leave out RFC 8707 `resource` for servers that reject it.
+    pub omit_resource: bool,
+    /// Ours: a Client ID Metadata Document URL to use when the server supports CIMD.
+    pub client_metadata_url: Option<String>,
 }
 
 /// Static headers, described without their values.
@@ -148,7 +153,9 @@ fn validate_value(value: &Value, scope: &EnvScope) -> Result<ServerConfig, Strin
         }
         AuthKind::Stdio
     } else if auth_value == "oauth" {
-        AuthKind::OAuth(parse_oauth(entry.get("oauth"))?)
+        let mut oauth = parse_oauth(entry.get("oauth"))?;
+        parse_own_settings(entry.get("mcp_auth_tray"), &mut oauth)?;
+        AuthKind::OAuth(oauth)
     } else {
         if !auth_value.is_empty() {
             warnings.push(format!("`auth: {auth_value}` is not a kind the agent knows; it is ignored"));
@@ -227,7 +234,35 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
         redirect_host: field("redirect_host")?.filter(|s| !s.is_empty()),
         client_name: field("client_name")?.filter(|s| !s.is_empty()),
         timeout_secs,
+        omit_resource: false,
+        client_metadata_url: None,
     })
+}
+
+/// Our own per-server settings under `mcp_auth_tray:` (unknown to the agent,
+/// which ignores unknown keys): `omit_resource`, `client_metadata_url`.
+fn parse_own_settings(value: Option<&Value>, oauth: &mut OAuthSettings) -> Result<(), String> {
+    let block = match value {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("`mcp_auth_tray` must be a mapping, found {}", kind_of(other))),
+    };
+    oauth.omit_resource = match block.get("omit_resource") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(format!("`mcp_auth_tray.omit_resource` must be true or false, found {}", kind_of(other)));
+        }
+    };
+    oauth.client_metadata_url =
+        optional_string(block, "client_metadata_url").map_err(|e| e.replacen('`', "`mcp_auth_tray.", 1))?;
+    if let Some(u) = &oauth.client_metadata_url {
+        let ok = url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" && p.path() != "/");
+        if !ok {
+            return Err("`mcp_auth_tray.client_metadata_url` must be an https:// URL with a path".to_owned());
+        }
+    }
+    Ok(())
 }
 
 /// Header names and the variables they use; values are never kept here.
@@ -349,6 +384,16 @@ mod tests {
     }
 
     #[test]
+    fn our_own_settings() {
+        let cfg = check(json!({"url": "https://x/mcp", "auth": "oauth",
+            "mcp_auth_tray": {"omit_resource": true, "client_metadata_url": "https://me.example/client.json"}}))
+        .expect("valid");
+        let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth") };
+        assert!(o.omit_resource);
+        assert_eq!(o.client_metadata_url.as_deref(), Some("https://me.example/client.json"));
+    }
+
+    #[test]
     fn oauth_defaults() {
         let cfg = check(json!({"url": "http://127.0.0.1:9/mcp", "auth": "oauth"})).expect("valid");
         assert_eq!(cfg.auth, AuthKind::OAuth(OAuthSettings { timeout_secs: 300.0, ..Default::default() }));
@@ -424,6 +469,8 @@ mod tests {
     #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": "soon"}}), "`oauth.timeout` must be a positive number of seconds, found `soon`")]
     #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"client_id": ["a"]}}), "`oauth.client_id` must be a string, found a list")]
     #[case(json!({"command": "x", "auth": "oauth"}), "`auth: oauth` needs a `url`: a local command cannot use OAuth")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"omit_resource": "yes"}}), "`mcp_auth_tray.omit_resource` must be true or false, found a string")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"client_metadata_url": "http://x/c.json"}}), "`mcp_auth_tray.client_metadata_url` must be an https:// URL with a path")]
     #[case(json!({"url": "https://x/", "headers": ["a"]}), "`headers` must be a mapping of header names to values, found a list")]
     #[case(json!({"url": "https://x/", "headers": {"A": {"b": 1}}}), "header `A` must be a string, found a mapping")]
     fn invalid_entries(#[case] value: Value, #[case] reason: &str) {

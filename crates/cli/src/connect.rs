@@ -1,0 +1,115 @@
+//! `mcp-auth connect <server>`: sign in and write the agent's token files.
+//!
+//! The browser: `--no-browser` prints the URL (open it anywhere that can
+//! reach this machine's loopback), else `$BROWSER` (a command that gets the
+//! URL as its argument), else the desktop's default browser; if that cannot
+//! start, the URL is printed instead.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mcp_auth_core::connect::{connect, find_oauth_server};
+use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser};
+use mcp_auth_core::oauth::callback::CallbackRouter;
+use mcp_auth_core::oauth::engine::{Engine, Step};
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
+use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader};
+
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// The server's name under `mcp_servers` in the agent's config.
+    server: String,
+    /// The Hermes profile the server is in (default: the default home).
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+    /// Print the authorization URL instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+}
+
+/// Prints the URL for the user to open.
+struct PrintUrl;
+
+impl Browser for PrintUrl {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "Open this URL in a browser to sign in:\n\n  {url}\n")
+                .map_err(|e| BrowserError::Other(e.to_string()))
+        })
+    }
+}
+
+/// Tries `inner`; when it cannot start, prints the URL instead.
+struct OrPrint(Box<dyn Browser>);
+
+impl Browser for OrPrint {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            if let Err(e) = self.0.open(url).await {
+                tracing::warn!(error = %e, "cannot open a browser; printing the URL");
+                return PrintUrl.open(url).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn choose_browser(no_browser: bool) -> Arc<dyn Browser> {
+    if no_browser {
+        return Arc::new(PrintUrl);
+    }
+    match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
+        Some(command) => Arc::new(OrPrint(Box::new(command))),
+        None => Arc::new(OrPrint(Box::new(SystemBrowser))),
+    }
+}
+
+#[expect(clippy::print_stderr, reason = "progress for the person at the terminal")]
+fn show(step: Step) {
+    match step {
+        Step::Probing => eprintln!("contacting the server…"),
+        Step::Discovering => eprintln!("discovering its authorization server…"),
+        Step::Registering => eprintln!("registering the client…"),
+        Step::WaitingForBrowser { timeout, .. } => {
+            eprintln!("waiting for the browser (up to {} s)…", timeout.as_secs())
+        }
+        Step::ExchangingCode => eprintln!("getting tokens…"),
+    }
+}
+
+pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Result<()> {
+    let root = HermesRoot::resolve(hermes_home);
+    let snapshot = SnapshotLoader::new().load(&root);
+    let server = find_oauth_server(&snapshot, &args.server, args.profile.as_deref())?;
+    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
+    let router = CallbackRouter::new();
+    let (listener, choice) = bind_stable(router.clone(), &settings, server.oauth.redirect_port).await.map_err(|e| {
+        match server.oauth.redirect_port {
+            Some(port) => {
+                anyhow::anyhow!("{e}: `redirect_port: {port}` for `{}` is in use by another program", server.name)
+            }
+            None => e.into(),
+        }
+    })?;
+    if let PortChoice::New { previous: Some(previous) } = choice {
+        tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
+    }
+    let http = Http::new()?;
+    let engine = Engine::new(http, router, choose_browser(args.no_browser));
+    let connected = connect(&engine, &server, &listener.redirect_uri(), &show).await?;
+    let left = connected
+        .expires_at
+        .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))
+        .unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Connected to {}{left}.", server.name)?;
+    writeln!(out, "Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display())?;
+    if !connected.has_refresh_token {
+        writeln!(out, "Note: the server issued no refresh token; you will need to sign in again when it expires.")?;
+    }
+    Ok(())
+}

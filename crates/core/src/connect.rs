@@ -1,0 +1,158 @@
+//! "Connect": sign in to one configured server and hand the result to the
+//! agent, shared by the CLI and the tray.
+//!
+//! Until the keychain vault exists, the agent's own files are where a
+//! registration is kept: `<stem>.client.json` with `<stem>.meta.json` (whose
+//! `issuer` says which authorization server it belongs to). A registration is
+//! reused only for the same issuer and redirect URI. The new files replace
+//! the old ones only after the new tokens are in hand, so a failed or
+//! cancelled sign-in leaves the previous credentials untouched.
+
+use crate::agent_files::{AgentFilesError, TokenRecord, read_client, read_json, write_server_files};
+use crate::agent_layout::AgentPaths;
+use crate::config::{AuthKind, OAuthSettings, ServerConfig};
+use crate::home::Home;
+use crate::oauth::engine::{Engine, EngineError, Step, Target};
+use crate::snapshot::Snapshot;
+
+/// The default `client_name`, as the agent registers itself.
+pub const DEFAULT_CLIENT_NAME: &str = "Hermes Agent";
+
+/// A configured OAuth server, found by name.
+#[derive(Debug, Clone)]
+pub struct OAuthServer {
+    pub home: Home,
+    pub name: String,
+    pub url: url::Url,
+    pub oauth: OAuthSettings,
+}
+
+/// Why a server cannot be connected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no server `{name}` in the agent's config{}", profile.as_deref().map(|p| format!(" (profile {p})")).unwrap_or_default())]
+    NotFound { name: String, profile: Option<String> },
+    #[error("server `{name}` is in several profiles ({profiles}); choose one with --profile")]
+    Ambiguous { name: String, profiles: String },
+    #[error("server `{name}` cannot be used: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("server `{name}` does not use OAuth (`auth: oauth`); nothing to sign in to")]
+    NotOAuth { name: String },
+    #[error("server `{name}` is disabled in the config (`enabled: false`)")]
+    Disabled { name: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("signed in, but cannot write the agent's files: {0}")]
+    Files(#[from] AgentFilesError),
+}
+
+/// Finds `name` in the default home or the given profile. Without a profile,
+/// the default home wins; a name only in one profile is found there.
+pub fn find_oauth_server(snapshot: &Snapshot, name: &str, profile: Option<&str>) -> Result<OAuthServer, ConnectError> {
+    let candidates: Vec<_> = snapshot
+        .homes
+        .iter()
+        .filter(|h| {
+            profile.is_none_or(|p| h.home.profile.as_deref() == Some(p) || (p == "default" && h.home.profile.is_none()))
+        })
+        .flat_map(|h| h.servers.iter().filter(|e| e.name == name).map(move |e| (h, e)))
+        .collect();
+    let (home, entry) = match candidates.as_slice() {
+        [] => return Err(ConnectError::NotFound { name: name.to_owned(), profile: profile.map(str::to_owned) }),
+        [one] => *one,
+        many => match many.iter().find(|(h, _)| h.home.profile.is_none()) {
+            Some(default) => *default,
+            None => {
+                let profiles =
+                    many.iter().map(|(h, _)| h.home.display_profile().to_owned()).collect::<Vec<_>>().join(", ");
+                return Err(ConnectError::Ambiguous { name: name.to_owned(), profiles });
+            }
+        },
+    };
+    let config = entry
+        .config
+        .as_ref()
+        .map_err(|reason| ConnectError::Invalid { name: name.to_owned(), reason: reason.clone() })?;
+    let ServerConfig { url, enabled, auth, .. } = config;
+    let AuthKind::OAuth(oauth) = auth else { return Err(ConnectError::NotOAuth { name: name.to_owned() }) };
+    if !enabled {
+        return Err(ConnectError::Disabled { name: name.to_owned() });
+    }
+    let url = url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .ok_or_else(|| ConnectError::Invalid { name: name.to_owned(), reason: "no usable url".to_owned() })?;
+    Ok(OAuthServer { home: home.home.clone(), name: name.to_owned(), url, oauth: oauth.clone() })
+}
+
+impl OAuthServer {
+    /// The engine's view of this server.
+    pub fn target(&self) -> Target {
+        Target {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            client_id: self.oauth.client_id.clone(),
+            client_secret: self.oauth.client_secret.clone(),
+            scope: self.oauth.scope.clone(),
+            client_name: self.oauth.client_name.clone().unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
+            client_metadata_url: self.oauth.client_metadata_url.clone(),
+            omit_resource: self.oauth.omit_resource,
+            timeout: std::time::Duration::from_secs_f64(self.oauth.timeout_secs),
+        }
+    }
+
+    /// The agent's files for this server.
+    pub fn paths(&self) -> AgentPaths {
+        AgentPaths::new(&self.home.tokens_dir(), &self.name)
+    }
+}
+
+/// What a successful connect did.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub paths: AgentPaths,
+    /// Access-token expiry, epoch seconds.
+    pub expires_at: Option<f64>,
+    pub has_refresh_token: bool,
+    pub scope: Option<String>,
+    pub issuer: Option<String>,
+    /// A new client registration was made (rather than one reused).
+    pub registered: bool,
+}
+
+/// Signs in to `server` through `engine` (redirecting to `redirect_uri`)
+/// and writes the agent's files.
+#[tracing::instrument(skip_all, fields(server = %server.name), err)]
+pub async fn connect(
+    engine: &Engine,
+    server: &OAuthServer,
+    redirect_uri: &str,
+    progress: &(dyn Fn(Step) + Send + Sync),
+) -> Result<Connected, ConnectError> {
+    let paths = server.paths();
+    let stored_issuer =
+        read_json(&paths.meta).and_then(|m| m.get("issuer").and_then(|i| i.as_str()).map(str::to_owned));
+    let stored = read_client(&paths).map(|client| (client, stored_issuer));
+    let previous_client = stored.as_ref().map(|(c, _)| c.client_id.clone());
+    let auth = engine.authorize(&server.target(), redirect_uri, stored, progress).await?;
+    let tokens = TokenRecord {
+        access_token: auth.tokens.access_token.clone(),
+        refresh_token: auth.tokens.refresh_token.clone(),
+        expires_in: auth.tokens.expires_in,
+        expires_at: auth.tokens.expires_at(),
+        scope: auth.tokens.scope.clone(),
+        issuer: auth.discovered.issuer.clone(),
+    };
+    // Legacy servers have no metadata document: leave the agent to its own fallback.
+    let metadata = (!auth.discovered.legacy).then_some(&auth.discovered.metadata_json);
+    write_server_files(&paths, &auth.client, metadata, &tokens)?;
+    tracing::info!(expires_at = ?tokens.expires_at, "connected; agent files written");
+    Ok(Connected {
+        registered: previous_client.as_deref() != Some(auth.client.client_id.as_str()),
+        paths,
+        expires_at: tokens.expires_at,
+        has_refresh_token: tokens.refresh_token.is_some(),
+        scope: tokens.scope,
+        issuer: tokens.issuer,
+    })
+}

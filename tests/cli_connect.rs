@@ -1,0 +1,218 @@
+//! `mcp-auth connect` as a real process against the in-process authorization
+//! server: the browser step is done by the test, as a person would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_e2e::{ChildGuard, Lines, bin};
+use mcp_auth_test_support::{Behaviour, FakeServer};
+use pretty_assertions::assert_eq;
+use serde_json::Value;
+
+struct Setup {
+    home: tempfile::TempDir,
+    config_home: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(server: &FakeServer) -> Self {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config_home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = format!(
+            "mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n  local:\n    command: npx\n",
+            server.mcp_url()
+        );
+        std::fs::write(home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
+        Self { home, config_home }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("mcp-auth"));
+        cmd.arg("--hermes-home")
+            .arg(self.home.path())
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config_home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("BROWSER")
+            .env_remove("HERMES_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn tokens_dir(&self) -> PathBuf {
+        self.home.path().join("mcp-tokens")
+    }
+
+    fn redirect_port(&self) -> u64 {
+        let settings = read_json(&self.config_home.path().join("mcp-auth-tray/settings.json"));
+        settings["redirect_port"].as_u64().unwrap_or_else(|| panic!("no redirect_port persisted: {settings}"))
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Waits for the child to exit (at most 30 s); returns its code and output.
+async fn finish(child: &mut Child, stderr_seen: Vec<String>, stderr: Option<Lines>) -> (i32, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mcp-auth connect did not finish within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        use std::io::Read;
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let mut err = stderr_seen.join("\n");
+    if let Some(lines) = stderr {
+        while let Some(line) = lines.next(Duration::from_millis(200)) {
+            err.push('\n');
+            err.push_str(&line);
+        }
+    }
+    (status.code().unwrap_or(-1), out, err)
+}
+
+/// Runs `connect --no-browser`, plays the browser with the printed URL.
+async fn connect_no_browser(setup: &Setup) -> (i32, String, String) {
+    let mut guard =
+        ChildGuard(setup.command(&["connect", "fake", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let stderr = Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let mut seen = Vec::new();
+    let url = loop {
+        match stderr.next(Duration::from_secs(20)) {
+            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
+            Some(line) => seen.push(line),
+            None => panic!("no URL printed; stderr so far:\n{}", seen.join("\n")),
+        }
+    };
+    HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")))
+        .open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("browser: {e}"));
+    finish(&mut guard.0, seen, Some(stderr)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_writes_the_agents_files_and_reuses_the_registration() {
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server);
+
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to fake, access token valid for 59 min."), "{out}");
+    for step in [
+        "contacting the server…",
+        "discovering its authorization server…",
+        "registering the client…",
+        "waiting for the browser (up to 300 s)…",
+        "getting tokens…",
+    ] {
+        assert!(err.contains(step), "missing progress `{step}` in:\n{err}");
+    }
+
+    let dir = setup.tokens_dir();
+    let tokens = read_json(&dir.join("fake.json"));
+    let client = read_json(&dir.join("fake.client.json"));
+    let meta = read_json(&dir.join("fake.meta.json"));
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    assert!(server.is_valid_access_token(access), "the written token is not one the server issued");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["hermes_issuer"], server.base_url());
+    assert!(tokens["expires_at"].as_f64().is_some() && tokens["refresh_token"].is_string());
+    let port = setup.redirect_port();
+    assert_eq!(client["redirect_uris"], serde_json::json!([format!("http://127.0.0.1:{port}/callback")]));
+    assert_eq!(client["client_name"], "Hermes Agent");
+    assert_eq!(meta["issuer"], server.base_url());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["fake.json", "fake.client.json", "fake.meta.json"] {
+            let mode = std::fs::metadata(dir.join(f)).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            assert_eq!(mode, 0o600, "{f}");
+        }
+        assert_eq!(std::fs::metadata(&dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0), 0o700);
+    }
+    for secret in [access, tokens["refresh_token"].as_str().unwrap_or("x")] {
+        assert!(!out.contains(secret) && !err.contains(secret), "a token was printed");
+    }
+
+    // The status now says connected.
+    let status = setup.command(&["status", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let rows: Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    assert_eq!(rows[0]["name"], "fake");
+    assert_eq!(rows[0]["state"], "connected");
+
+    // Again: same port, same registration, new tokens.
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(setup.redirect_port(), port);
+    assert_eq!(server.log().registrations.len(), 1, "the registration was not reused");
+    assert_eq!(read_json(&dir.join("fake.client.json"))["client_id"], client["client_id"]);
+    assert_ne!(read_json(&dir.join("fake.json"))["access_token"], tokens["access_token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_uses_the_browser_command() {
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server);
+    let script = setup.config_home.path().join("fake-browser.sh");
+    let url_file = setup.config_home.path().join("url.txt");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}.tmp' && mv '{0}.tmp' '{0}'\n", url_file.display()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut cmd = setup.command(&["connect", "fake"]);
+    cmd.env("BROWSER", &script);
+    let mut guard = ChildGuard(cmd.spawn().unwrap_or_else(|e| panic!("{e}")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !url_file.exists() {
+        assert!(Instant::now() < deadline, "$BROWSER was never run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = std::fs::read_to_string(&url_file).unwrap_or_default();
+    assert!(url.starts_with(&format!("{}/authorize?", server.base_url())), "{url}");
+    HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")))
+        .open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("browser: {e}"));
+    let (code, out, err) = finish(&mut guard.0, Vec::new(), None).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(setup.tokens_dir().join("fake.json").is_file());
+}
+
+#[test]
+fn connect_refuses_what_it_cannot_sign_in_to() {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(home.path().join("config.yaml"), "mcp_servers:\n  local:\n    command: npx\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (server, message) in [("local", "does not use OAuth"), ("missing", "no server `missing`")] {
+        let out = Command::new(bin("mcp-auth"))
+            .args(["--hermes-home"])
+            .arg(home.path())
+            .args(["connect", server, "--no-browser"])
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1), "{server}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{server}: {err}");
+    }
+}
