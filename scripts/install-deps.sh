@@ -20,6 +20,8 @@ TEST_PACKAGES=(
   dbus                            # dbus-run-session: a private session bus per test
   python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host (tests/tray/sni_probe.py)
 )
+# npm fetches the MCP conformance suite (and Node 22 for it); any Node works to run npm.
+if ! command -v npm >/dev/null 2>&1; then TEST_PACKAGES+=(nodejs npm); fi
 
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null

@@ -23,7 +23,7 @@ use mcp_auth_core::SecretString;
 use mcp_auth_core::mcp_client::{McpError, McpSession, Wire};
 use mcp_auth_core::oauth::browser::HeadlessBrowser;
 use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::{Engine, Probe, Step, Target};
+use mcp_auth_core::oauth::engine::{Engine, MAX_AUTHORIZATIONS, Probe, Step, Target};
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::LoopbackListener;
 use mcp_auth_core::oauth::tokens::{JwtClient, TokenEndpoint};
@@ -31,8 +31,6 @@ use mcp_auth_core::{ClientRecord, oauth::engine::Discovered};
 use rmcp::transport::auth::enterprise::{EmaAuthorizationServer, EmaClientAuthentication, EmaExchangeRequest};
 use serde_json::Value;
 
-/// Authorizations allowed per run (first sign-in included).
-const MAX_AUTHORIZATIONS: u32 = 3;
 /// The whole run must end well within the suite's 30 s default.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mcp_auth_core::mcp_client::{McpError, McpSession, Wire};
 use mcp_auth_core::oauth::browser::HeadlessBrowser;
 use mcp_auth_core::oauth::callback::{CallbackError, CallbackRouter};
 use mcp_auth_core::oauth::engine::{Engine, EngineError, Step, Target};
@@ -365,4 +366,77 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
         out.extend(r);
     }
     out
+}
+
+#[tokio::test]
+async fn step_up_asks_for_the_union_of_scopes() {
+    let server = FakeServer::start(Behaviour {
+        scopes_supported: Some(vec!["mcp:read".to_owned(), "offline_access".to_owned()]),
+        tool_scope: Some("mcp:admin".to_owned()),
+        ..Default::default()
+    })
+    .await
+    .expect("server");
+    let rig = rig().await;
+    let t = target(&server);
+    let mut auth =
+        rig.engine.authorize(&t, &rig.listener.redirect_uri(), None, &no_progress()).await.expect("authorized");
+    assert_eq!(server.log().authorizations[0].get("scope").map(String::as_str), Some("mcp:read offline_access"));
+
+    // The tool call is refused with 403 insufficient_scope ...
+    let session =
+        McpSession::connect(rig.engine.http(), t.url.as_str(), Some(&auth.tokens.access_token), Wire::Initialize)
+            .await
+            .expect("connected");
+    let err = session.call_tool("test-tool").await.expect_err("needs more scope");
+    session.close().await;
+    let McpError::Auth { challenge, .. } = err else { panic!("not an auth error: {err}") };
+    assert!(challenge.is_insufficient_scope());
+    assert_eq!(challenge.scope.as_deref(), Some("mcp:admin"));
+
+    // ... and the step-up asks for what we had plus what is needed.
+    rig.engine.step_up(&mut auth, &t, "mcp:admin", &no_progress()).await.expect("stepped up");
+    let scope = server.log().authorizations[1].get("scope").cloned().unwrap_or_default();
+    let mut scopes: Vec<&str> = scope.split(' ').collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["mcp:admin", "mcp:read", "offline_access"]);
+    let session =
+        McpSession::connect(rig.engine.http(), t.url.as_str(), Some(&auth.tokens.access_token), Wire::Initialize)
+            .await
+            .expect("connected");
+    session.call_tool("test-tool").await.expect("allowed now");
+    session.close().await;
+
+    // Attempts are limited: sign-in + 2 step-ups, then no more.
+    rig.engine.step_up(&mut auth, &t, "mcp:admin", &no_progress()).await.expect("second step-up");
+    assert_eq!(auth.authorizations, 3);
+    let err = rig.engine.step_up(&mut auth, &t, "mcp:admin", &no_progress()).await.expect_err("limit");
+    assert!(err.to_string().contains("step-up refused"), "{err}");
+}
+
+#[tokio::test]
+async fn offline_access_only_when_advertised_and_resource_can_be_omitted() {
+    let server =
+        FakeServer::start(Behaviour { scopes_supported: Some(vec!["mcp:read".to_owned()]), ..Default::default() })
+            .await
+            .expect("server");
+    let rig = rig().await;
+    let mut t = target(&server);
+    t.omit_resource = true;
+    rig.engine.authorize(&t, &rig.listener.redirect_uri(), None, &no_progress()).await.expect("authorized");
+    let log = server.log();
+    assert_eq!(log.authorizations[0].get("scope").map(String::as_str), Some("mcp:read"));
+    assert_eq!(log.authorizations[0].get("resource"), None, "resource must be left out");
+    assert_eq!(log.token_requests[0].get("resource"), None, "resource must be left out of the token request");
+}
+
+#[tokio::test]
+async fn the_configured_scope_is_the_fallback() {
+    // Neither the challenge nor the PRM names a scope.
+    let server = FakeServer::start(Behaviour { scopes_supported: None, ..Default::default() }).await.expect("server");
+    let rig = rig().await;
+    let mut t = target(&server);
+    t.scope = Some("custom:scope".to_owned());
+    rig.engine.authorize(&t, &rig.listener.redirect_uri(), None, &no_progress()).await.expect("authorized");
+    assert_eq!(server.log().authorizations[0].get("scope").map(String::as_str), Some("custom:scope"));
 }

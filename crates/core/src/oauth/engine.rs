@@ -32,6 +32,10 @@ use crate::agent_files::ClientRecord;
 use crate::mcp_client::{McpError, McpSession, Wire};
 use crate::secret::SecretString;
 
+/// Authorizations allowed per session (sign-in plus step-ups): a server
+/// that keeps asking for more scope must not make us loop.
+pub const MAX_AUTHORIZATIONS: u32 = 3;
+
 /// The MCP protocol version we speak in `initialize` (the newest that has an
 /// `initialize` handshake, understood by 2025-06-18+ servers).
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -80,6 +84,8 @@ pub struct Authorized {
     pub discovered: Discovered,
     /// The scopes that were requested.
     pub requested_scopes: Vec<String>,
+    /// Authorizations made for this session so far (the sign-in and step-ups).
+    pub authorizations: u32,
     /// rmcp's manager, configured and holding the tokens (for MCP calls and step-up).
     pub manager: AuthorizationManager,
 }
@@ -366,7 +372,7 @@ impl Engine {
         tokens: TokenSet,
         scopes: Vec<String>,
     ) -> Authorized {
-        Authorized { tokens, client, discovered, requested_scopes: scopes, manager }
+        Authorized { tokens, client, discovered, requested_scopes: scopes, authorizations: 1, manager }
     }
 
     /// Pre-registered client, else CIMD, else a kept registration, else DCR.
@@ -473,6 +479,34 @@ impl Engine {
             .exchange_code_for_token_with_issuer(code.code.expose(), state.expose(), code.iss.as_deref())
             .await?;
         Ok(TokenSet::from_response(&response)?)
+    }
+}
+
+impl Engine {
+    /// Step-up after a 403 `insufficient_scope`: authorizes again for the
+    /// union of the scopes granted so far and `needed` (rmcp computes the
+    /// union), and replaces the tokens. At most [`MAX_AUTHORIZATIONS`] per session.
+    #[tracing::instrument(skip_all, fields(server = %target.name, needed = %needed), err)]
+    pub async fn step_up(
+        &self,
+        auth: &mut Authorized,
+        target: &Target,
+        needed: &str,
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<(), EngineError> {
+        if auth.authorizations >= MAX_AUTHORIZATIONS {
+            return Err(EngineError::Other(format!(
+                "step-up refused: already authorized {} times for this session and the server still wants more scope ({needed})",
+                auth.authorizations
+            )));
+        }
+        auth.authorizations += 1;
+        let url = auth.manager.request_scope_upgrade(needed).await.map_err(|e| match e {
+            AuthError::InvalidScope(m) => EngineError::Other(format!("step-up refused: {m}")),
+            other => other.into(),
+        })?;
+        auth.tokens = self.complete_authorization_url(&auth.manager, target, &auth.discovered, &url, progress).await?;
+        Ok(())
     }
 }
 
