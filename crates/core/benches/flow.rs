@@ -5,6 +5,7 @@
 //! the flow makes none the spec doesn't need.
 //!
 //! Run: `cargo bench -p mcp-auth-core --bench flow`
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
