@@ -440,3 +440,38 @@ async fn the_configured_scope_is_the_fallback() {
     rig.engine.authorize(&t, &rig.listener.redirect_uri(), None, &no_progress()).await.expect("authorized");
     assert_eq!(server.log().authorizations[0].get("scope").map(String::as_str), Some("custom:scope"));
 }
+
+#[tokio::test]
+async fn a_kept_registration_uses_its_own_auth_method() {
+    // The AS offers both; the registration says post: post it is.
+    let server = FakeServer::start(Behaviour {
+        registration: false,
+        preregistered_client: Some(("kept".to_owned(), "kept-secret".to_owned())),
+        ..Default::default()
+    })
+    .await
+    .expect("server");
+    server.set_client_auth_method("kept", "client_secret_post");
+    let rig = rig().await;
+    let kept = mcp_auth_core::ClientRecord {
+        client_id: "kept".to_owned(),
+        client_secret: Some(mcp_auth_core::SecretString::new("kept-secret")),
+        redirect_uris: vec![rig.listener.redirect_uri()],
+        token_endpoint_auth_method: "client_secret_post".to_owned(),
+        grant_types: vec![],
+        response_types: vec![],
+        scope: None,
+        client_name: None,
+        client_id_issued_at: None,
+    };
+    rig.engine
+        .authorize(
+            &target(&server),
+            &rig.listener.redirect_uri(),
+            Some((kept, Some(server.base_url().to_owned()))),
+            &no_progress(),
+        )
+        .await
+        .expect("authorized with client_secret_post");
+    assert_eq!(server.log().token_requests[0].get("client_secret").map(String::as_str), Some("kept-secret"));
+}

@@ -279,6 +279,15 @@ impl FakeServer {
         f(&mut self.shared.behaviour.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
+    /// Sets how a registered client must authenticate at the token endpoint.
+    pub fn set_client_auth_method(&self, client_id: &str, method: &str) {
+        self.shared.with(|i| {
+            if let Some(c) = i.clients.get_mut(client_id) {
+                c.auth_method = method.to_owned();
+            }
+        });
+    }
+
     /// Forgets every registered client (the AS "deleted" registrations).
     pub fn forget_clients(&self) {
         self.shared.with(|i| i.clients.clear());

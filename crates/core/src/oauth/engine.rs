@@ -412,6 +412,7 @@ impl Engine {
             return Ok((r, false));
         }
         if let Some(client) = stored {
+            steer_auth_method(manager, discovered, &client.token_endpoint_auth_method)?;
             let mut config = OAuthClientConfig::new(client.client_id.clone(), redirect_uri);
             if let Some(secret) = &client.client_secret {
                 config = config.with_client_secret(secret.expose().to_owned());
@@ -521,6 +522,27 @@ fn rejects_client(e: &EngineError) -> bool {
         EngineError::Browser(BrowserError::Rejected { status: 400 | 401, .. }) => true,
         _ => false,
     }
+}
+
+/// rmcp picks the token endpoint auth method from the metadata alone
+/// (Basic when both are offered). A kept registration names its own method;
+/// narrowing the advertised list to it makes rmcp use exactly that one.
+fn steer_auth_method(
+    manager: &mut AuthorizationManager,
+    discovered: &Discovered,
+    method: &str,
+) -> Result<(), EngineError> {
+    if !matches!(method, "client_secret_post" | "client_secret_basic")
+        || !discovered.auth_methods.iter().any(|m| m == method)
+    {
+        return Ok(());
+    }
+    let mut json = discovered.metadata_json.clone();
+    json["token_endpoint_auth_methods_supported"] = serde_json::json!([method]);
+    let metadata: AuthorizationMetadata =
+        serde_json::from_value(json).map_err(|e| EngineError::Other(format!("cannot adjust the metadata: {e}")))?;
+    manager.set_metadata(metadata);
+    Ok(())
 }
 
 fn strip_query_param(url: &mut Url, name: &str) {
