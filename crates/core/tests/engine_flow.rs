@@ -475,3 +475,20 @@ async fn a_kept_registration_uses_its_own_auth_method() {
         .expect("authorized with client_secret_post");
     assert_eq!(server.log().token_requests[0].get("client_secret").map(String::as_str), Some("kept-secret"));
 }
+
+#[tokio::test]
+async fn a_redirect_with_another_state_completes_nothing() {
+    let server = FakeServer::start(Behaviour { forged_state: Some("forged".to_owned()), ..Default::default() })
+        .await
+        .expect("server");
+    let rig = rig().await;
+    let mut t = target(&server);
+    t.timeout = Duration::from_millis(800);
+    let err = rig
+        .engine
+        .authorize(&t, &rig.listener.redirect_uri(), None, &no_progress())
+        .await
+        .expect_err("must not complete");
+    assert!(matches!(err, EngineError::Callback(CallbackError::TimedOut(_))), "{err}");
+    assert_eq!(server.log().grants("authorization_code"), 0, "a forged redirect must never reach the token endpoint");
+}

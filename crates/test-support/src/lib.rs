@@ -74,6 +74,8 @@ pub struct Behaviour {
     pub token_endpoint_auth_methods: Vec<String>,
     /// A pre-registered confidential client: (id, secret).
     pub preregistered_client: Option<(String, String)>,
+    /// Redirect back with this `state` instead of the client's (a forgery).
+    pub forged_state: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -100,6 +102,7 @@ impl Default for Behaviour {
                 "client_secret_basic".to_owned(),
             ],
             preregistered_client: None,
+            forged_state: None,
         }
     }
 }

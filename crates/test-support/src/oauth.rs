@@ -142,6 +142,7 @@ pub async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, 
         )
     });
     let issuer = s.issuer();
+    let state = b.forged_state.clone().unwrap_or(state);
     let mut params = vec![("code", code.as_str()), ("state", state.as_str())];
     match b.iss {
         IssMode::Correct => params.push(("iss", issuer.as_str())),

@@ -1,0 +1,45 @@
+//! `connect` writes the agent's files, and a failed re-authorization leaves
+//! the previous ones untouched.
+
+use std::sync::Arc;
+
+use mcp_auth_core::connect::{connect, find_oauth_server};
+use mcp_auth_core::oauth::browser::HeadlessBrowser;
+use mcp_auth_core::oauth::callback::CallbackRouter;
+use mcp_auth_core::oauth::engine::Engine;
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::{HermesRoot, SnapshotLoader};
+use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
+
+#[tokio::test]
+async fn failed_reauthorization_keeps_the_old_files() {
+    let server = FakeServer::start(Behaviour::default()).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!("mcp_servers:\n  s:\n    url: {}\n    auth: oauth\n", server.mcp_url()),
+    )
+    .expect("config");
+    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let target = find_oauth_server(&snapshot, "s", None).expect("found");
+    let http = Http::new().expect("http");
+    let router = CallbackRouter::new();
+    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
+    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http)));
+
+    let done = connect(&engine, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    assert!(done.registered);
+    let before: Vec<Vec<u8>> = [&done.paths.tokens, &done.paths.client, &done.paths.meta]
+        .iter()
+        .map(|p| std::fs::read(p).expect("file"))
+        .collect();
+
+    server.set_behaviour(|b| b.iss = IssMode::Wrong);
+    connect(&engine, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("refused");
+    let after: Vec<Vec<u8>> = [&done.paths.tokens, &done.paths.client, &done.paths.meta]
+        .iter()
+        .map(|p| std::fs::read(p).expect("file"))
+        .collect();
+    assert_eq!(before, after, "a failed sign-in must not touch the agent's files");
+}
