@@ -26,6 +26,7 @@ use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::{Engine, MAX_AUTHORIZATIONS, Probe, Step, Target};
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::oauth::resource::canonical_resource;
 use mcp_auth_core::oauth::tokens::{JwtClient, TokenEndpoint};
 use mcp_auth_core::{ClientRecord, oauth::engine::Discovered};
 use rmcp::transport::auth::enterprise::{EmaAuthorizationServer, EmaClientAuthentication, EmaExchangeRequest};
@@ -179,7 +180,7 @@ async fn client_credentials_basic(engine: &Engine, target: &Target, scenario: &S
             client_name: None,
             client_id_issued_at: None,
         },
-        resource: Some(target.url.to_string()),
+        resource: Some(canonical_resource(&target.url)),
     };
     let tokens = endpoint.client_credentials(engine.http(), None).await?;
     finish_with_token(engine, target, &tokens.access_token).await

@@ -25,7 +25,6 @@ use super::browser::{Browser, BrowserError};
 use super::callback::{CallbackError, CallbackRouter, IssCheck};
 use super::http::Http;
 use super::omit_resource::OmitResource;
-use super::resource::canonical_resource;
 use super::tokens::{TokenError, TokenSet};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
 use crate::agent_files::ClientRecord;
@@ -113,7 +112,7 @@ pub enum EngineError {
         "the authorization server {issuer} does not advertise PKCE S256 (code_challenge_methods_supported: {advertised}); refusing to sign in without it"
     )]
     NoS256 { issuer: String, advertised: String },
-    #[error("the protected resource metadata names another resource: {0}")]
+    #[error("the protected resource metadata is not for this server: {0}")]
     ResourceMismatch(String),
     #[error("the authorization server metadata names issuer `{received}`, expected `{expected}`")]
     IssuerMismatch { expected: String, received: String },
@@ -618,9 +617,4 @@ impl Discovered {
             "client_secret_basic"
         }
     }
-}
-
-/// The resource indicator for `url` unless omitted.
-pub fn resource_for(target: &Target) -> Option<String> {
-    (!target.omit_resource).then(|| canonical_resource(&target.url))
 }
