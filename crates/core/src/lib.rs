@@ -29,6 +29,7 @@ mod secret;
 mod settings;
 mod snapshot;
 mod status;
+mod text;
 mod token_file;
 mod watch;
 

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::status::{StatusReport, menu_line};
+use crate::text::shorten;
 
 /// Which tray icon variant to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,14 +82,6 @@ pub fn tray_menu(report: &StatusReport) -> TrayMenu {
         icon: if overview.needs_attention() { TrayIcon::Attention } else { TrayIcon::Normal },
         title: format!("MCP Auth: {}", overview.summary()),
         lines,
-    }
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max - 1).collect::<String>())
     }
 }
 

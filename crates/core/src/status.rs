@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::agent_layout::{AgentPaths, token_file_stem};
 use crate::config::{AuthKind, ServerConfig, ServerEntry};
 use crate::snapshot::{HomeSnapshot, Snapshot};
+use crate::text::shorten;
 use crate::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
 
 /// Where a server stands, for the user.
@@ -377,7 +378,7 @@ pub fn menu_line(s: &ServerStatus, now: f64) -> String {
         AuthState::Expired => ("◌", "Expired, can refresh".to_owned()),
         AuthState::NotConnected => ("○", "Not connected".to_owned()),
         AuthState::NeedsReauth => ("⚠", "Needs sign-in".to_owned()),
-        AuthState::Error => ("✕", format!("Error: {}", short(s.detail.as_deref().unwrap_or("unknown")))),
+        AuthState::Error => ("✕", format!("Error: {}", shorten(s.detail.as_deref().unwrap_or("unknown"), 60))),
         AuthState::NotApplicable => (
             "·",
             match s.auth {
@@ -389,15 +390,6 @@ pub fn menu_line(s: &ServerStatus, now: f64) -> String {
         ),
     };
     format!("{glyph} {} — {text}", s.name)
-}
-
-fn short(text: &str) -> String {
-    const MAX: usize = 60;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(MAX - 1).collect::<String>())
-    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::secret::SecretString;
+use crate::text::shorten;
 
 /// Longest query string we look at; real ones are a few hundred bytes.
 pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;
@@ -251,14 +252,6 @@ impl Drop for PendingCallback {
 /// Control characters out, so a hostile server cannot paint the terminal.
 fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max - 1).collect::<String>())
-    }
 }
 
 #[cfg(test)]
