@@ -18,6 +18,7 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   xvfb                            # a headless X server for the real app
   dbus                            # dbus-run-session: a private session bus per test
+  gnome-keyring libsecret-tools   # a real Secret Service (OS keychain) for the vault tests, and secret-tool
   python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host (tests/tray/sni_probe.py)
 )
 # npm fetches the MCP conformance suite (and Node 22 for it); any Node works to run npm.

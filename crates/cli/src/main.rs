@@ -5,6 +5,7 @@
 
 mod conformance;
 mod connect;
+mod keychain;
 mod status;
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ enum Command {
     ///
     /// Example: mcp-auth connect linear --no-browser
     Connect(connect::ConnectArgs),
+    /// Check that the OS keychain can hold the app's tokens (stores, reads back and removes a test record).
+    ///
+    /// Example: mcp-auth keychain-check
+    KeychainCheck(keychain::KeychainArgs),
     /// Run as the client of the MCP conformance suite (used by CI).
     ///
     /// Example: npx @modelcontextprotocol/conformance client --scenario auth/metadata-default --command "mcp-auth conformance-client"
@@ -51,12 +56,12 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
+        Command::KeychainCheck(args) => keychain::run(args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             #[expect(clippy::print_stderr, reason = "the binary's error edge")]
             {
                 eprintln!("error: {e:#}");

@@ -60,7 +60,8 @@ pub enum AgentFilesError {
 }
 
 impl ClientRecord {
-    fn to_json(&self) -> Value {
+    /// The agent's `client.json` shape (includes the secret: for files and the vault only).
+    pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("redirect_uris".to_owned(), json!(self.redirect_uris));
         m.insert("token_endpoint_auth_method".to_owned(), json!(self.token_endpoint_auth_method));

@@ -31,6 +31,7 @@ mod snapshot;
 mod status;
 mod text;
 mod token_file;
+pub mod vault;
 mod watch;
 
 pub use agent_files::{

@@ -1,0 +1,144 @@
+//! A record as one or more keychain entries.
+//!
+//! The bytes are deflated and base64-encoded, then cut into pieces of at most
+//! `chunk_chars` characters. The first entry (the account itself) holds
+//! `mcpv1:<generation>:<count>:<piece 0>`; entries `<account>.<i>` hold
+//! `<generation>:<piece i>`. Pieces are written before the head and the head
+//! last, and every piece carries the head's generation, so a reader never
+//! mistakes a half-written record for a whole one: it sees the old head with
+//! its own pieces, or notices the mismatch and reads again.
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+
+use super::VaultError;
+use super::backend::SecretBackend;
+
+const MAGIC: &str = "mcpv1";
+/// A record never needs more pieces than this; more means damage.
+const MAX_PIECES: usize = 256;
+/// Decompressed records above this are refused.
+const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
+
+fn piece_account(account: &str, i: usize) -> String {
+    format!("{account}.{i}")
+}
+
+struct Head {
+    generation: String,
+    count: usize,
+    first: String,
+}
+
+fn parse_head(account: &str, value: &str) -> Result<Head, VaultError> {
+    let corrupt = |reason: &str| VaultError::Corrupt { account: account.to_owned(), reason: reason.to_owned() };
+    let mut parts = value.splitn(4, ':');
+    if parts.next() != Some(MAGIC) {
+        return Err(corrupt("not written by this app (or by a newer version)"));
+    }
+    let generation = parts.next().ok_or_else(|| corrupt("no generation"))?.to_owned();
+    let count: usize = parts.next().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt("no piece count"))?;
+    if count == 0 || count > MAX_PIECES {
+        return Err(corrupt("impossible piece count"));
+    }
+    let first = parts.next().ok_or_else(|| corrupt("no data"))?.to_owned();
+    Ok(Head { generation, count, first })
+}
+
+/// Reads the record's bytes; `None` when there is none.
+pub(super) fn read(backend: &dyn SecretBackend, account: &str) -> Result<Option<Vec<u8>>, VaultError> {
+    // A concurrent writer can swap the generation between our reads: one retry.
+    for attempt in 0..2 {
+        let Some(value) = backend.read(account)? else { return Ok(None) };
+        let head = parse_head(account, &value)?;
+        let mut encoded = head.first;
+        let mut torn = false;
+        for i in 1..head.count {
+            let piece = backend.read(&piece_account(account, i))?;
+            match piece.as_deref().and_then(|p| p.split_once(':')) {
+                Some((generation, data)) if generation == head.generation => encoded.push_str(data),
+                _ => {
+                    torn = true;
+                    break;
+                }
+            }
+        }
+        if !torn {
+            return decode(account, &encoded).map(Some);
+        }
+        if attempt == 0 {
+            tracing::debug!(account, "keychain record changed while reading; reading again");
+        }
+    }
+    Err(VaultError::Corrupt { account: account.to_owned(), reason: "pieces missing or from another write".to_owned() })
+}
+
+fn decode(account: &str, encoded: &str) -> Result<Vec<u8>, VaultError> {
+    let corrupt = |reason: &str| VaultError::Corrupt { account: account.to_owned(), reason: reason.to_owned() };
+    let compressed = STANDARD_NO_PAD.decode(encoded).map_err(|_| corrupt("not base64"))?;
+    let mut bytes = Vec::new();
+    DeflateDecoder::new(compressed.as_slice())
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| corrupt("does not decompress"))?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(corrupt("too large"));
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` as the record, in pieces of at most `chunk_chars`.
+pub(super) fn write(
+    backend: &dyn SecretBackend,
+    account: &str,
+    bytes: &[u8],
+    chunk_chars: usize,
+) -> Result<(), VaultError> {
+    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes).and_then(|()| encoder.flush()).map_err(|e| VaultError::Backend(e.to_string()))?;
+    let compressed = encoder.finish().map_err(|e| VaultError::Backend(e.to_string()))?;
+    let encoded = STANDARD_NO_PAD.encode(compressed);
+    let generation = generation();
+    // The head carries its prefix too; leave room for it.
+    let head_room = chunk_chars.saturating_sub(MAGIC.len() + generation.len() + 8).max(8);
+    let piece_room = chunk_chars.saturating_sub(generation.len() + 1).max(8);
+    let (first, rest) = encoded.split_at(head_room.min(encoded.len()));
+    let pieces: Vec<&str> =
+        rest.as_bytes().chunks(piece_room).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    let count = 1 + pieces.len();
+    if count > MAX_PIECES {
+        return Err(VaultError::Backend("the record is too large for the keychain".to_owned()));
+    }
+    let previous = backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map_or(0, |h| h.count);
+    for (i, piece) in pieces.iter().enumerate() {
+        backend.write(&piece_account(account, i + 1), &format!("{generation}:{piece}"))?;
+    }
+    backend.write(account, &format!("{MAGIC}:{generation}:{count}:{first}"))?;
+    for i in count..previous {
+        backend.delete(&piece_account(account, i))?;
+    }
+    Ok(())
+}
+
+/// Deletes the record and its pieces.
+pub(super) fn delete(backend: &dyn SecretBackend, account: &str) -> Result<(), VaultError> {
+    let count = backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map_or(1, |h| h.count);
+    backend.delete(account)?;
+    for i in 1..count {
+        backend.delete(&piece_account(account, i))?;
+    }
+    Ok(())
+}
+
+/// A short value unique to one write (not a secret).
+fn generation() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    format!("{:08x}", h.finish() as u32)
+}

@@ -1,0 +1,122 @@
+//! The token vault: one credential record per server in the OS keychain.
+//!
+//! - Records are versioned JSON ([`CredentialRecord`]), keyed by a stable
+//!   id made of the profile, the server name and a hash of its URL
+//!   ([`VaultKey`]), so a server whose URL changed never inherits stale tokens.
+//! - The keychain is reached through a [`SecretBackend`]: the OS store
+//!   ([`KeyringBackend`]: macOS Keychain, Windows Credential Manager, Secret
+//!   Service on Linux), an explicit opt-in file store ([`FileBackend`]), or
+//!   memory (tests). There is never a silent fallback from the keychain to a
+//!   file: an unavailable keychain is an error the status shows.
+//! - Windows limits one credential to 2560 bytes, so a record is compressed
+//!   and split across entries when needed ([`chunked`]); the split path is
+//!   tested on every OS by forcing small chunks.
+//!
+//! Keychain calls block (D-Bus, Security framework): call them from
+//! `spawn_blocking` in async code.
+
+mod backend;
+mod chunked;
+mod record;
+
+use std::sync::Arc;
+
+pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
+pub use record::{CredentialRecord, RECORD_VERSION, StoredTokens};
+
+/// The keychain service name all our entries live under.
+pub const SERVICE: &str = "mcp-auth-tray";
+
+/// Largest value written to one keychain entry, in characters. Windows
+/// stores secrets as UTF-16 within 2560 bytes: 1200 characters leave room.
+pub const DEFAULT_CHUNK_CHARS: usize = 1200;
+
+/// Where one server's record lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VaultKey {
+    account: String,
+}
+
+impl VaultKey {
+    /// The key for server `name` at `url` in `profile` (`None`: default home).
+    pub fn new(profile: Option<&str>, name: &str, url: &str) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(url.trim().as_bytes());
+        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        Self { account: format!("{}/{name}#{hash}", profile.unwrap_or("default")) }
+    }
+
+    /// The keychain account name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+}
+
+/// Why the vault could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// No keychain, locked, or access denied: nothing stored or read.
+    #[error("keychain unavailable: {0}")]
+    Unavailable(String),
+    /// The stored record cannot be read (damaged, or from a newer version).
+    #[error("the keychain record for {account} is unreadable: {reason}")]
+    Corrupt { account: String, reason: String },
+    #[error("keychain error: {0}")]
+    Backend(String),
+}
+
+impl From<BackendError> for VaultError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Unavailable(m) => Self::Unavailable(m),
+            BackendError::Other(m) => Self::Backend(m),
+        }
+    }
+}
+
+/// The vault.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    backend: Arc<dyn SecretBackend>,
+    chunk_chars: usize,
+}
+
+impl Vault {
+    /// A vault over `backend`.
+    pub fn new(backend: Arc<dyn SecretBackend>) -> Self {
+        Self { backend, chunk_chars: DEFAULT_CHUNK_CHARS }
+    }
+
+    /// The same vault writing at most `chars` characters per entry (tests
+    /// force the split path with this).
+    pub fn with_chunk_chars(mut self, chars: usize) -> Self {
+        self.chunk_chars = chars.max(16);
+        self
+    }
+
+    /// What stores the secrets ("Secret Service", "file (opt-in)", ...).
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// The record for `key`, if any.
+    pub fn load(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {
+        let Some(bytes) = chunked::read(self.backend.as_ref(), key.account())? else { return Ok(None) };
+        CredentialRecord::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|reason| VaultError::Corrupt { account: key.account().to_owned(), reason })
+    }
+
+    /// Stores `record` under `key`, replacing what was there.
+    pub fn store(&self, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
+        chunked::write(self.backend.as_ref(), key.account(), &record.to_bytes(), self.chunk_chars)
+    }
+
+    /// Removes the record (absent is fine).
+    pub fn remove(&self, key: &VaultKey) -> Result<(), VaultError> {
+        chunked::delete(self.backend.as_ref(), key.account())
+    }
+}
+
+#[cfg(test)]
+mod tests;
