@@ -7,18 +7,33 @@ use std::time::{Duration, Instant};
 
 use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
 use mcp_auth_core::oauth::http::Http;
-use mcp_auth_e2e::{ChildGuard, Lines, bin};
+use mcp_auth_e2e::{ChildGuard, Lines, Session, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use serde_json::Value;
 
+/// Where the CLI keeps credentials in a test.
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    /// The opt-in plain file (no keychain needed).
+    File,
+    /// A real Secret Service: gnome-keyring in a private D-Bus session.
+    Keyring,
+}
+
 struct Setup {
     home: tempfile::TempDir,
     config_home: tempfile::TempDir,
+    session: Session,
+    store: Store,
 }
 
+/// Unlocks (creating on first use) a gnome-keyring in the current session bus.
+const UNLOCK: &str =
+    "eval \"$(printf 'test-password' | gnome-keyring-daemon --unlock --components=secrets)\" >/dev/null";
+
 impl Setup {
-    fn new(server: &FakeServer) -> Self {
+    fn new(server: &FakeServer, store: Store) -> Self {
         let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let config_home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let config = format!(
@@ -26,15 +41,31 @@ impl Setup {
             server.mcp_url()
         );
         std::fs::write(home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
-        Self { home, config_home }
+        if store == Store::File {
+            let settings = config_home.path().join("mcp-auth-tray");
+            std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(settings.join("settings.json"), r#"{"credential_store": "file"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        Self { home, config_home, session: Session::new(), store }
     }
 
+    /// `mcp-auth --hermes-home HOME <args>`, inside a keyring session when asked.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("mcp-auth"));
+        let mut cmd = match self.store {
+            Store::File => Command::new(bin("mcp-auth")),
+            Store::Keyring => {
+                let mut c = Command::new("dbus-run-session");
+                c.args(["--", "sh", "-c", &format!("{UNLOCK}; exec \"$0\" \"$@\"")]).arg(bin("mcp-auth"));
+                self.session.apply(&mut c, ":none");
+                c
+            }
+        };
         cmd.arg("--hermes-home")
             .arg(self.home.path())
             .args(args)
             .env("XDG_CONFIG_HOME", self.config_home.path())
+            .env("XDG_DATA_HOME", self.session.dir.path().join("data"))
             .env("NO_COLOR", "1")
             .env_remove("BROWSER")
             .env_remove("HERMES_HOME")
@@ -107,11 +138,14 @@ async fn connect_no_browser(setup: &Setup) -> (i32, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_writes_the_agents_files_and_reuses_the_registration() {
     let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let setup = Setup::new(&server);
+    let setup = Setup::new(&server, Store::File);
 
     let (code, out, err) = connect_no_browser(&setup).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    assert!(out.starts_with("Connected to fake, access token valid for 59 min."), "{out}");
+    assert!(
+        out.starts_with("Connected to fake, access token valid for 59 min. Credentials kept in plain file"),
+        "{out}"
+    );
     for step in [
         "contacting the server…",
         "discovering its authorization server…",
@@ -166,7 +200,7 @@ async fn connect_writes_the_agents_files_and_reuses_the_registration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_uses_the_browser_command() {
     let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let setup = Setup::new(&server);
+    let setup = Setup::new(&server, Store::File);
     let script = setup.config_home.path().join("fake-browser.sh");
     let url_file = setup.config_home.path().join("url.txt");
     std::fs::write(
@@ -209,10 +243,54 @@ fn connect_refuses_what_it_cannot_sign_in_to() {
             .arg(home.path())
             .args(["connect", server, "--no-browser"])
             .env("XDG_CONFIG_HOME", home.path())
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.status.code(), Some(1), "{server}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(message), "{server}: {err}");
     }
+}
+
+#[test]
+fn connect_refuses_to_start_without_a_place_for_the_tokens() {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "mcp_servers:\n  s:\n    url: http://127.0.0.1:9/mcp\n    auth: oauth\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin("mcp-auth"))
+        .arg("--hermes-home")
+        .arg(home.path())
+        .args(["connect", "s", "--no-browser"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keychain unavailable") && err.contains("\"credential_store\": \"file\""), "{err}");
+    assert!(!err.contains("Open this URL"), "a sign-in started although its result could not be kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_keeps_the_credentials_in_the_real_secret_service() {
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server, Store::Keyring);
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("Credentials kept in Secret Service."), "{out}");
+
+    // Another session, another process: the record is in the keyring on disk.
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.args(["--", "sh", "-c", &format!("{UNLOCK}; secret-tool search --all service mcp-auth-tray 2>&1")]);
+    setup.session.apply(&mut cmd, ":none");
+    let listed = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("attribute.username = default/fake#"), "not in the keyring:\n{listed}");
+    assert!(listed.contains("secret = mcpv1:"), "not our record format:\n{listed}");
+    let access =
+        read_json(&setup.tokens_dir().join("fake.json"))["access_token"].as_str().unwrap_or_default().to_owned();
+    assert!(!access.is_empty() && !listed.contains(&access), "the record should be compressed, not plain JSON");
 }

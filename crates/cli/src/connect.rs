@@ -16,7 +16,7 @@ use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::{Engine, Step};
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
-use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader};
+use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader, open_vault};
 
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
@@ -86,6 +86,10 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     let snapshot = SnapshotLoader::new().load(&root);
     let server = find_oauth_server(&snapshot, &args.server, args.profile.as_deref())?;
     let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
+    // Before any sign-in: its result must have somewhere to go.
+    let vault = open_vault(&settings.load()).map_err(|e| {
+        anyhow::anyhow!("{e}\nhint: start a Secret Service (e.g. gnome-keyring) or opt in to a plain file with \"credential_store\": \"file\" in {}", settings.path().display())
+    })?;
     let router = CallbackRouter::new();
     let (listener, choice) = bind_stable(router.clone(), &settings, server.oauth.redirect_port).await.map_err(|e| {
         match server.oauth.redirect_port {
@@ -100,13 +104,13 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     }
     let http = Http::new()?;
     let engine = Engine::new(http, router, choose_browser(args.no_browser));
-    let connected = connect(&engine, &server, &listener.redirect_uri(), &show).await?;
+    let connected = connect(&engine, &vault, &server, &listener.redirect_uri(), &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))
         .unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Connected to {}{left}.", server.name)?;
+    writeln!(out, "Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe())?;
     writeln!(out, "Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display())?;
     if !connected.has_refresh_token {
         writeln!(out, "Note: the server issued no refresh token; you will need to sign in again when it expires.")?;

@@ -1,12 +1,12 @@
-//! "Connect": sign in to one configured server and hand the result to the
-//! agent, shared by the CLI and the tray.
+//! "Connect": sign in to one configured server, keep the result in the vault,
+//! and hand it to the agent; shared by the CLI and the tray.
 //!
-//! Until the keychain vault exists, the agent's own files are where a
-//! registration is kept: `<stem>.client.json` with `<stem>.meta.json` (whose
-//! `issuer` says which authorization server it belongs to). A registration is
-//! reused only for the same issuer and redirect URI. The new files replace
-//! the old ones only after the new tokens are in hand, so a failed or
-//! cancelled sign-in leaves the previous credentials untouched.
+//! A kept registration (vault record, else the agent's `<stem>.client.json`
+//! with the `issuer` of `<stem>.meta.json`) is reused only for the same
+//! issuer and redirect URI. The vault record and the agent's files are
+//! replaced only after the new tokens are in hand, so a failed or cancelled
+//! sign-in leaves the previous credentials untouched. The vault is written
+//! first: the keychain is the copy we trust.
 
 use crate::agent_files::{AgentFilesError, TokenRecord, read_client, read_json, write_server_files};
 use crate::agent_layout::AgentPaths;
@@ -14,6 +14,7 @@ use crate::config::{AuthKind, OAuthSettings, ServerConfig};
 use crate::home::Home;
 use crate::oauth::engine::{Engine, EngineError, Step, Target};
 use crate::snapshot::Snapshot;
+use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
 
 /// The default `client_name`, as the agent registers itself.
 pub const DEFAULT_CLIENT_NAME: &str = "Hermes Agent";
@@ -44,6 +45,8 @@ pub enum ConnectError {
     Engine(#[from] EngineError),
     #[error("signed in, but cannot write the agent's files: {0}")]
     Files(#[from] AgentFilesError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
 }
 
 /// Finds `name` in the default home or the given profile. Without a profile,
@@ -105,6 +108,11 @@ impl OAuthServer {
     pub fn paths(&self) -> AgentPaths {
         AgentPaths::new(&self.home.tokens_dir(), &self.name)
     }
+
+    /// This server's key in the vault.
+    pub fn vault_key(&self) -> VaultKey {
+        VaultKey::new(self.home.profile.as_deref(), &self.name, self.url.as_str())
+    }
 }
 
 /// What a successful connect did.
@@ -120,19 +128,42 @@ pub struct Connected {
     pub registered: bool,
 }
 
-/// Signs in to `server` through `engine` (redirecting to `redirect_uri`)
-/// and writes the agent's files.
+/// Runs a blocking vault call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, VaultError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
+}
+
+/// Signs in to `server` through `engine` (redirecting to `redirect_uri`),
+/// stores the result in `vault`, and writes the agent's files.
 #[tracing::instrument(skip_all, fields(server = %server.name), err)]
 pub async fn connect(
     engine: &Engine,
+    vault: &Vault,
     server: &OAuthServer,
     redirect_uri: &str,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, ConnectError> {
     let paths = server.paths();
-    let stored_issuer =
-        read_json(&paths.meta).and_then(|m| m.get("issuer").and_then(|i| i.as_str()).map(str::to_owned));
-    let stored = read_client(&paths).map(|client| (client, stored_issuer));
+    let key = server.vault_key();
+    let kept = {
+        let (vault, key) = (vault.clone(), key.clone());
+        match blocking(move || vault.load(&key)).await {
+            Ok(record) => record,
+            // A damaged record is replaced by this sign-in.
+            Err(VaultError::Corrupt { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let stored = match kept {
+        Some(record) => Some((record.client, record.issuer)),
+        None => {
+            let issuer =
+                read_json(&paths.meta).and_then(|m| m.get("issuer").and_then(|i| i.as_str()).map(str::to_owned));
+            read_client(&paths).map(|client| (client, issuer))
+        }
+    };
     let previous_client = stored.as_ref().map(|(c, _)| c.client_id.clone());
     let auth = engine.authorize(&server.target(), redirect_uri, stored, progress).await?;
     let tokens = TokenRecord {
@@ -144,9 +175,29 @@ pub async fn connect(
         issuer: auth.discovered.issuer.clone(),
     };
     // Legacy servers have no metadata document: leave the agent to its own fallback.
-    let metadata = (!auth.discovered.legacy).then_some(&auth.discovered.metadata_json);
-    write_server_files(&paths, &auth.client, metadata, &tokens)?;
-    tracing::info!(expires_at = ?tokens.expires_at, "connected; agent files written");
+    let metadata = (!auth.discovered.legacy).then(|| auth.discovered.metadata_json.clone());
+    let record = CredentialRecord {
+        server: server.name.clone(),
+        url: server.url.to_string(),
+        profile: server.home.profile.clone(),
+        tokens: StoredTokens {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_in: tokens.expires_in,
+            expires_at: tokens.expires_at,
+            scope: tokens.scope.clone(),
+        },
+        issuer: tokens.issuer.clone(),
+        client: auth.client.clone(),
+        metadata: metadata.clone(),
+        obtained_at: auth.tokens.received_at,
+    };
+    {
+        let (vault, key) = (vault.clone(), key.clone());
+        blocking(move || vault.store(&key, &record)).await?;
+    }
+    write_server_files(&paths, &auth.client, metadata.as_ref(), &tokens)?;
+    tracing::info!(expires_at = ?tokens.expires_at, "connected; vault and agent files written");
     Ok(Connected {
         registered: previous_client.as_deref() != Some(auth.client.client_id.as_str()),
         paths,

@@ -18,6 +18,7 @@ mod atomic_file;
 mod config;
 pub mod connect;
 mod dotenv;
+mod fence;
 mod home;
 mod interpolate;
 mod logging;
@@ -32,15 +33,20 @@ mod status;
 mod text;
 mod token_file;
 pub mod vault;
+mod vault_open;
 mod watch;
 
 pub use agent_files::{
-    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, remove_server_files, write_server_files,
+    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, read_tokens, remove_server_files,
+    write_server_files,
 };
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry, load_home_config,
+};
+pub use fence::{
+    DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
 pub use logging::{colour_stderr, init_stderr_logging};
@@ -52,4 +58,5 @@ pub use status::{
     AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
+pub use vault_open::{default_credential_file, open_vault};
 pub use watch::{HomeWatcher, WatchError};

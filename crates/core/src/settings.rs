@@ -18,6 +18,10 @@ pub struct AppSettings {
     /// The loopback port every sign-in redirects to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_port: Option<u16>,
+    /// Where credentials are kept: `keychain` (default) or `file`, an
+    /// explicit opt-in for machines without a keychain (plain 0600 file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_store: Option<String>,
     /// Settings of newer versions, kept as they are.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,

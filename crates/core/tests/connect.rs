@@ -9,6 +9,7 @@ use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::vault::{MemoryBackend, Vault};
 use mcp_auth_core::{HermesRoot, SnapshotLoader};
 use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
 
@@ -28,7 +29,12 @@ async fn failed_reauthorization_keeps_the_old_files() {
     let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
     let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http)));
 
-    let done = connect(&engine, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    let backend = Arc::new(MemoryBackend::default());
+    let vault = Vault::new(backend.clone());
+    let done = connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    let record = vault.load(&target.vault_key()).expect("vault").expect("record");
+    assert_eq!(record.issuer.as_deref(), Some(server.base_url()));
+    assert!(server.is_valid_access_token(record.tokens.access_token.expose()));
     assert!(done.registered);
     let before: Vec<Vec<u8>> = [&done.paths.tokens, &done.paths.client, &done.paths.meta]
         .iter()
@@ -36,7 +42,12 @@ async fn failed_reauthorization_keeps_the_old_files() {
         .collect();
 
     server.set_behaviour(|b| b.iss = IssMode::Wrong);
-    connect(&engine, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("refused");
+    connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("refused");
+    assert_eq!(
+        vault.load(&target.vault_key()).expect("vault"),
+        Some(record),
+        "a failed sign-in must not touch the vault"
+    );
     let after: Vec<Vec<u8>> = [&done.paths.tokens, &done.paths.client, &done.paths.meta]
         .iter()
         .map(|p| std::fs::read(p).expect("file"))
