@@ -195,6 +195,23 @@ async fn connect_writes_the_agents_files_and_reuses_the_registration() {
     assert_eq!(server.log().registrations.len(), 1, "the registration was not reused");
     assert_eq!(read_json(&dir.join("fake.client.json"))["client_id"], client["client_id"]);
     assert_ne!(read_json(&dir.join("fake.json"))["access_token"], tokens["access_token"]);
+
+    // refresh: one token request, the agent's file follows.
+    let before = read_json(&dir.join("fake.json"));
+    let out = setup.command(&["refresh", "fake"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("fake: refreshed, valid for 59 min"), "{stdout}");
+    let after = read_json(&dir.join("fake.json"));
+    assert_ne!(after["access_token"], before["access_token"]);
+    assert_ne!(after["refresh_token"], before["refresh_token"], "the fake server rotates refresh tokens");
+    assert!(server.is_valid_access_token(after["access_token"].as_str().unwrap_or_default()));
+    assert_eq!(server.log().grants("refresh_token"), 1);
+
+    // refresh --all skips servers that are not OAuth and reports each one.
+    let out = setup.command(&["refresh", "--all"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 mod conformance;
 mod connect;
 mod keychain;
+mod refresh;
 mod status;
 
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ enum Command {
     ///
     /// Example: mcp-auth connect linear --no-browser
     Connect(connect::ConnectArgs),
+    /// Refresh a server's tokens now (or all of them) and update the agent's files.
+    ///
+    /// Example: mcp-auth refresh --all
+    Refresh(refresh::RefreshArgs),
     /// Check that the OS keychain can hold the app's tokens (stores, reads back and removes a test record).
     ///
     /// Example: mcp-auth keychain-check
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
+        Command::Refresh(args) => block_on(refresh::run(cli.hermes_home.as_deref(), args)),
         Command::KeychainCheck(args) => keychain::run(args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };

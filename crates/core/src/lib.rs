@@ -26,6 +26,7 @@ pub mod mcp_client;
 mod menu;
 pub mod oauth;
 mod read_capped;
+pub mod refresh;
 mod secret;
 mod settings;
 mod snapshot;

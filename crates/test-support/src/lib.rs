@@ -296,6 +296,11 @@ impl FakeServer {
         self.shared.with(|i| i.clients.clear());
     }
 
+    /// Invalidates every refresh token (revoked, or the grant expired).
+    pub fn forget_refresh_tokens(&self) {
+        self.shared.with(|i| i.refresh.clear());
+    }
+
     /// Expires every access token now.
     pub fn expire_access_tokens(&self) {
         self.shared.with(|i| i.access.values_mut().for_each(|a| a.expires_at = 0));

@@ -366,11 +366,15 @@ fn classify(e: TokenRequestError) -> TokenError {
 #[error("{0}")]
 pub struct AdapterError(String);
 
-type AdapterFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, AdapterError>> + Send + 'a>>;
+type AdapterFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, AdapterError>> + Send>>;
 
-fn adapter<'a>(http: &'a Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture<'a> + 'a {
+/// Owned futures (each call clones the cheap client), so the requests stay
+/// `Send` for any caller, including spawned tasks.
+fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<> {
+    let http = http.clone();
     move |request: oauth2::HttpRequest| {
+        let http = http.clone();
         Box::pin(async move {
             let request = reqwest::Request::try_from(request).map_err(|e| AdapterError(e.to_string()))?;
             let response = http.send(request, false).await.map_err(|e| AdapterError(e.to_string()))?;

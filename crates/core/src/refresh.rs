@@ -1,0 +1,291 @@
+//! Refreshing a server's tokens without ever losing one: a transaction.
+//!
+//! The agent refreshes on its own clock and rotates refresh tokens, so the
+//! two of us must never spend the same refresh token. Each refresh of ours:
+//! 1. is single-flight per server in this process (a second caller waiting
+//!    on the first gets its result, not a second token request);
+//! 2. takes the agent's file fence (`<stem>.json.refresh.lock`, 60 s, fail
+//!    closed) for the rest;
+//! 3. re-reads the vault and the agent's token file: if the agent already
+//!    refreshed (its file is newer), we adopt its pair instead of refreshing;
+//! 4. refreshes at the token endpoint (keeping our refresh token if the
+//!    response omits one; on `invalid_grant`, re-reads the agent's file once
+//!    more before declaring that a new sign-in is needed);
+//! 5. persists: vault first, then the agent's token file — only if the agent
+//!    still has one (a deleted file is the agent's decision to sign out);
+//! 6. releases the fence.
+//!
+//! The work runs in its own task, so a caller that gives up cannot cancel it
+//! between receiving a rotated token and persisting it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::agent_files::{AgentFilesError, TokenRecord, read_tokens, write_server_files};
+use crate::connect::OAuthServer;
+use crate::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
+use crate::oauth::http::Http;
+use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
+use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// New tokens from the token endpoint.
+    Refreshed { expires_at: Option<f64> },
+    /// The agent had refreshed already; its newer tokens were adopted.
+    Adopted { expires_at: Option<f64> },
+}
+
+/// Why a refresh did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    #[error("not signed in (no credentials in the vault)")]
+    NotConnected,
+    /// Only a new sign-in helps.
+    #[error("sign in again: {0}")]
+    NeedsReauth(String),
+    /// Worth retrying later (network, timeouts, the fence held too long).
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<VaultError> for RefreshError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Unavailable(_) => Self::Transient(e.to_string()),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<FenceError> for RefreshError {
+    fn from(e: FenceError) -> Self {
+        Self::Transient(e.to_string())
+    }
+}
+
+impl From<AgentFilesError> for RefreshError {
+    fn from(e: AgentFilesError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    lock: tokio::sync::Mutex<()>,
+    /// Bumped by every finished transaction, with its result.
+    last: Mutex<(u64, Option<Result<RefreshOutcome, RefreshError>>)>,
+}
+
+/// Runs refresh transactions; one per process is enough (cheap to clone).
+#[derive(Clone)]
+pub struct Refresher {
+    http: Http,
+    fence_timeout: Duration,
+    slots: Arc<Mutex<HashMap<VaultKey, Arc<Slot>>>>,
+}
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresher").field("fence_timeout", &self.fence_timeout).finish_non_exhaustive()
+    }
+}
+
+impl Refresher {
+    pub fn new(http: Http) -> Self {
+        Self { http, fence_timeout: DEFAULT_FENCE_TIMEOUT, slots: Arc::default() }
+    }
+
+    /// The same refresher waiting at most `timeout` for the agent's fence.
+    pub fn with_fence_timeout(mut self, timeout: Duration) -> Self {
+        self.fence_timeout = timeout;
+        self
+    }
+
+    /// Refreshes `server` now (see the module docs for the steps).
+    #[tracing::instrument(skip_all, fields(server = %server.name), err)]
+    pub async fn refresh(&self, vault: &Vault, server: &OAuthServer) -> Result<RefreshOutcome, RefreshError> {
+        let key = server.vault_key();
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots.entry(key).or_default().clone()
+        };
+        let seen = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0;
+        let _turn = slot.lock.lock().await;
+        {
+            let last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.0 != seen
+                && let Some(result) = &last.1
+            {
+                // Someone refreshed while we waited: theirs is ours.
+                return result.clone();
+            }
+        }
+        let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
+        let result = tokio::spawn(async move { transaction(&http, &vault, &server, timeout).await })
+            .await
+            .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
+        let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = (last.0 + 1, Some(result.clone()));
+        result
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, VaultError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
+}
+
+fn stored_from(file: &TokenRecord) -> StoredTokens {
+    StoredTokens {
+        access_token: file.access_token.clone(),
+        refresh_token: file.refresh_token.clone(),
+        expires_in: file.expires_in,
+        expires_at: file.expires_at,
+        scope: file.scope.clone(),
+    }
+}
+
+fn record_file(record: &CredentialRecord) -> TokenRecord {
+    TokenRecord {
+        access_token: record.tokens.access_token.clone(),
+        refresh_token: record.tokens.refresh_token.clone(),
+        expires_in: record.tokens.expires_in,
+        expires_at: record.tokens.expires_at,
+        scope: record.tokens.scope.clone(),
+        issuer: record.issuer.clone(),
+    }
+}
+
+/// The agent's tokens, when they are a newer pair than ours.
+fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
+    let Some(file) = file else { return false };
+    if file.access_token == ours.access_token {
+        return false;
+    }
+    match (file.expires_at, ours.expires_at) {
+        (Some(theirs), Some(mine)) => theirs > mine,
+        // Without expiries, a different token in the file is the agent's newer one.
+        _ => true,
+    }
+}
+
+async fn transaction(
+    http: &Http,
+    vault: &Vault,
+    server: &OAuthServer,
+    fence_timeout: Duration,
+) -> Result<RefreshOutcome, RefreshError> {
+    let paths = server.paths();
+    let key = server.vault_key();
+    let _fence = acquire_async(paths.refresh_lock.clone(), fence_timeout).await?;
+
+    let mut record = {
+        let (vault, key) = (vault.clone(), key.clone());
+        blocking(move || vault.load(&key)).await?.ok_or(RefreshError::NotConnected)?
+    };
+    let file = read_tokens(&paths);
+    if let Some(outcome) = adopt_if_newer(vault, &key, &mut record, file.as_ref(), &paths).await? {
+        return Ok(outcome);
+    }
+    let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
+        RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
+    })?;
+    let endpoint = token_endpoint(&record, server)?;
+    let tokens = match endpoint.refresh(http, &refresh_token, None).await {
+        Ok(tokens) => tokens,
+        Err(TokenError::Rejected { description }) => {
+            // The agent may have rotated it under us (older agents take no fence).
+            let file = read_tokens(&paths);
+            if let Some(outcome) = adopt_if_newer(vault, &key, &mut record, file.as_ref(), &paths).await? {
+                return Ok(outcome);
+            }
+            return Err(RefreshError::NeedsReauth(format!("the refresh token was rejected ({description})")));
+        }
+        Err(TokenError::ClientRejected { description }) => {
+            return Err(RefreshError::NeedsReauth(format!("the client registration was rejected ({description})")));
+        }
+        Err(e) if e.is_transient() => return Err(RefreshError::Transient(e.to_string())),
+        Err(e) => return Err(RefreshError::Failed(e.to_string())),
+    };
+    record.tokens = StoredTokens {
+        expires_at: tokens.expires_at(),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: tokens.expires_in,
+        scope: tokens.scope.or(record.tokens.scope),
+    };
+    record.obtained_at = tokens.received_at;
+    persist(vault, &key, &record, &paths).await?;
+    Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
+}
+
+/// Adopts the agent's newer pair, restoring our refresh token if the agent's
+/// write-back dropped it (mcp 1.26 does when a response omits it).
+async fn adopt_if_newer(
+    vault: &Vault,
+    key: &VaultKey,
+    record: &mut CredentialRecord,
+    file: Option<&TokenRecord>,
+    paths: &crate::agent_layout::AgentPaths,
+) -> Result<Option<RefreshOutcome>, RefreshError> {
+    if !newer_in_file(file, &record.tokens) {
+        return Ok(None);
+    }
+    let Some(file) = file else { return Ok(None) };
+    let mut tokens = stored_from(file);
+    let restore = tokens.refresh_token.is_none() && record.tokens.refresh_token.is_some();
+    if restore {
+        tokens.refresh_token = record.tokens.refresh_token.clone();
+    }
+    record.tokens = tokens;
+    record.obtained_at = now();
+    tracing::info!("the agent had refreshed; adopting its tokens");
+    {
+        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
+        blocking(move || vault.store(&key, &record)).await?;
+    }
+    if restore {
+        write_server_files(paths, &record.client, record.metadata.as_ref(), &record_file(record))?;
+    }
+    Ok(Some(RefreshOutcome::Adopted { expires_at: record.tokens.expires_at }))
+}
+
+async fn persist(
+    vault: &Vault,
+    key: &VaultKey,
+    record: &CredentialRecord,
+    paths: &crate::agent_layout::AgentPaths,
+) -> Result<(), RefreshError> {
+    {
+        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
+        blocking(move || vault.store(&key, &record)).await?;
+    }
+    if paths.tokens.exists() {
+        write_server_files(paths, &record.client, record.metadata.as_ref(), &record_file(record))?;
+    } else {
+        tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
+    }
+    Ok(())
+}
+
+fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<TokenEndpoint, RefreshError> {
+    let field = |k: &str| record.metadata.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let token_url = match field("token_endpoint") {
+        Some(u) => u,
+        // 2025-03-26 servers without metadata: the default endpoint at the origin.
+        None => server.url.join("/token").map_err(|e| RefreshError::Failed(e.to_string()))?.to_string(),
+    };
+    Ok(TokenEndpoint {
+        token_url,
+        revocation_url: field("revocation_endpoint"),
+        client: record.client.clone(),
+        // As the agent does: the configured URL.
+        resource: (!server.oauth.omit_resource).then(|| server.url.to_string()),
+    })
+}

@@ -1,0 +1,177 @@
+//! The refresh transaction against the in-process authorization server, a
+//! memory vault and real agent files: single flight, the agent's fence,
+//! adopting the agent's own refresh, restoring a dropped refresh token.
+#![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_auth_core::connect::{OAuthServer, connect, find_oauth_server};
+use mcp_auth_core::oauth::browser::HeadlessBrowser;
+use mcp_auth_core::oauth::callback::CallbackRouter;
+use mcp_auth_core::oauth::engine::Engine;
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::refresh::{RefreshError, RefreshOutcome, Refresher};
+use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::{HermesRoot, SnapshotLoader, read_json, read_tokens};
+use mcp_auth_test_support::{Behaviour, FakeServer};
+
+struct Rig {
+    server: FakeServer,
+    _home: tempfile::TempDir,
+    target: OAuthServer,
+    vault: Vault,
+    refresher: Refresher,
+    _listener: LoopbackListener,
+}
+
+async fn connected(behaviour: Behaviour) -> Rig {
+    let server = FakeServer::start(behaviour).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!("mcp_servers:\n  s:\n    url: {}\n    auth: oauth\n", server.mcp_url()),
+    )
+    .expect("config");
+    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let target = find_oauth_server(&snapshot, "s", None).expect("found");
+    let http = Http::new().expect("http");
+    let router = CallbackRouter::new();
+    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
+    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http.clone())));
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    Rig { server, _home: home, target, vault, refresher: Refresher::new(http), _listener: listener }
+}
+
+impl Rig {
+    fn vault_access(&self) -> String {
+        self.vault
+            .load(&self.target.vault_key())
+            .expect("vault")
+            .expect("record")
+            .tokens
+            .access_token
+            .expose()
+            .to_owned()
+    }
+
+    fn file_access(&self) -> String {
+        read_tokens(&self.target.paths()).expect("agent file").access_token.expose().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn refresh_updates_vault_and_agent_file() {
+    let rig = connected(Behaviour::default()).await;
+    let before = rig.vault_access();
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { expires_at: Some(_) }), "{outcome:?}");
+    let after = rig.vault_access();
+    assert_ne!(after, before);
+    assert!(rig.server.is_valid_access_token(&after));
+    assert_eq!(rig.file_access(), after, "the agent's file follows the vault");
+    let log = rig.server.log();
+    assert_eq!(log.grants("refresh_token"), 1);
+    let refresh = log
+        .token_requests
+        .iter()
+        .find(|r| r.get("grant_type").map(String::as_str) == Some("refresh_token"))
+        .expect("refresh");
+    assert_eq!(
+        refresh.get("resource"),
+        Some(&rig.server.mcp_url()),
+        "resource = the configured URL, as the agent sends it"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_make_one_token_request() {
+    let rig = connected(Behaviour::default()).await;
+    let (a, b) =
+        tokio::join!(rig.refresher.refresh(&rig.vault, &rig.target), rig.refresher.refresh(&rig.vault, &rig.target));
+    assert_eq!(a.expect("a"), b.expect("b"));
+    assert_eq!(rig.server.log().grants("refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn an_agent_refresh_is_adopted_not_repeated() {
+    let rig = connected(Behaviour::default()).await;
+    // The agent refreshed on its own (rotating the refresh token) and wrote its file.
+    let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    let endpoint = mcp_auth_core::oauth::tokens::TokenEndpoint {
+        token_url: format!("{}/token", rig.server.base_url()),
+        revocation_url: None,
+        client: ours.client.clone(),
+        resource: Some(rig.server.mcp_url()),
+    };
+    let agents = endpoint
+        .refresh(&Http::new().expect("http"), ours.tokens.refresh_token.as_ref().expect("rt"), None)
+        .await
+        .expect("agent refresh");
+    let mut file = read_json(&rig.target.paths().tokens).expect("file");
+    file["access_token"] = agents.access_token.expose().into();
+    file["refresh_token"] = agents.refresh_token.as_ref().expect("rotated").expose().into();
+    file["expires_at"] = (agents.expires_at().expect("expiry") + 1.0).into();
+    std::fs::write(&rig.target.paths().tokens, serde_json::to_vec(&file).expect("json")).expect("write");
+    let requests_before = rig.server.log().grants("refresh_token");
+
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("adopted");
+    assert!(matches!(outcome, RefreshOutcome::Adopted { .. }), "{outcome:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), requests_before, "no request with a spent refresh token");
+    let vault = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    assert_eq!(vault.tokens.refresh_token, agents.refresh_token, "the rotated refresh token is now ours");
+    // And the next refresh works with it (no invalid_grant).
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refresh with the adopted token");
+}
+
+#[tokio::test]
+async fn a_refresh_token_dropped_by_the_agent_is_restored() {
+    let rig = connected(Behaviour::default()).await;
+    let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    // mcp 1.26 wrote back a new access token without the refresh token.
+    let mut file = read_json(&rig.target.paths().tokens).expect("file");
+    file["access_token"] = "agent-new-access".into();
+    file.as_object_mut().expect("object").remove("refresh_token");
+    file["expires_at"] = (ours.tokens.expires_at.expect("expiry") + 60.0).into();
+    std::fs::write(&rig.target.paths().tokens, serde_json::to_vec(&file).expect("json")).expect("write");
+
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("adopted");
+    assert!(matches!(outcome, RefreshOutcome::Adopted { .. }));
+    let file = read_tokens(&rig.target.paths()).expect("file");
+    assert_eq!(file.access_token.expose(), "agent-new-access");
+    assert_eq!(file.refresh_token, ours.tokens.refresh_token, "our refresh token is back in the agent's file");
+}
+
+#[tokio::test]
+async fn invalid_grant_means_sign_in_again() {
+    let rig = connected(Behaviour::default()).await;
+    rig.server.forget_refresh_tokens();
+    let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("rejected");
+    assert!(matches!(err, RefreshError::NeedsReauth(_)), "{err}");
+}
+
+#[tokio::test]
+#[cfg(unix)]
+async fn the_agents_fence_is_respected() {
+    use std::io::{BufRead, BufReader, Write};
+    let rig = connected(Behaviour::default()).await;
+    let refresher = rig.refresher.clone().with_fence_timeout(Duration::from_millis(300));
+    let script = "import fcntl,sys\nf=open(sys.argv[1],'a+')\nfcntl.flock(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\nprint('locked',flush=True)\nsys.stdin.readline()\n";
+    let mut agent = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&rig.target.paths().refresh_lock)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(agent.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().transpose().expect("read").as_deref(), Some("locked"));
+    let err = refresher.refresh(&rig.vault, &rig.target).await.expect_err("fenced out");
+    assert!(matches!(err, RefreshError::Transient(_)) && err.to_string().contains("refresh lock"), "{err}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 0, "no token request without the fence");
+    writeln!(agent.stdin.take().expect("stdin")).expect("release");
+    agent.wait().expect("exit");
+    refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed once the agent let go");
+}
