@@ -12,6 +12,12 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests and the conformance run use the built binaries.
 cargo build --workspace --bins --locked
+# The real agent, for the end-to-end proof (tests/agent.rs). Without the [mcp]
+# extra the agent silently has no MCP support.
+if [ ! -x target/hermes-venv/bin/hermes ]; then
+  python3 -m venv target/hermes-venv
+  target/hermes-venv/bin/pip install --quiet --disable-pip-version-check "hermes-agent[mcp]==0.19.0"
+fi
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

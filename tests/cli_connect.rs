@@ -1,144 +1,21 @@
 //! `mcp-auth connect` as a real process against the in-process authorization
 //! server: the browser step is done by the test, as a person would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
 use mcp_auth_core::oauth::http::Http;
-use mcp_auth_e2e::{ChildGuard, Lines, Session, bin};
+use mcp_auth_e2e::cli::{Setup, Store, UNLOCK, connect_no_browser, finish, read_json};
+use mcp_auth_e2e::{ChildGuard, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use serde_json::Value;
 
-/// Where the CLI keeps credentials in a test.
-#[derive(Clone, Copy, PartialEq)]
-enum Store {
-    /// The opt-in plain file (no keychain needed).
-    File,
-    /// A real Secret Service: gnome-keyring in a private D-Bus session.
-    Keyring,
-}
-
-struct Setup {
-    home: tempfile::TempDir,
-    config_home: tempfile::TempDir,
-    session: Session,
-    store: Store,
-}
-
-/// Unlocks (creating on first use) a gnome-keyring in the current session bus.
-const UNLOCK: &str =
-    "eval \"$(printf 'test-password' | gnome-keyring-daemon --unlock --components=secrets)\" >/dev/null";
-
-impl Setup {
-    fn new(server: &FakeServer, store: Store) -> Self {
-        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let config_home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let config = format!(
-            "mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n  local:\n    command: npx\n",
-            server.mcp_url()
-        );
-        std::fs::write(home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
-        if store == Store::File {
-            let settings = config_home.path().join("mcp-auth-tray");
-            std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
-            std::fs::write(settings.join("settings.json"), r#"{"credential_store": "file"}"#)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        Self { home, config_home, session: Session::new(), store }
-    }
-
-    /// `mcp-auth --hermes-home HOME <args>`, inside a keyring session when asked.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = match self.store {
-            Store::File => Command::new(bin("mcp-auth")),
-            Store::Keyring => {
-                let mut c = Command::new("dbus-run-session");
-                c.args(["--", "sh", "-c", &format!("{UNLOCK}; exec \"$0\" \"$@\"")]).arg(bin("mcp-auth"));
-                self.session.apply(&mut c, ":none");
-                c
-            }
-        };
-        cmd.arg("--hermes-home")
-            .arg(self.home.path())
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.config_home.path())
-            .env("XDG_DATA_HOME", self.session.dir.path().join("data"))
-            .env("NO_COLOR", "1")
-            .env_remove("BROWSER")
-            .env_remove("HERMES_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    fn tokens_dir(&self) -> PathBuf {
-        self.home.path().join("mcp-tokens")
-    }
-
-    fn redirect_port(&self) -> u64 {
-        let settings = read_json(&self.config_home.path().join("mcp-auth-tray/settings.json"));
-        settings["redirect_port"].as_u64().unwrap_or_else(|| panic!("no redirect_port persisted: {settings}"))
-    }
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-/// Waits for the child to exit (at most 30 s); returns its code and output.
-async fn finish(child: &mut Child, stderr_seen: Vec<String>, stderr: Option<Lines>) -> (i32, String, String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "mcp-auth connect did not finish within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        use std::io::Read;
-        let _ = stdout.read_to_string(&mut out);
-    }
-    let mut err = stderr_seen.join("\n");
-    if let Some(lines) = stderr {
-        while let Some(line) = lines.next(Duration::from_millis(200)) {
-            err.push('\n');
-            err.push_str(&line);
-        }
-    }
-    (status.code().unwrap_or(-1), out, err)
-}
-
-/// Runs `connect --no-browser`, plays the browser with the printed URL.
-async fn connect_no_browser(setup: &Setup) -> (i32, String, String) {
-    let mut guard =
-        ChildGuard(setup.command(&["connect", "fake", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
-    let stderr = Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
-    let mut seen = Vec::new();
-    let url = loop {
-        match stderr.next(Duration::from_secs(20)) {
-            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
-            Some(line) => seen.push(line),
-            None => panic!("no URL printed; stderr so far:\n{}", seen.join("\n")),
-        }
-    };
-    HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")))
-        .open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("browser: {e}"));
-    finish(&mut guard.0, seen, Some(stderr)).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_writes_the_agents_files_and_reuses_the_registration() {
     let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let setup = Setup::new(&server, Store::File);
+    let setup = Setup::new(&server.mcp_url(), Store::File);
 
     let (code, out, err) = connect_no_browser(&setup).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
@@ -217,7 +94,7 @@ async fn connect_writes_the_agents_files_and_reuses_the_registration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_uses_the_browser_command() {
     let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let setup = Setup::new(&server, Store::File);
+    let setup = Setup::new(&server.mcp_url(), Store::File);
     let script = setup.config_home.path().join("fake-browser.sh");
     let url_file = setup.config_home.path().join("url.txt");
     std::fs::write(
@@ -294,7 +171,7 @@ fn connect_refuses_to_start_without_a_place_for_the_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_keeps_the_credentials_in_the_real_secret_service() {
     let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let setup = Setup::new(&server, Store::Keyring);
+    let setup = Setup::new(&server.mcp_url(), Store::Keyring);
     let (code, out, err) = connect_no_browser(&setup).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("Credentials kept in Secret Service."), "{out}");

@@ -5,6 +5,8 @@
 //! into, so build them first: `cargo build --workspace --bins` (the test
 //! script does). A missing binary fails the test with that instruction.
 
+pub mod cli;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
