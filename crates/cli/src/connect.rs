@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mcp_auth_core::connect::{connect, find_oauth_server};
+use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser};
 use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::{Engine, Step};
@@ -104,7 +105,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     }
     let http = Http::new()?;
     let engine = Engine::new(http, router, choose_browser(args.no_browser));
-    let connected = connect(&engine, &vault, &server, &listener.redirect_uri(), &show).await?;
+    let connected = connect(&engine, &vault, &HermesExporter, &server, &listener.redirect_uri(), &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))

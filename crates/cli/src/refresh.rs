@@ -7,7 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use std::sync::Arc;
+
 use mcp_auth_core::connect::find_oauth_server;
+use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::refresh::{RefreshOutcome, Refresher};
 use mcp_auth_core::{AuthKind, HermesRoot, SettingsFile, SnapshotLoader, now_secs, open_vault, time_left};
@@ -41,7 +44,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Resu
             .filter_map(|(h, e)| find_oauth_server(&snapshot, &e.name, Some(h.home.display_profile())).ok())
             .collect(),
     };
-    let refresher = Refresher::new(Http::new()?);
+    let refresher = Refresher::new(Http::new()?, Arc::new(HermesExporter));
     let mut failures = 0;
     let mut out = std::io::stdout().lock();
     for server in &servers {

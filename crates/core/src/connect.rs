@@ -8,9 +8,10 @@
 //! sign-in leaves the previous credentials untouched. The vault is written
 //! first: the keychain is the copy we trust.
 
-use crate::agent_files::{AgentFilesError, TokenRecord, read_client, read_json, write_server_files};
+use crate::agent_files::{AgentFilesError, TokenRecord, read_client, read_json};
 use crate::agent_layout::AgentPaths;
 use crate::config::{AuthKind, OAuthSettings, ServerConfig};
+use crate::export::{ExportError, ExportTarget, Exporter};
 use crate::home::Home;
 use crate::oauth::engine::{Engine, EngineError, Step, Target};
 use crate::snapshot::Snapshot;
@@ -24,6 +25,8 @@ pub const DEFAULT_CLIENT_NAME: &str = "Hermes Agent";
 pub struct OAuthServer {
     pub home: Home,
     pub name: String,
+    /// Every server name in the same home.
+    pub siblings: Vec<String>,
     pub url: url::Url,
     pub oauth: OAuthSettings,
 }
@@ -47,6 +50,8 @@ pub enum ConnectError {
     Files(#[from] AgentFilesError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error("cannot hand tokens to the agent: {0}")]
+    Export(#[from] ExportError),
 }
 
 /// Finds `name` in the default home or the given profile. Without a profile,
@@ -85,7 +90,8 @@ pub fn find_oauth_server(snapshot: &Snapshot, name: &str, profile: Option<&str>)
         .as_deref()
         .and_then(|u| url::Url::parse(u).ok())
         .ok_or_else(|| ConnectError::Invalid { name: name.to_owned(), reason: "no usable url".to_owned() })?;
-    Ok(OAuthServer { home: home.home.clone(), name: name.to_owned(), url, oauth: oauth.clone() })
+    let siblings = home.servers.iter().map(|e| e.name.clone()).collect();
+    Ok(OAuthServer { home: home.home.clone(), name: name.to_owned(), siblings, url, oauth: oauth.clone() })
 }
 
 impl OAuthServer {
@@ -107,6 +113,11 @@ impl OAuthServer {
     /// The agent's files for this server.
     pub fn paths(&self) -> AgentPaths {
         AgentPaths::new(&self.home.tokens_dir(), &self.name)
+    }
+
+    /// This server as an exporter sees it.
+    pub fn export_target(&self) -> ExportTarget {
+        ExportTarget { home: self.home.clone(), name: self.name.clone(), siblings: self.siblings.clone() }
     }
 
     /// This server's key in the vault.
@@ -141,10 +152,13 @@ async fn blocking<T: Send + 'static>(
 pub async fn connect(
     engine: &Engine,
     vault: &Vault,
+    exporter: &dyn Exporter,
     server: &OAuthServer,
     redirect_uri: &str,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, ConnectError> {
+    // Refuse before the browser step what could not be handed over afterwards.
+    exporter.check(&server.export_target())?;
     let paths = server.paths();
     let key = server.vault_key();
     let kept = {
@@ -193,10 +207,10 @@ pub async fn connect(
         obtained_at: auth.tokens.received_at,
     };
     {
-        let (vault, key) = (vault.clone(), key.clone());
+        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
         blocking(move || vault.store(&key, &record)).await?;
     }
-    write_server_files(&paths, &auth.client, metadata.as_ref(), &tokens)?;
+    exporter.export(&server.export_target(), &record)?;
     tracing::info!(expires_at = ?tokens.expires_at, "connected; vault and agent files written");
     Ok(Connected {
         registered: previous_client.as_deref() != Some(auth.client.client_id.as_str()),

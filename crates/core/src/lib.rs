@@ -18,6 +18,7 @@ mod atomic_file;
 mod config;
 pub mod connect;
 mod dotenv;
+pub mod export;
 mod fence;
 mod home;
 mod interpolate;

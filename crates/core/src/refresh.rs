@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::agent_files::{AgentFilesError, TokenRecord, read_tokens, write_server_files};
+use crate::agent_files::TokenRecord;
 use crate::connect::OAuthServer;
+use crate::export::{ExportError, Exporter};
 use crate::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::oauth::http::Http;
 use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
@@ -68,8 +69,8 @@ impl From<FenceError> for RefreshError {
     }
 }
 
-impl From<AgentFilesError> for RefreshError {
-    fn from(e: AgentFilesError) -> Self {
+impl From<ExportError> for RefreshError {
+    fn from(e: ExportError) -> Self {
         Self::Failed(e.to_string())
     }
 }
@@ -85,6 +86,7 @@ struct Slot {
 #[derive(Clone)]
 pub struct Refresher {
     http: Http,
+    exporter: Arc<dyn Exporter>,
     fence_timeout: Duration,
     slots: Arc<Mutex<HashMap<VaultKey, Arc<Slot>>>>,
 }
@@ -96,8 +98,9 @@ impl std::fmt::Debug for Refresher {
 }
 
 impl Refresher {
-    pub fn new(http: Http) -> Self {
-        Self { http, fence_timeout: DEFAULT_FENCE_TIMEOUT, slots: Arc::default() }
+    /// Refreshes through `http`, handing results to the agent through `exporter`.
+    pub fn new(http: Http, exporter: Arc<dyn Exporter>) -> Self {
+        Self { http, exporter, fence_timeout: DEFAULT_FENCE_TIMEOUT, slots: Arc::default() }
     }
 
     /// The same refresher waiting at most `timeout` for the agent's fence.
@@ -126,7 +129,8 @@ impl Refresher {
             }
         }
         let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
-        let result = tokio::spawn(async move { transaction(&http, &vault, &server, timeout).await })
+        let exporter = self.exporter.clone();
+        let result = tokio::spawn(async move { transaction(&http, &vault, exporter.as_ref(), &server, timeout).await })
             .await
             .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
         let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -151,17 +155,6 @@ fn stored_from(file: &TokenRecord) -> StoredTokens {
     }
 }
 
-fn record_file(record: &CredentialRecord) -> TokenRecord {
-    TokenRecord {
-        access_token: record.tokens.access_token.clone(),
-        refresh_token: record.tokens.refresh_token.clone(),
-        expires_in: record.tokens.expires_in,
-        expires_at: record.tokens.expires_at,
-        scope: record.tokens.scope.clone(),
-        issuer: record.issuer.clone(),
-    }
-}
-
 /// The agent's tokens, when they are a newer pair than ours.
 fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
     let Some(file) = file else { return false };
@@ -178,19 +171,21 @@ fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
 async fn transaction(
     http: &Http,
     vault: &Vault,
+    exporter: &dyn Exporter,
     server: &OAuthServer,
     fence_timeout: Duration,
 ) -> Result<RefreshOutcome, RefreshError> {
     let paths = server.paths();
     let key = server.vault_key();
+    let target = server.export_target();
     let _fence = acquire_async(paths.refresh_lock.clone(), fence_timeout).await?;
 
     let mut record = {
         let (vault, key) = (vault.clone(), key.clone());
         blocking(move || vault.load(&key)).await?.ok_or(RefreshError::NotConnected)?
     };
-    let file = read_tokens(&paths);
-    if let Some(outcome) = adopt_if_newer(vault, &key, &mut record, file.as_ref(), &paths).await? {
+    let file = exporter.agent_tokens(&target);
+    if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
         return Ok(outcome);
     }
     let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
@@ -201,8 +196,8 @@ async fn transaction(
         Ok(tokens) => tokens,
         Err(TokenError::Rejected { description }) => {
             // The agent may have rotated it under us (older agents take no fence).
-            let file = read_tokens(&paths);
-            if let Some(outcome) = adopt_if_newer(vault, &key, &mut record, file.as_ref(), &paths).await? {
+            let file = exporter.agent_tokens(&target);
+            if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
                 return Ok(outcome);
             }
             return Err(RefreshError::NeedsReauth(format!("the refresh token was rejected ({description})")));
@@ -221,7 +216,7 @@ async fn transaction(
         scope: tokens.scope.or(record.tokens.scope),
     };
     record.obtained_at = tokens.received_at;
-    persist(vault, &key, &record, &paths).await?;
+    persist(vault, exporter, &target, &key, &record).await?;
     Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
 }
 
@@ -229,10 +224,11 @@ async fn transaction(
 /// write-back dropped it (mcp 1.26 does when a response omits it).
 async fn adopt_if_newer(
     vault: &Vault,
+    exporter: &dyn Exporter,
+    target: &crate::export::ExportTarget,
     key: &VaultKey,
     record: &mut CredentialRecord,
     file: Option<&TokenRecord>,
-    paths: &crate::agent_layout::AgentPaths,
 ) -> Result<Option<RefreshOutcome>, RefreshError> {
     if !newer_in_file(file, &record.tokens) {
         return Ok(None);
@@ -251,24 +247,23 @@ async fn adopt_if_newer(
         blocking(move || vault.store(&key, &record)).await?;
     }
     if restore {
-        write_server_files(paths, &record.client, record.metadata.as_ref(), &record_file(record))?;
+        exporter.update_tokens(target, record)?;
     }
     Ok(Some(RefreshOutcome::Adopted { expires_at: record.tokens.expires_at }))
 }
 
 async fn persist(
     vault: &Vault,
+    exporter: &dyn Exporter,
+    target: &crate::export::ExportTarget,
     key: &VaultKey,
     record: &CredentialRecord,
-    paths: &crate::agent_layout::AgentPaths,
 ) -> Result<(), RefreshError> {
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
         blocking(move || vault.store(&key, &record)).await?;
     }
-    if paths.tokens.exists() {
-        write_server_files(paths, &record.client, record.metadata.as_ref(), &record_file(record))?;
-    } else {
+    if !exporter.update_tokens(target, record)? {
         tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
     }
     Ok(())

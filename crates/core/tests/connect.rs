@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use mcp_auth_core::connect::{connect, find_oauth_server};
+use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::browser::HeadlessBrowser;
 use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::Engine;
@@ -31,7 +32,8 @@ async fn failed_reauthorization_keeps_the_old_files() {
 
     let backend = Arc::new(MemoryBackend::default());
     let vault = Vault::new(backend.clone());
-    let done = connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    let done =
+        connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
     let record = vault.load(&target.vault_key()).expect("vault").expect("record");
     assert_eq!(record.issuer.as_deref(), Some(server.base_url()));
     assert!(server.is_valid_access_token(record.tokens.access_token.expose()));
@@ -42,7 +44,7 @@ async fn failed_reauthorization_keeps_the_old_files() {
         .collect();
 
     server.set_behaviour(|b| b.iss = IssMode::Wrong);
-    connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("refused");
+    connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("refused");
     assert_eq!(
         vault.load(&target.vault_key()).expect("vault"),
         Some(record),
@@ -53,4 +55,30 @@ async fn failed_reauthorization_keeps_the_old_files() {
         .map(|p| std::fs::read(p).expect("file"))
         .collect();
     assert_eq!(before, after, "a failed sign-in must not touch the agent's files");
+}
+
+#[tokio::test]
+async fn clashing_names_are_refused_before_signing_in() {
+    let server = FakeServer::start(Behaviour::default()).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let url = server.mcp_url();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!("mcp_servers:\n  my server:\n    url: {url}\n    auth: oauth\n  my_server:\n    url: {url}\n    auth: oauth\n"),
+    )
+    .expect("config");
+    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let target = find_oauth_server(&snapshot, "my server", None).expect("found");
+    let http = Http::new().expect("http");
+    let router = CallbackRouter::new();
+    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
+    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http)));
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    let err =
+        connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("clash");
+    assert!(err.to_string().contains("would share the token file `my_server.json`"), "{err}");
+    assert!(
+        server.log().requests.is_empty(),
+        "no sign-in may start for a server whose tokens could not be handed over"
+    );
 }

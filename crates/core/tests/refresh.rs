@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_auth_core::connect::{OAuthServer, connect, find_oauth_server};
+use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::browser::HeadlessBrowser;
 use mcp_auth_core::oauth::callback::CallbackRouter;
 use mcp_auth_core::oauth::engine::Engine;
@@ -41,8 +42,15 @@ async fn connected(behaviour: Behaviour) -> Rig {
     let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
     let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http.clone())));
     let vault = Vault::new(Arc::new(MemoryBackend::default()));
-    connect(&engine, &vault, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
-    Rig { server, _home: home, target, vault, refresher: Refresher::new(http), _listener: listener }
+    connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    Rig {
+        server,
+        _home: home,
+        target,
+        vault,
+        refresher: Refresher::new(http, Arc::new(HermesExporter)),
+        _listener: listener,
+    }
 }
 
 impl Rig {
