@@ -109,14 +109,28 @@ impl Refresher {
         self
     }
 
+    fn slot(&self, key: VaultKey) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(key).or_default().clone()
+    }
+
+    /// Takes what the agent wrote into the vault when it is newer (the agent
+    /// refreshed, or signed in by itself), without any network request.
+    /// Serialised with this server's refreshes.
+    #[tracing::instrument(skip_all, fields(server = %server.name), err)]
+    pub async fn sync(&self, vault: &Vault, server: &OAuthServer) -> Result<SyncOutcome, RefreshError> {
+        let slot = self.slot(server.vault_key());
+        let _turn = slot.lock.lock().await;
+        let (vault, server, exporter) = (vault.clone(), server.clone(), self.exporter.clone());
+        tokio::spawn(async move { sync_once(&vault, exporter.as_ref(), &server).await })
+            .await
+            .unwrap_or_else(|e| Err(RefreshError::Failed(format!("sync task failed: {e}"))))
+    }
+
     /// Refreshes `server` now (see the module docs for the steps).
     #[tracing::instrument(skip_all, fields(server = %server.name), err)]
     pub async fn refresh(&self, vault: &Vault, server: &OAuthServer) -> Result<RefreshOutcome, RefreshError> {
-        let key = server.vault_key();
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slots.entry(key).or_default().clone()
-        };
+        let slot = self.slot(server.vault_key());
         let seen = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0;
         let _turn = slot.lock.lock().await;
         {
@@ -136,6 +150,64 @@ impl Refresher {
         let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = (last.0 + 1, Some(result.clone()));
         result
+    }
+}
+
+/// What a sync found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncOutcome {
+    /// Vault and agent agree (or ours is the newer copy).
+    InSync,
+    /// The agent's newer tokens are now in the vault.
+    Adopted,
+    /// The agent signed in by itself; its credentials are now in the vault.
+    AdoptedNew,
+    /// The agent removed its files: its decision, nothing is restored.
+    AgentSignedOut,
+    /// Neither side has credentials.
+    NotConnected,
+}
+
+async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<SyncOutcome, RefreshError> {
+    let key = server.vault_key();
+    let target = server.export_target();
+    let record = {
+        let (vault, key) = (vault.clone(), key.clone());
+        blocking(move || vault.load(&key)).await?
+    };
+    let file = exporter.agent_tokens(&target);
+    match (record, file) {
+        (None, None) => Ok(SyncOutcome::NotConnected),
+        (Some(_), None) => Ok(SyncOutcome::AgentSignedOut),
+        (Some(mut record), Some(file)) => {
+            Ok(match adopt_if_newer(vault, exporter, &target, &key, &mut record, Some(&file)).await? {
+                Some(_) => SyncOutcome::Adopted,
+                None => SyncOutcome::InSync,
+            })
+        }
+        (None, Some(file)) => {
+            // The agent's own sign-in: its registration and metadata come along.
+            let paths = server.paths();
+            let Some(client) = crate::agent_files::read_client(&paths) else {
+                return Ok(SyncOutcome::NotConnected);
+            };
+            let record = CredentialRecord {
+                server: server.name.clone(),
+                url: server.url.to_string(),
+                profile: server.home.profile.clone(),
+                tokens: stored_from(&file),
+                issuer: file.issuer.clone(),
+                client,
+                metadata: crate::agent_files::read_json(&paths.meta),
+                obtained_at: now(),
+            };
+            blocking({
+                let vault = vault.clone();
+                move || vault.store(&key, &record)
+            })
+            .await?;
+            Ok(SyncOutcome::AdoptedNew)
+        }
     }
 }
 

@@ -183,3 +183,41 @@ async fn the_agents_fence_is_respected() {
     agent.wait().expect("exit");
     refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed once the agent let go");
 }
+
+#[tokio::test]
+async fn sync_adopts_what_the_agent_wrote_and_respects_its_sign_out() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let rig = connected(Behaviour::default()).await;
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::InSync);
+
+    // The agent wrote a newer pair.
+    let paths = rig.target.paths();
+    let mut file = read_json(&paths.tokens).expect("file");
+    let expires = file["expires_at"].as_f64().expect("expiry");
+    file["access_token"] = "agent-wrote-this".into();
+    file["expires_at"] = (expires + 100.0).into();
+    std::fs::write(&paths.tokens, serde_json::to_vec(&file).expect("json")).expect("write");
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
+    assert_eq!(rig.vault_access(), "agent-wrote-this");
+    assert_eq!(rig.server.log().grants("refresh_token"), 0, "sync never calls the server");
+
+    // The agent signed out (hermes mcp remove / reauth): nothing comes back.
+    for p in [&paths.tokens, &paths.client, &paths.meta] {
+        std::fs::remove_file(p).expect("remove");
+    }
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::AgentSignedOut);
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("our own refresh still works");
+    assert!(!paths.tokens.exists() && !paths.client.exists(), "files the agent deleted were resurrected");
+}
+
+#[tokio::test]
+async fn sync_takes_in_the_agents_own_sign_in() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let rig = connected(Behaviour::default()).await;
+    // As if the agent had signed in itself: files present, vault empty.
+    rig.vault.remove(&rig.target.vault_key()).expect("remove");
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::AdoptedNew);
+    assert_eq!(rig.vault_access(), rig.file_access());
+    // And we can refresh it from there.
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+}
