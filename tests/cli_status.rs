@@ -7,9 +7,28 @@ use mcp_auth_e2e::{bin, fixture_home};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
+/// The app's own folders for these tests: the opt-in file store, empty, so
+/// the status does not depend on the machine's keychain.
+fn app_dirs() -> &'static Path {
+    static DIRS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let settings = dir.path().join("config").join("mcp-auth-tray");
+        std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(settings.join("settings.json"), r#"{"credential_store": "file"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir
+    })
+    .path()
+}
+
 fn mcp_auth(args: &[&str], hermes_home_env: Option<&Path>) -> Output {
     let mut cmd = Command::new(bin("mcp-auth"));
-    cmd.args(args).env_remove("HERMES_HOME").env("NO_COLOR", "1");
+    cmd.args(args)
+        .env_remove("HERMES_HOME")
+        .env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", app_dirs().join("config"))
+        .env("XDG_DATA_HOME", app_dirs().join("data"));
     if let Some(home) = hermes_home_env {
         cmd.env("HERMES_HOME", home);
     }
@@ -26,6 +45,8 @@ fn status_json(home: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)))
 }
 
+const AGENT_ONLY: &str = "tokens from the agent's own sign-in, not yet kept by mcp-auth-tray";
+
 #[test]
 fn json_lists_every_server_with_its_state() {
     let home = fixture_home("home");
@@ -41,8 +62,24 @@ fn json_lists_every_server_with_its_state() {
     };
     let want = json!([
         row(None, "linear", Some("https://mcp.linear.example/mcp"), "oauth", "not_connected", None, None),
-        row(None, "notion", Some("https://mcp.notion.example/mcp"), "oauth", "connected", Some(4102444800), None),
-        row(None, "sentry", Some("https://mcp.sentry.example/mcp"), "oauth", "expired", Some(1000000000), None),
+        row(
+            None,
+            "notion",
+            Some("https://mcp.notion.example/mcp"),
+            "oauth",
+            "connected",
+            Some(4102444800),
+            Some(AGENT_ONLY)
+        ),
+        row(
+            None,
+            "sentry",
+            Some("https://mcp.sentry.example/mcp"),
+            "oauth",
+            "expired",
+            Some(1000000000),
+            Some(AGENT_ONLY)
+        ),
         row(
             None,
             "asana",

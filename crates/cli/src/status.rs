@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use mcp_auth_core::{AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, time_left};
+use mcp_auth_core::{
+    AuthState, HermesRoot, ServerStatus, SettingsFile, SnapshotLoader, StatusReport, VaultView, open_vault, time_left,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -22,7 +24,16 @@ pub struct StatusArgs {
 pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> {
     let root = HermesRoot::resolve(hermes_home);
     let snapshot = SnapshotLoader::new().load(&root);
-    let report = StatusReport::evaluate(&snapshot, SystemTime::now());
+    // The vault is the source of truth; when it cannot be reached the status
+    // says so per server and falls back to the agent's files.
+    let vault = SettingsFile::default_location()
+        .ok_or_else(|| "no config folder for the app's settings".to_owned())
+        .and_then(|settings| open_vault(&settings.load()).map_err(|e| e.to_string()));
+    let lookup = |key: &mcp_auth_core::vault::VaultKey| match &vault {
+        Ok(vault) => VaultView::of(vault.load(key)),
+        Err(e) => VaultView::Unavailable(e.strip_prefix("keychain unavailable: ").unwrap_or(e).to_owned()),
+    };
+    let report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &lookup);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report.servers).context("writing JSON")?;

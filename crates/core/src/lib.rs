@@ -57,7 +57,8 @@ pub use secret::SecretString;
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, menu_line, refresh_due_at, time_left,
+    AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, VaultView, menu_line, refresh_due_at,
+    time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
 pub use vault_open::{default_credential_file, open_vault};

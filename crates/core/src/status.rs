@@ -16,6 +16,7 @@ use crate::config::{AuthKind, ServerConfig, ServerEntry};
 use crate::snapshot::{HomeSnapshot, Snapshot};
 use crate::text::shorten;
 use crate::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
+use crate::vault::{CredentialRecord, VaultError, VaultKey};
 
 /// Where a server stands, for the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,13 +133,57 @@ pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
     expires_at - margin
 }
 
+/// The note on servers whose tokens only the agent holds.
+const AGENT_ONLY: &str = "tokens from the agent's own sign-in, not yet kept by mcp-auth-tray";
+
+/// What the vault holds for one server (looked up by the caller: keychain
+/// calls block, and the front ends decide where to make them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum VaultView {
+    /// The vault was not asked (status from the agent's files alone).
+    NotConsulted,
+    /// The keychain could not be asked.
+    Unavailable(String),
+    Missing,
+    Present(TokenFileSummary),
+    /// A record exists but cannot be read.
+    Unreadable(String),
+}
+
+impl VaultView {
+    /// The view of a vault lookup's result.
+    pub fn of(result: Result<Option<CredentialRecord>, VaultError>) -> Self {
+        match result {
+            Ok(Some(r)) => Self::Present(TokenFileSummary {
+                expires_at: r.tokens.expires_at,
+                lifetime_secs: r.tokens.expires_in,
+                has_refresh_token: r.tokens.refresh_token.is_some(),
+                scope: r.tokens.scope,
+                issuer: r.issuer,
+                note: None,
+            }),
+            Ok(None) => Self::Missing,
+            Err(VaultError::Unavailable(m)) => Self::Unavailable(m),
+            Err(e) => Self::Unreadable(e.to_string()),
+        }
+    }
+}
+
 impl StatusReport {
-    /// Evaluates every server of `snapshot` at time `now`.
+    /// Evaluates every server of `snapshot` at time `now` from the agent's
+    /// files alone (no keychain access).
     pub fn evaluate(snapshot: &Snapshot, now: SystemTime) -> Self {
+        Self::evaluate_with(snapshot, now, &|_| VaultView::NotConsulted)
+    }
+
+    /// Evaluates with the vault as the source of truth: `vault` answers for
+    /// each OAuth server's key; the agent's files say whether the agent
+    /// still has the server (it may have signed out).
+    pub fn evaluate_with(snapshot: &Snapshot, now: SystemTime, vault: &dyn Fn(&VaultKey) -> VaultView) -> Self {
         let now_secs = epoch_secs(now);
         let mut report = StatusReport { computed_at: now_secs, ..Default::default() };
         for home in &snapshot.homes {
-            evaluate_home(home, now_secs, &mut report);
+            evaluate_home(home, now_secs, vault, &mut report);
         }
         report
     }
@@ -177,7 +222,7 @@ impl StatusReport {
     }
 }
 
-fn evaluate_home(home: &HomeSnapshot, now: f64, report: &mut StatusReport) {
+fn evaluate_home(home: &HomeSnapshot, now: f64, vault: &dyn Fn(&VaultKey) -> VaultView, report: &mut StatusReport) {
     let profile = home.home.profile.clone();
     if let Some(error) = &home.error {
         report.problems.push(ConfigProblem {
@@ -201,7 +246,7 @@ fn evaluate_home(home: &HomeSnapshot, now: f64, report: &mut StatusReport) {
     }
     let tokens_dir = home.home.tokens_dir();
     for entry in &home.servers {
-        let mut status = evaluate_entry(entry, &tokens_dir, now);
+        let mut status = evaluate_entry(entry, home.home.profile.as_deref(), &tokens_dir, now, vault);
         let clash = stems.get(&token_file_stem(&entry.name)).filter(|names| names.len() > 1);
         if let (Some(names), AuthLabel::Oauth) = (clash, status.auth) {
             let others: Vec<&str> = names.iter().copied().filter(|n| *n != entry.name).collect();
@@ -219,7 +264,13 @@ fn evaluate_home(home: &HomeSnapshot, now: f64, report: &mut StatusReport) {
     }
 }
 
-fn evaluate_entry(entry: &ServerEntry, tokens_dir: &std::path::Path, now: f64) -> ServerStatus {
+fn evaluate_entry(
+    entry: &ServerEntry,
+    profile: Option<&str>,
+    tokens_dir: &std::path::Path,
+    now: f64,
+    vault: &dyn Fn(&VaultKey) -> VaultView,
+) -> ServerStatus {
     let mut status = ServerStatus {
         profile: None,
         name: entry.name.clone(),
@@ -272,14 +323,45 @@ fn evaluate_entry(entry: &ServerEntry, tokens_dir: &std::path::Path, now: f64) -
             status.auth = AuthLabel::Oauth;
             status.detail = None;
             let paths = AgentPaths::new(tokens_dir, &entry.name);
-            match read_token_file(&paths.tokens) {
-                Ok(None) => {
+            let file = read_token_file(&paths.tokens);
+            let view = vault(&VaultKey::new(profile, &entry.name, config.url.as_deref().unwrap_or_default()));
+            match (view, file) {
+                (VaultView::Present(ours), Ok(Some(_)) | Err(_)) => apply_tokens(&mut status, &ours, now),
+                (VaultView::Present(_), Ok(None)) => {
                     status.state = AuthState::NotConnected;
+                    status.detail = Some(
+                        "the agent signed out of this server (it removed its token files); connect to sign in again"
+                            .to_owned(),
+                    );
                 }
-                Ok(Some(summary)) => apply_tokens(&mut status, &summary, now),
-                Err(e) => {
-                    status.state = AuthState::Error;
-                    status.detail = Some(token_file_problem(&e));
+                (view, file) => {
+                    match file {
+                        Ok(None) => status.state = AuthState::NotConnected,
+                        Ok(Some(summary)) => apply_tokens(&mut status, &summary, now),
+                        Err(e) => {
+                            status.state = AuthState::Error;
+                            status.detail = Some(token_file_problem(&e));
+                        }
+                    }
+                    let note = match view {
+                        VaultView::Unavailable(m) => Some(format!("keychain unavailable: {m}")),
+                        VaultView::Unreadable(m) => Some(m),
+                        VaultView::Missing
+                            if matches!(
+                                status.state,
+                                AuthState::Connected | AuthState::Expiring | AuthState::Expired
+                            ) =>
+                        {
+                            Some(AGENT_ONLY.to_owned())
+                        }
+                        _ => None,
+                    };
+                    if let Some(note) = note {
+                        status.detail = Some(match status.detail.take() {
+                            Some(d) => format!("{d}; {note}"),
+                            None => note,
+                        });
+                    }
                 }
             }
             if let (Some(w), false) = (warnings, status.state == AuthState::Error) {

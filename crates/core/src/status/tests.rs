@@ -6,6 +6,7 @@ use rstest::rstest;
 use super::*;
 use crate::home::HermesRoot;
 use crate::snapshot::SnapshotLoader;
+use crate::vault::VaultKey;
 
 const NOW: f64 = 1_800_000_000.0;
 
@@ -272,4 +273,49 @@ fn json_shape_is_stable() {
       "detail": null
     }
     "#);
+}
+
+fn vault_summary(expires_at: f64) -> TokenFileSummary {
+    TokenFileSummary {
+        expires_at: Some(expires_at),
+        lifetime_secs: Some(3600),
+        has_refresh_token: true,
+        scope: None,
+        issuer: None,
+        note: None,
+    }
+}
+
+#[test]
+fn the_vault_is_the_source_of_truth() {
+    let f = Fixture::new(
+        "mcp_servers:\n  both:\n    url: https://b/mcp\n    auth: oauth\n  gone:\n    url: https://g/mcp\n    auth: oauth\n  agent:\n    url: https://a/mcp\n    auth: oauth\n  locked:\n    url: https://l/mcp\n    auth: oauth\n",
+    );
+    // The agent's file for `both` is stale; the vault has the newer expiry.
+    f.tokens("both", &token_json(NOW - 10.0, 3600, true));
+    f.tokens("agent", &token_json(NOW + 3000.0, 3600, true));
+    f.tokens("locked", &token_json(NOW + 3000.0, 3600, true));
+    let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
+    let lookup = |key: &VaultKey| {
+        let account = key.account();
+        if account.starts_with("default/both#") || account.starts_with("default/gone#") {
+            VaultView::Present(vault_summary(NOW + 3120.0))
+        } else if account.starts_with("default/locked#") {
+            VaultView::Unavailable("the keychain is locked".to_owned())
+        } else {
+            VaultView::Missing
+        }
+    };
+    let report = StatusReport::evaluate_with(&snap, UNIX_EPOCH + Duration::from_secs_f64(NOW), &lookup);
+    let both = row(&report, "both");
+    assert_eq!((both.state, both.expires_at), (AuthState::Connected, Some((NOW + 3120.0) as i64)));
+    let gone = row(&report, "gone");
+    assert_eq!(gone.state, AuthState::NotConnected);
+    assert!(gone.detail.unwrap_or_default().starts_with("the agent signed out"));
+    let agent = row(&report, "agent");
+    assert_eq!(agent.state, AuthState::Connected);
+    assert_eq!(agent.detail.as_deref(), Some("tokens from the agent's own sign-in, not yet kept by mcp-auth-tray"));
+    let locked = row(&report, "locked");
+    assert_eq!(locked.state, AuthState::Connected, "the agent's file still tells the state");
+    assert_eq!(locked.detail.as_deref(), Some("keychain unavailable: the keychain is locked"));
 }
