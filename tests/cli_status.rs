@@ -220,7 +220,9 @@ fn missing_home_is_an_empty_list_with_a_hint() {
     let out = mcp_auth(&["status", "--json", "--hermes-home", &missing.display().to_string()], None);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).ok(), Some(json!([])));
-    assert!(text(&out.stderr).contains(&format!("hint: no agent config at {}", missing.join("config.yaml").display())));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("hint: no agent config at {}", missing.join("config.yaml").display())), "{stderr}");
+    assert!(stderr.contains("hint: credentials are kept in a plain file ") && stderr.contains("(opt-in, not the keychain)"), "{stderr}");
 }
 
 #[test]

@@ -33,7 +33,13 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
         Ok(vault) => VaultView::of(vault.load(key)),
         Err(e) => VaultView::Unavailable(e.strip_prefix("keychain unavailable: ").unwrap_or(e).to_owned()),
     };
-    let report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &lookup);
+    let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &lookup);
+    // Say where credentials are kept when that is not the keychain.
+    if let Ok(vault) = &vault
+        && vault.describe().starts_with("plain file")
+    {
+        report.hints.push(format!("credentials are kept in a {}", vault.describe()));
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report.servers).context("writing JSON")?;
