@@ -221,8 +221,14 @@ fn missing_home_is_an_empty_list_with_a_hint() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).ok(), Some(json!([])));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("hint: no agent config at {}", missing.join("config.yaml").display())), "{stderr}");
-    assert!(stderr.contains("hint: credentials are kept in a plain file ") && stderr.contains("(opt-in, not the keychain)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("hint: no agent config at {}", missing.join("config.yaml").display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: credentials are kept in a plain file ") && stderr.contains("(opt-in, not the keychain)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -2,13 +2,22 @@
 //!
 //! A task waits for either a new snapshot from the core's watcher or the next
 //! moment the report changes by time alone (`StatusReport::next_change_at`):
-//! no polling. Each redraw builds the menu from the core's menu model.
+//! no polling. On each change it first takes into the vault what the agent
+//! wrote (its own refreshes and sign-ins: the core's sync), then rebuilds the
+//! menu from the core's menu model, with the vault as the source of truth.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mcp_auth_core::connect::{OAuthServer, oauth_servers};
+use mcp_auth_core::export::HermesExporter;
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::refresh::{Refresher, SyncOutcome};
+use mcp_auth_core::vault::{Vault, VaultKey};
 use mcp_auth_core::{
-    HermesRoot, HomeWatcher, MenuLine, QUIT_ID, Snapshot, StatusReport, TrayIcon, TrayMenu, tray_menu,
+    HermesRoot, HomeWatcher, MenuLine, QUIT_ID, SettingsFile, Snapshot, StatusReport, TrayIcon, TrayMenu, VaultView,
+    open_vault, tray_menu,
 };
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -62,13 +71,59 @@ pub fn start(app: &AppHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The vault, when the keychain (or the opt-in file) can be reached.
+async fn open_vault_once() -> Result<Vault, String> {
+    tauri::async_runtime::spawn_blocking(|| {
+        let settings = SettingsFile::default_location().ok_or("no config folder for the app's settings")?;
+        open_vault(&settings.load()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Syncs what the agent wrote into the vault, then evaluates the status.
+async fn report_for(snapshot: &Snapshot, vault: &Result<Vault, String>, refresher: &Refresher) -> StatusReport {
+    let servers = oauth_servers(snapshot);
+    let Ok(vault) = vault else {
+        let reason = vault.as_ref().err().cloned().unwrap_or_default();
+        let reason = reason.strip_prefix("keychain unavailable: ").unwrap_or(&reason).to_owned();
+        return StatusReport::evaluate_with(snapshot, SystemTime::now(), &|_| VaultView::Unavailable(reason.clone()));
+    };
+    for server in &servers {
+        match refresher.sync(vault, server).await {
+            Ok(SyncOutcome::Adopted | SyncOutcome::AdoptedNew) => {
+                tracing::info!(server = %server.name, "took in tokens the agent wrote")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(server = %server.name, error = %e, "cannot sync with the agent's files"),
+        }
+    }
+    let keys: Vec<VaultKey> = servers.iter().map(OAuthServer::vault_key).collect();
+    let vault = vault.clone();
+    let views: HashMap<VaultKey, VaultView> = tauri::async_runtime::spawn_blocking(move || {
+        keys.into_iter().map(|k| (k.clone(), VaultView::of(vault.load(&k)))).collect()
+    })
+    .await
+    .unwrap_or_default();
+    StatusReport::evaluate_with(snapshot, SystemTime::now(), &|k| views.get(k).cloned().unwrap_or(VaultView::Missing))
+}
+
 /// Redraws the menu whenever the snapshot or the clock changes what it shows.
 async fn follow(app: AppHandle, mut snapshots: watch::Receiver<Arc<Snapshot>>, mut shown: Arc<TrayMenu>) {
+    let vault = open_vault_once().await;
+    if let Err(e) = &vault {
+        tracing::warn!(error = %e, "credentials cannot be kept until the keychain is available");
+    }
+    let refresher = match Http::new() {
+        Ok(http) => Refresher::new(http, Arc::new(HermesExporter)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create the HTTP client");
+            return;
+        }
+    };
     loop {
-        let report = {
-            let snapshot = snapshots.borrow_and_update().clone();
-            StatusReport::evaluate(&snapshot, SystemTime::now())
-        };
+        let snapshot = snapshots.borrow_and_update().clone();
+        let report = report_for(&snapshot, &vault, &refresher).await;
         let model = tray_menu(&report);
         if model != *shown {
             match redraw(&app, &model) {

@@ -9,11 +9,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 
-use mcp_auth_core::connect::find_oauth_server;
+use mcp_auth_core::connect::{find_oauth_server, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::refresh::{RefreshOutcome, Refresher};
-use mcp_auth_core::{AuthKind, HermesRoot, SettingsFile, SnapshotLoader, now_secs, open_vault, time_left};
+use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader, now_secs, open_vault, time_left};
 
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
@@ -35,13 +35,9 @@ pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Resu
     let vault = open_vault(&settings.load())?;
     let servers = match &args.server {
         Some(name) => vec![find_oauth_server(&snapshot, name, args.profile.as_deref())?],
-        None => snapshot
-            .homes
-            .iter()
-            .filter(|h| args.profile.as_deref().is_none_or(|p| h.home.display_profile() == p))
-            .flat_map(|h| h.servers.iter().map(move |e| (h, e)))
-            .filter(|(_, e)| matches!(&e.config, Ok(c) if c.enabled && matches!(c.auth, AuthKind::OAuth(_))))
-            .filter_map(|(h, e)| find_oauth_server(&snapshot, &e.name, Some(h.home.display_profile())).ok())
+        None => oauth_servers(&snapshot)
+            .into_iter()
+            .filter(|s| args.profile.as_deref().is_none_or(|p| s.home.display_profile() == p))
             .collect(),
     };
     let refresher = Refresher::new(Http::new()?, Arc::new(HermesExporter));

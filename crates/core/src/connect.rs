@@ -94,6 +94,17 @@ pub fn find_oauth_server(snapshot: &Snapshot, name: &str, profile: Option<&str>)
     Ok(OAuthServer { home: home.home.clone(), name: name.to_owned(), siblings, url, oauth: oauth.clone() })
 }
 
+/// Every enabled, valid OAuth server of every home of `snapshot`.
+pub fn oauth_servers(snapshot: &Snapshot) -> Vec<OAuthServer> {
+    snapshot
+        .homes
+        .iter()
+        .flat_map(|h| h.servers.iter().map(move |e| (h, e)))
+        .filter(|(_, e)| matches!(&e.config, Ok(c) if c.enabled && matches!(c.auth, AuthKind::OAuth(_))))
+        .filter_map(|(h, e)| find_oauth_server(snapshot, &e.name, Some(h.home.display_profile())).ok())
+        .collect()
+}
+
 impl OAuthServer {
     /// The engine's view of this server.
     pub fn target(&self) -> Target {
