@@ -8,7 +8,7 @@
 //! sign-in leaves the previous credentials untouched. The vault is written
 //! first: the keychain is the copy we trust.
 
-use crate::agent_files::{AgentFilesError, TokenRecord, read_client, read_json};
+use crate::agent_files::{AgentFilesError, read_client, read_json};
 use crate::agent_layout::AgentPaths;
 use crate::config::{AuthKind, OAuthSettings, ServerConfig};
 use crate::export::{ExportError, ExportTarget, Exporter};
@@ -150,13 +150,6 @@ pub struct Connected {
     pub registered: bool,
 }
 
-/// Runs a blocking vault call off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
-) -> Result<T, VaultError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
-}
-
 /// Signs in to `server` through `engine` (redirecting to `redirect_uri`),
 /// stores the result in `vault`, and writes the agent's files.
 #[tracing::instrument(skip_all, fields(server = %server.name), err)]
@@ -174,7 +167,7 @@ pub async fn connect(
     let key = server.vault_key();
     let kept = {
         let (vault, key) = (vault.clone(), key.clone());
-        match blocking(move || vault.load(&key)).await {
+        match crate::vault::blocking(move || vault.load(&key)).await {
             Ok(record) => record,
             // A damaged record is replaced by this sign-in.
             Err(VaultError::Corrupt { .. }) => None,
@@ -191,44 +184,30 @@ pub async fn connect(
     };
     let previous_client = stored.as_ref().map(|(c, _)| c.client_id.clone());
     let auth = engine.authorize(&server.target(), redirect_uri, stored, progress).await?;
-    let tokens = TokenRecord {
-        access_token: auth.tokens.access_token.clone(),
-        refresh_token: auth.tokens.refresh_token.clone(),
-        expires_in: auth.tokens.expires_in,
-        expires_at: auth.tokens.expires_at(),
-        scope: auth.tokens.scope.clone(),
-        issuer: auth.discovered.issuer.clone(),
-    };
     // Legacy servers have no metadata document: leave the agent to its own fallback.
     let metadata = (!auth.discovered.legacy).then(|| auth.discovered.metadata_json.clone());
     let record = CredentialRecord {
         server: server.name.clone(),
         url: server.url.to_string(),
         profile: server.home.profile.clone(),
-        tokens: StoredTokens {
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_in: tokens.expires_in,
-            expires_at: tokens.expires_at,
-            scope: tokens.scope.clone(),
-        },
-        issuer: tokens.issuer.clone(),
+        tokens: StoredTokens::from_response(&auth.tokens),
+        issuer: auth.discovered.issuer.clone(),
         client: auth.client.clone(),
-        metadata: metadata.clone(),
+        metadata,
         obtained_at: auth.tokens.received_at,
     };
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        blocking(move || vault.store(&key, &record)).await?;
+        crate::vault::blocking(move || vault.store(&key, &record)).await?;
     }
     exporter.export(&server.export_target(), &record)?;
-    tracing::info!(expires_at = ?tokens.expires_at, "connected; vault and agent files written");
+    tracing::info!(expires_at = ?record.tokens.expires_at, "connected; vault and agent files written");
     Ok(Connected {
         registered: previous_client.as_deref() != Some(auth.client.client_id.as_str()),
         paths,
-        expires_at: tokens.expires_at,
-        has_refresh_token: tokens.refresh_token.is_some(),
-        scope: tokens.scope,
-        issuer: tokens.issuer,
+        expires_at: record.tokens.expires_at,
+        has_refresh_token: record.tokens.refresh_token.is_some(),
+        scope: record.tokens.scope,
+        issuer: record.issuer,
     })
 }

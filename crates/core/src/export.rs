@@ -65,24 +65,13 @@ impl HermesExporter {
     }
 }
 
-fn tokens_of(record: &CredentialRecord) -> TokenRecord {
-    TokenRecord {
-        access_token: record.tokens.access_token.clone(),
-        refresh_token: record.tokens.refresh_token.clone(),
-        expires_in: record.tokens.expires_in,
-        expires_at: record.tokens.expires_at,
-        scope: record.tokens.scope.clone(),
-        issuer: record.issuer.clone(),
-    }
-}
-
 fn write(
     paths: &AgentPaths,
     client: &ClientRecord,
     metadata: Option<&Value>,
     record: &CredentialRecord,
 ) -> Result<(), ExportError> {
-    write_server_files(paths, client, metadata, &tokens_of(record)).map_err(Into::into)
+    write_server_files(paths, client, metadata, &record.agent_tokens()).map_err(Into::into)
 }
 
 impl Exporter for HermesExporter {

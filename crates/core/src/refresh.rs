@@ -173,7 +173,7 @@ async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer)
     let target = server.export_target();
     let record = {
         let (vault, key) = (vault.clone(), key.clone());
-        blocking(move || vault.load(&key)).await?
+        crate::vault::blocking(move || vault.load(&key)).await?
     };
     let file = exporter.agent_tokens(&target);
     match (record, file) {
@@ -195,35 +195,19 @@ async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer)
                 server: server.name.clone(),
                 url: server.url.to_string(),
                 profile: server.home.profile.clone(),
-                tokens: stored_from(&file),
+                tokens: StoredTokens::from_agent(&file),
                 issuer: file.issuer.clone(),
                 client,
                 metadata: crate::agent_files::read_json(&paths.meta),
                 obtained_at: now(),
             };
-            blocking({
+            crate::vault::blocking({
                 let vault = vault.clone();
                 move || vault.store(&key, &record)
             })
             .await?;
             Ok(SyncOutcome::AdoptedNew)
         }
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
-) -> Result<T, VaultError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
-}
-
-fn stored_from(file: &TokenRecord) -> StoredTokens {
-    StoredTokens {
-        access_token: file.access_token.clone(),
-        refresh_token: file.refresh_token.clone(),
-        expires_in: file.expires_in,
-        expires_at: file.expires_at,
-        scope: file.scope.clone(),
     }
 }
 
@@ -254,7 +238,7 @@ async fn transaction(
 
     let mut record = {
         let (vault, key) = (vault.clone(), key.clone());
-        blocking(move || vault.load(&key)).await?.ok_or(RefreshError::NotConnected)?
+        crate::vault::blocking(move || vault.load(&key)).await?.ok_or(RefreshError::NotConnected)?
     };
     let file = exporter.agent_tokens(&target);
     if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
@@ -280,13 +264,9 @@ async fn transaction(
         Err(e) if e.is_transient() => return Err(RefreshError::Transient(e.to_string())),
         Err(e) => return Err(RefreshError::Failed(e.to_string())),
     };
-    record.tokens = StoredTokens {
-        expires_at: tokens.expires_at(),
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        expires_in: tokens.expires_in,
-        scope: tokens.scope.or(record.tokens.scope),
-    };
+    let previous_scope = record.tokens.scope.take();
+    record.tokens = StoredTokens::from_response(&tokens);
+    record.tokens.scope = record.tokens.scope.take().or(previous_scope);
     record.obtained_at = tokens.received_at;
     persist(vault, exporter, &target, &key, &record).await?;
     Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
@@ -306,7 +286,7 @@ async fn adopt_if_newer(
         return Ok(None);
     }
     let Some(file) = file else { return Ok(None) };
-    let mut tokens = stored_from(file);
+    let mut tokens = StoredTokens::from_agent(file);
     let restore = tokens.refresh_token.is_none() && record.tokens.refresh_token.is_some();
     if restore {
         tokens.refresh_token = record.tokens.refresh_token.clone();
@@ -316,7 +296,7 @@ async fn adopt_if_newer(
     tracing::info!("the agent had refreshed; adopting its tokens");
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        blocking(move || vault.store(&key, &record)).await?;
+        crate::vault::blocking(move || vault.store(&key, &record)).await?;
     }
     if restore {
         exporter.update_tokens(target, record)?;
@@ -333,7 +313,7 @@ async fn persist(
 ) -> Result<(), RefreshError> {
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        blocking(move || vault.store(&key, &record)).await?;
+        crate::vault::blocking(move || vault.store(&key, &record)).await?;
     }
     if !exporter.update_tokens(target, record)? {
         tracing::info!("the agent has no token file for this server (it signed out); not recreating it");

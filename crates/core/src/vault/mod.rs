@@ -74,6 +74,13 @@ impl From<BackendError> for VaultError {
     }
 }
 
+/// Runs a blocking vault call on tokio's blocking pool (keychain calls block).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, VaultError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
+}
+
 /// The vault.
 #[derive(Debug, Clone)]
 pub struct Vault {

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::agent_files::ClientRecord;
+use crate::agent_files::{ClientRecord, TokenRecord};
+use crate::oauth::tokens::TokenSet;
 use crate::secret::SecretString;
 
 /// The current record format.
@@ -18,6 +19,30 @@ pub struct StoredTokens {
     /// Absolute expiry, epoch seconds.
     pub expires_at: Option<f64>,
     pub scope: Option<String>,
+}
+
+impl StoredTokens {
+    /// Tokens just received from a token endpoint.
+    pub fn from_response(tokens: &TokenSet) -> Self {
+        Self {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_in: tokens.expires_in,
+            expires_at: tokens.expires_at(),
+            scope: tokens.scope.clone(),
+        }
+    }
+
+    /// Tokens read from the agent's file.
+    pub fn from_agent(file: &TokenRecord) -> Self {
+        Self {
+            access_token: file.access_token.clone(),
+            refresh_token: file.refresh_token.clone(),
+            expires_in: file.expires_in,
+            expires_at: file.expires_at,
+            scope: file.scope.clone(),
+        }
+    }
 }
 
 /// Everything we keep about one server's credentials.
@@ -63,6 +88,18 @@ struct Wire {
 }
 
 impl CredentialRecord {
+    /// The tokens in the agent's file shape (with the issuer they are bound to).
+    pub fn agent_tokens(&self) -> TokenRecord {
+        TokenRecord {
+            access_token: self.tokens.access_token.clone(),
+            refresh_token: self.tokens.refresh_token.clone(),
+            expires_in: self.tokens.expires_in,
+            expires_at: self.tokens.expires_at,
+            scope: self.tokens.scope.clone(),
+            issuer: self.issuer.clone(),
+        }
+    }
+
     pub(super) fn to_bytes(&self) -> Vec<u8> {
         let wire = Wire {
             v: RECORD_VERSION,
