@@ -1,34 +1,21 @@
 //! `connect` writes the agent's files, and a failed re-authorization leaves
 //! the previous ones untouched.
 
+mod common;
+
 use std::sync::Arc;
 
 use mcp_auth_core::connect::{connect, find_oauth_server};
 use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
 use mcp_auth_core::vault::{MemoryBackend, Vault};
-use mcp_auth_core::{HermesRoot, SnapshotLoader};
 use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
 
 #[tokio::test]
 async fn failed_reauthorization_keeps_the_old_files() {
     let server = FakeServer::start(Behaviour::default()).await.expect("server");
-    let home = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!("mcp_servers:\n  s:\n    url: {}\n    auth: oauth\n", server.mcp_url()),
-    )
-    .expect("config");
-    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let (_home, snapshot) = common::home_with(&server.mcp_url(), &["s"]);
     let target = find_oauth_server(&snapshot, "s", None).expect("found");
-    let http = Http::new().expect("http");
-    let router = CallbackRouter::new();
-    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
-    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http)));
+    let (engine, listener, _http) = common::engine().await;
 
     let backend = Arc::new(MemoryBackend::default());
     let vault = Vault::new(backend.clone());
@@ -60,19 +47,9 @@ async fn failed_reauthorization_keeps_the_old_files() {
 #[tokio::test]
 async fn clashing_names_are_refused_before_signing_in() {
     let server = FakeServer::start(Behaviour::default()).await.expect("server");
-    let home = tempfile::tempdir().expect("tempdir");
-    let url = server.mcp_url();
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!("mcp_servers:\n  my server:\n    url: {url}\n    auth: oauth\n  my_server:\n    url: {url}\n    auth: oauth\n"),
-    )
-    .expect("config");
-    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let (_home, snapshot) = common::home_with(&server.mcp_url(), &["my server", "my_server"]);
     let target = find_oauth_server(&snapshot, "my server", None).expect("found");
-    let http = Http::new().expect("http");
-    let router = CallbackRouter::new();
-    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
-    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http)));
+    let (engine, listener, _http) = common::engine().await;
     let vault = Vault::new(Arc::new(MemoryBackend::default()));
     let err =
         connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("clash");

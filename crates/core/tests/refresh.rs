@@ -3,19 +3,18 @@
 //! adopting the agent's own refresh, restoring a dropped refresh token.
 #![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_auth_core::connect::{OAuthServer, connect, find_oauth_server};
 use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::LoopbackListener;
 use mcp_auth_core::refresh::{RefreshError, RefreshOutcome, Refresher};
 use mcp_auth_core::vault::{MemoryBackend, Vault};
-use mcp_auth_core::{HermesRoot, SnapshotLoader, read_json, read_tokens};
+use mcp_auth_core::{read_json, read_tokens};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
 struct Rig {
@@ -29,18 +28,9 @@ struct Rig {
 
 async fn connected(behaviour: Behaviour) -> Rig {
     let server = FakeServer::start(behaviour).await.expect("server");
-    let home = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!("mcp_servers:\n  s:\n    url: {}\n    auth: oauth\n", server.mcp_url()),
-    )
-    .expect("config");
-    let snapshot = SnapshotLoader::new().load(&HermesRoot::at(home.path()));
+    let (home, snapshot) = common::home_with(&server.mcp_url(), &["s"]);
     let target = find_oauth_server(&snapshot, "s", None).expect("found");
-    let http = Http::new().expect("http");
-    let router = CallbackRouter::new();
-    let listener = LoopbackListener::bind(0, router.clone()).await.expect("listener");
-    let engine = Engine::new(http.clone(), router, Arc::new(HeadlessBrowser::new(http.clone())));
+    let (engine, listener, http) = common::engine().await;
     let vault = Vault::new(Arc::new(MemoryBackend::default()));
     connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
     Rig {

@@ -130,7 +130,14 @@ impl Browser for HeadlessBrowser {
                     .get(next.clone())
                     .build()
                     .map_err(|e| BrowserError::Other(e.to_string()))?;
-                let response = self.http.send(request, false).await.map_err(|e| BrowserError::Other(e.to_string()))?;
+                let response = self.http.send(request, false).await.map_err(|e| {
+                    // The redirect's URL carries the authorization code: never in a message.
+                    if is_redirect_target {
+                        BrowserError::Other("cannot deliver the redirect to the loopback listener".to_owned())
+                    } else {
+                        BrowserError::Other(e.to_string())
+                    }
+                })?;
                 if is_redirect_target {
                     return Ok(());
                 }
