@@ -5,11 +5,13 @@
 //! no polling. On each change it first takes into the vault what the agent
 //! wrote (its own refreshes and sign-ins: the core's sync), then rebuilds the
 //! menu from the core's menu model, with the vault as the source of truth.
+//! The core's background refresher renews tokens before they expire.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mcp_auth_core::background::BackgroundRefresh;
 use mcp_auth_core::connect::{OAuthServer, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
@@ -121,8 +123,19 @@ async fn follow(app: AppHandle, mut snapshots: watch::Receiver<Arc<Snapshot>>, m
             return;
         }
     };
+    // Refreshes before expiry, in the background, while the app runs.
+    let background = vault.as_ref().ok().map(|vault| {
+        BackgroundRefresh::start(
+            vault.clone(),
+            refresher.clone(),
+            Box::new(|server, reason| tracing::warn!(server = %server.name, %reason, "sign in again: the token cannot be refreshed")),
+        )
+    });
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(background) = &background {
+            background.set_servers(oauth_servers(&snapshot));
+        }
         let report = report_for(&snapshot, &vault, &refresher).await;
         let model = tray_menu(&report);
         if model != *shown {

@@ -15,6 +15,7 @@
 mod agent_files;
 mod agent_layout;
 mod atomic_file;
+pub mod background;
 mod config;
 pub mod connect;
 mod dotenv;
@@ -28,6 +29,7 @@ mod menu;
 pub mod oauth;
 mod read_capped;
 pub mod refresh;
+pub mod schedule;
 mod secret;
 mod settings;
 mod snapshot;

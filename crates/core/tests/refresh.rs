@@ -211,3 +211,33 @@ async fn sync_takes_in_the_agents_own_sign_in() {
     // And we can refresh it from there.
     rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_grant() {
+    use mcp_auth_core::background::BackgroundRefresh;
+    let rig = connected(Behaviour { access_token_lifetime: 4, ..Default::default() }).await;
+    let stops = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = stops.clone();
+    let background = BackgroundRefresh::start(
+        rig.vault.clone(),
+        rig.refresher.clone(),
+        Box::new(move |server, reason| seen.lock().expect("lock").push(format!("{}: {reason}", server.name))),
+    );
+    background.set_servers(vec![rig.target.clone()]);
+    let first = rig.vault_access();
+    // Due at 60-75 % of 4 s: well before expiry.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(rig.server.log().grants("refresh_token"), 1, "one refresh before the token expired");
+    assert_ne!(rig.vault_access(), first);
+    assert_eq!(rig.file_access(), rig.vault_access(), "the agent's file follows");
+
+    // The grant is revoked: the next refresh fails for good, once, and says so.
+    rig.server.forget_refresh_tokens();
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let stops = stops.lock().expect("lock").clone();
+    assert_eq!(stops.len(), 1, "{stops:?} after {} refresh requests", rig.server.log().grants("refresh_token"));
+    assert!(stops[0].starts_with("s: the refresh token was rejected"), "{stops:?}");
+    let attempts = rig.server.log().grants("refresh_token");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(rig.server.log().grants("refresh_token"), attempts, "no retries after a definitive failure");
+}

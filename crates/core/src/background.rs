@@ -1,0 +1,121 @@
+//! The background refresher: the schedule loop driven by the vault, the
+//! refresh transaction and the current server list. The app owns one,
+//! updates its server list when the config changes, and wakes it after the
+//! machine resumes.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::connect::OAuthServer;
+use crate::refresh::{RefreshError, RefreshOutcome, Refresher};
+use crate::schedule::{Clock, OpFuture, Planned, RefreshOps, SchedulerHandle, SystemClock, run};
+use crate::vault::{Vault, VaultError};
+
+/// Called when a server's refresh cannot succeed: (server name, reason).
+pub type OnStop = Box<dyn Fn(&OAuthServer, &str) + Send + Sync>;
+
+struct Ops {
+    vault: Vault,
+    refresher: Refresher,
+    servers: Mutex<Vec<OAuthServer>>,
+    on_stop: OnStop,
+}
+
+impl Ops {
+    fn find(&self, id: &str) -> Option<OAuthServer> {
+        let servers = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        servers.iter().find(|s| s.vault_key().account() == id).cloned()
+    }
+}
+
+impl RefreshOps for Ops {
+    fn plan(&self) -> OpFuture<'_, Vec<Planned>> {
+        Box::pin(async move {
+            let servers = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let vault = self.vault.clone();
+            let looked_up = tokio::task::spawn_blocking(move || {
+                servers
+                    .iter()
+                    .map(|s| {
+                        let key = s.vault_key();
+                        let expiry = match vault.load(&key) {
+                            Ok(Some(r)) if r.tokens.refresh_token.is_some() => {
+                                r.tokens.expires_at.map(|e| (e, r.tokens.expires_in))
+                            }
+                            Ok(_) | Err(VaultError::Corrupt { .. }) => None,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "vault not readable for planning");
+                                None
+                            }
+                        };
+                        Planned { id: key.account().to_owned(), expiry }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            looked_up.unwrap_or_default()
+        })
+    }
+
+    fn refresh<'a>(&'a self, id: &'a str) -> OpFuture<'a, Result<RefreshOutcome, RefreshError>> {
+        Box::pin(async move {
+            match self.find(id) {
+                Some(server) => self.refresher.refresh(&self.vault, &server).await,
+                None => Err(RefreshError::NotConnected),
+            }
+        })
+    }
+
+    fn stopped(&self, id: &str, reason: &str) {
+        if let Some(server) = self.find(id) {
+            (self.on_stop)(&server, reason);
+        }
+    }
+}
+
+/// A running background refresher; stops when dropped.
+pub struct BackgroundRefresh {
+    ops: Arc<Ops>,
+    handle: SchedulerHandle,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for BackgroundRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundRefresh").finish_non_exhaustive()
+    }
+}
+
+impl BackgroundRefresh {
+    /// Starts the loop on the current tokio runtime.
+    pub fn start(vault: Vault, refresher: Refresher, on_stop: OnStop) -> Self {
+        Self::start_with_clock(vault, refresher, on_stop, Arc::new(SystemClock))
+    }
+
+    /// [`BackgroundRefresh::start`] with another clock (tests).
+    pub fn start_with_clock(vault: Vault, refresher: Refresher, on_stop: OnStop, clock: Arc<dyn Clock>) -> Self {
+        let ops = Arc::new(Ops { vault, refresher, servers: Mutex::new(Vec::new()), on_stop });
+        let handle = SchedulerHandle::new();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(run(ops.clone(), clock, handle.clone(), stopped));
+        Self { ops, handle, stop }
+    }
+
+    /// Replaces the servers to look after and re-plans.
+    pub fn set_servers(&self, servers: Vec<OAuthServer>) {
+        *self.ops.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = servers;
+        self.handle.wake();
+    }
+
+    /// Re-reads the clock and the plan now (after resume, or new credentials).
+    pub fn wake(&self) {
+        self.handle.wake();
+    }
+}
+
+impl Drop for BackgroundRefresh {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
