@@ -241,3 +241,23 @@ async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_gran
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(rig.server.log().grants("refresh_token"), attempts, "no retries after a definitive failure");
 }
+
+#[tokio::test]
+async fn foreign_and_corrupt_files_in_the_token_folder_change_nothing() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let rig = connected(Behaviour::default()).await;
+    let dir = rig.target.paths().tokens.parent().expect("folder").to_path_buf();
+    std::fs::write(dir.join("other.json"), b"{not json").expect("write");
+    std::fs::write(dir.join("notes.txt"), b"hello").expect("write");
+    std::fs::write(dir.join("s.client.json.bak"), b"[]").expect("write");
+    std::fs::create_dir_all(dir.join("a-folder.json")).expect("mkdir");
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::InSync);
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.file_access(), rig.vault_access());
+
+    // Our own server's token file damaged: the next refresh repairs it.
+    std::fs::write(&rig.target.paths().tokens, b"{\"access_token\": ").expect("write");
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.file_access(), rig.vault_access());
+    assert_eq!(std::fs::read(dir.join("other.json")).expect("read"), b"{not json", "other files are left alone");
+}
