@@ -188,3 +188,63 @@ async fn connect_keeps_the_credentials_in_the_real_secret_service() {
         read_json(&setup.tokens_dir().join("fake.json"))["access_token"].as_str().unwrap_or_default().to_owned();
     assert!(!access.is_empty() && !listed.contains(&access), "the record should be compressed, not plain JSON");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_check_finds_drift_and_disconnect_revokes() {
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let run = |args: &[&str]| {
+        let out = setup.command(args).output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, _) = run(&["export", "--check"]);
+    assert_eq!((code, out.trim()), (0, "fake: in sync"));
+
+    // A hand edit of the agent's file is drift; --check writes nothing.
+    let tokens = setup.tokens_dir().join("fake.json");
+    let mut edited = read_json(&tokens);
+    edited["access_token"] = "hand-edited".into();
+    std::fs::write(&tokens, serde_json::to_vec(&edited).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = run(&["export", "--check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out.trim(), "fake: DRIFT: the agent's tokens differ from the vault");
+    assert_eq!(read_json(&tokens)["access_token"], "hand-edited", "--check must not write");
+
+    // export rewrites it from the vault.
+    let (code, out, _) = run(&["export"]);
+    assert_eq!((code, out.trim()), (0, "fake: exported"));
+    assert!(server.is_valid_access_token(read_json(&tokens)["access_token"].as_str().unwrap_or_default()));
+    assert_eq!(run(&["export", "--check"]).0, 0);
+
+    // disconnect revokes at the server and removes everything here.
+    let refresh = read_json(&tokens)["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let (code, out, err) = run(&["disconnect", "fake"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "fake: signed out; tokens revoked at the server and removed here");
+    assert!(
+        server.log().revocations.contains(&refresh),
+        "the refresh token was not revoked: {:?}",
+        server.log().revocations
+    );
+    for f in ["fake.json", "fake.client.json", "fake.meta.json"] {
+        assert!(!setup.tokens_dir().join(f).exists(), "{f} left behind");
+    }
+    let (_, out, _) = run(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(rows[0]["state"], "not_connected");
+
+    // logout --all with nothing signed in, and version.
+    let (code, out, _) = run(&["logout", "--all"]);
+    assert_eq!((code, out.trim()), (0, "fake: was not signed in; its files (if any) removed"));
+    let (code, out, _) = run(&["version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("mcp-auth "), "{out}");
+    assert_eq!(run(&["logout"]).0, 2, "logout without --all is a usage error");
+}

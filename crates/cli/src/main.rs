@@ -6,6 +6,7 @@
 mod conformance;
 mod connect;
 mod keychain;
+mod manage;
 mod refresh;
 mod status;
 
@@ -44,6 +45,20 @@ enum Command {
     ///
     /// Example: mcp-auth refresh --all
     Refresh(refresh::RefreshArgs),
+    /// Sign out of a server: revoke its tokens when the server allows it, remove them here and from the agent.
+    ///
+    /// Example: mcp-auth disconnect linear
+    Disconnect(manage::DisconnectArgs),
+    /// Sign out of every OAuth server of every profile.
+    ///
+    /// Example: mcp-auth logout --all
+    Logout(manage::LogoutArgs),
+    /// Rewrite the agent's token files from the vault, or check them with --check (exit 1 on drift).
+    ///
+    /// Example: mcp-auth export --check
+    Export(manage::ExportArgs),
+    /// Print the version.
+    Version,
     /// Check that the OS keychain can hold the app's tokens (stores, reads back and removes a test record).
     ///
     /// Example: mcp-auth keychain-check
@@ -63,6 +78,10 @@ fn main() -> ExitCode {
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
         Command::Refresh(args) => block_on(refresh::run(cli.hermes_home.as_deref(), args)),
         Command::KeychainCheck(args) => keychain::run(args),
+        Command::Disconnect(args) => block_on(manage::run_disconnect(cli.hermes_home.as_deref(), args)),
+        Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
+        Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
+        Command::Version => manage::run_version(),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };
     match result {

@@ -211,3 +211,114 @@ pub async fn connect(
         issuer: record.issuer,
     })
 }
+
+/// What a disconnect did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disconnected {
+    /// The credentials were revoked at the authorization server (RFC 7009).
+    pub revoked: bool,
+    /// Why revocation did not happen, when it did not.
+    pub revoke_note: Option<String>,
+    /// There were credentials to remove.
+    pub had_credentials: bool,
+}
+
+/// Signs out of `server`: revokes the refresh token (and the access token)
+/// when the server has a revocation endpoint, then removes the vault record
+/// and the agent's files. A failed revocation is reported, not fatal: the
+/// local credentials go either way.
+#[tracing::instrument(skip_all, fields(server = %server.name), err)]
+pub async fn disconnect(
+    http: &crate::oauth::http::Http,
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+) -> Result<Disconnected, ConnectError> {
+    let key = server.vault_key();
+    let record = {
+        let (vault, key) = (vault.clone(), key.clone());
+        match crate::vault::blocking(move || vault.load(&key)).await {
+            Ok(r) => r,
+            Err(VaultError::Corrupt { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (revoked, revoke_note) = match &record {
+        None => (false, Some("nothing stored to revoke".to_owned())),
+        Some(record) => revoke_record(http, server, record).await,
+    };
+    {
+        let (vault, key) = (vault.clone(), key.clone());
+        crate::vault::blocking(move || vault.remove(&key)).await?;
+    }
+    exporter.remove(&server.export_target())?;
+    Ok(Disconnected { revoked, revoke_note, had_credentials: record.is_some() })
+}
+
+async fn revoke_record(
+    http: &crate::oauth::http::Http,
+    server: &OAuthServer,
+    record: &CredentialRecord,
+) -> (bool, Option<String>) {
+    let revocation_url = record.metadata.as_ref().and_then(|m| m.get("revocation_endpoint")).and_then(|v| v.as_str());
+    let Some(revocation_url) = revocation_url else {
+        return (false, Some("the server offers no revocation endpoint".to_owned()));
+    };
+    let endpoint = crate::oauth::tokens::TokenEndpoint {
+        token_url: String::new(),
+        revocation_url: Some(revocation_url.to_owned()),
+        client: record.client.clone(),
+        resource: (!server.oauth.omit_resource).then(|| server.url.to_string()),
+    };
+    // The refresh token first: revoking it usually ends the whole grant.
+    let mut problems = Vec::new();
+    if let Some(refresh) = &record.tokens.refresh_token
+        && let Err(e) = endpoint.revoke(http, refresh, true).await
+    {
+        problems.push(e.to_string());
+    }
+    if let Err(e) = endpoint.revoke(http, &record.tokens.access_token, false).await {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() { (true, None) } else { (false, Some(problems.join("; "))) }
+}
+
+/// How the agent's copy differs from the vault's, for `export --check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    InSync,
+    /// The agent has no files for a server the vault holds.
+    MissingInAgent,
+    /// The agent's tokens differ (hand edit, or the agent refreshed and we did not sync yet).
+    TokensDiffer,
+    /// Nothing in the vault.
+    NotInVault,
+}
+
+/// Compares the vault's record of `server` with what the agent holds.
+pub async fn drift(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<Drift, ConnectError> {
+    let key = server.vault_key();
+    let record = {
+        let vault = vault.clone();
+        crate::vault::blocking(move || vault.load(&key)).await?
+    };
+    let Some(record) = record else { return Ok(Drift::NotInVault) };
+    Ok(match exporter.agent_tokens(&server.export_target()) {
+        None => Drift::MissingInAgent,
+        Some(file) if file == record.agent_tokens() => Drift::InSync,
+        Some(_) => Drift::TokensDiffer,
+    })
+}
+
+/// Writes the vault's record of `server` to the agent (explicit re-export).
+/// `Ok(false)` when the vault holds nothing for it.
+pub async fn export_server(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<bool, ConnectError> {
+    let key = server.vault_key();
+    let record = {
+        let vault = vault.clone();
+        crate::vault::blocking(move || vault.load(&key)).await?
+    };
+    let Some(record) = record else { return Ok(false) };
+    exporter.export(&server.export_target(), &record)?;
+    Ok(true)
+}

@@ -1,0 +1,119 @@
+//! `disconnect`, `logout --all`, `export [--check]`, `version`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use mcp_auth_core::connect::{Drift, OAuthServer, disconnect, drift, export_server, find_oauth_server, oauth_servers};
+use mcp_auth_core::export::HermesExporter;
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::vault::Vault;
+use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault};
+
+#[derive(Debug, clap::Args)]
+pub struct DisconnectArgs {
+    /// The server's name under `mcp_servers`.
+    server: String,
+    /// The Hermes profile the server is in (default: the default home).
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// Every OAuth server of every profile (required: logging out is broad).
+    #[arg(long, required = true)]
+    all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Only report where the agent's files differ from the vault; write nothing.
+    #[arg(long)]
+    check: bool,
+}
+
+fn load(hermes_home: Option<&Path>) -> anyhow::Result<(Snapshot, Vault)> {
+    let snapshot = SnapshotLoader::new().load(&HermesRoot::resolve(hermes_home));
+    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
+    Ok((snapshot, open_vault(&settings.load())?))
+}
+
+fn label(server: &OAuthServer) -> String {
+    match &server.home.profile {
+        Some(p) => format!("{} (profile {p})", server.name),
+        None => server.name.clone(),
+    }
+}
+
+async fn disconnect_one(http: &Http, vault: &Vault, server: &OAuthServer, out: &mut impl Write) -> anyhow::Result<()> {
+    let done = disconnect(http, vault, &HermesExporter, server).await?;
+    let how = match (done.had_credentials, done.revoked, &done.revoke_note) {
+        (false, _, _) => "was not signed in; its files (if any) removed".to_owned(),
+        (true, true, _) => "signed out; tokens revoked at the server and removed here".to_owned(),
+        (true, false, note) => {
+            format!("signed out here; not revoked at the server ({})", note.as_deref().unwrap_or("unknown reason"))
+        }
+    };
+    writeln!(out, "{}: {how}", label(server))?;
+    Ok(())
+}
+
+pub async fn run_disconnect(hermes_home: Option<&Path>, args: &DisconnectArgs) -> anyhow::Result<()> {
+    let (snapshot, vault) = load(hermes_home)?;
+    let server = find_oauth_server(&snapshot, &args.server, args.profile.as_deref())?;
+    disconnect_one(&Http::new()?, &vault, &server, &mut std::io::stdout().lock()).await
+}
+
+pub async fn run_logout(hermes_home: Option<&Path>, _args: &LogoutArgs) -> anyhow::Result<()> {
+    let (snapshot, vault) = load(hermes_home)?;
+    let http = Http::new()?;
+    let mut out = std::io::stdout().lock();
+    let mut failures = 0;
+    for server in oauth_servers(&snapshot) {
+        if let Err(e) = disconnect_one(&http, &vault, &server, &mut out).await {
+            failures += 1;
+            writeln!(out, "{}: {e:#}", label(&server))?;
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} servers could not be signed out");
+    }
+    Ok(())
+}
+
+pub async fn run_export(hermes_home: Option<&Path>, args: &ExportArgs) -> anyhow::Result<()> {
+    let (snapshot, vault) = load(hermes_home)?;
+    let mut out = std::io::stdout().lock();
+    let mut drifted = 0;
+    for server in oauth_servers(&snapshot) {
+        if args.check {
+            let state = drift(&vault, &HermesExporter, &server).await?;
+            let text = match state {
+                Drift::InSync => "in sync",
+                Drift::NotInVault => "not signed in here",
+                Drift::MissingInAgent => {
+                    drifted += 1;
+                    "DRIFT: the agent has no token file (it signed out, or the file was removed)"
+                }
+                Drift::TokensDiffer => {
+                    drifted += 1;
+                    "DRIFT: the agent's tokens differ from the vault"
+                }
+            };
+            writeln!(out, "{}: {text}", label(&server))?;
+        } else {
+            let written = export_server(&vault, &HermesExporter, &server).await?;
+            writeln!(out, "{}: {}", label(&server), if written { "exported" } else { "not signed in here, skipped" })?;
+        }
+    }
+    if drifted > 0 {
+        bail!("{drifted} servers differ from the vault (run `mcp-auth export` to rewrite the agent's files)");
+    }
+    Ok(())
+}
+
+pub fn run_version() -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "mcp-auth {}", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
