@@ -223,6 +223,15 @@ async fn export_check_finds_drift_and_disconnect_revokes() {
     assert!(server.is_valid_access_token(read_json(&tokens)["access_token"].as_str().unwrap_or_default()));
     assert_eq!(run(&["export", "--check"]).0, 0);
 
+    // token: facts without the secret; the secret only with --reveal.
+    let access = read_json(&tokens)["access_token"].as_str().unwrap_or_default().to_owned();
+    let (code, out, _) = run(&["token", "fake"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("access token:  [hidden; --reveal prints it]") && out.contains("refresh token: yes"), "{out}");
+    assert!(!out.contains(&access), "token printed without --reveal");
+    let (code, out, _) = run(&["token", "fake", "--reveal"]);
+    assert_eq!((code, out.trim()), (0, access.as_str()));
+
     // disconnect revokes at the server and removes everything here.
     let refresh = read_json(&tokens)["refresh_token"].as_str().unwrap_or_default().to_owned();
     let (code, out, err) = run(&["disconnect", "fake"]);
@@ -247,4 +256,47 @@ async fn export_check_finds_drift_and_disconnect_revokes() {
     assert_eq!(code, 0);
     assert!(out.starts_with("mcp-auth "), "{out}");
     assert_eq!(run(&["logout"]).0, 2, "logout without --all is a usage error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_a_pasted_redirect() {
+    use std::io::Write;
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let mut cmd = setup.command(&["connect", "fake", "--paste"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut guard = ChildGuard(cmd.spawn().unwrap_or_else(|e| panic!("{e}")));
+    let mut stdin = guard.0.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let url = loop {
+        match stderr.next(Duration::from_secs(20)) {
+            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
+            Some(_) => {}
+            None => panic!("no URL printed"),
+        }
+    };
+    // The browser on "another machine": follow the authorization page to the
+    // redirect, but do not deliver it — copy its address instead.
+    let http = Http::new().unwrap_or_else(|e| panic!("{e}"));
+    let response = http.reqwest_no_redirects().get(&url).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(location.contains("/callback?code="), "{location}");
+
+    // A forged paste is refused with the same checks as the listener's.
+    let forged = location.replace("state=", "state=forged");
+    writeln!(stdin, "{forged}").unwrap_or_else(|e| panic!("{e}"));
+    let refusal = loop {
+        match stderr.next(Duration::from_secs(10)) {
+            Some(line) if line.starts_with("not accepted") => break line,
+            Some(_) => {}
+            None => panic!("the forged paste was not refused"),
+        }
+    };
+    assert!(refusal.contains("state does not match"), "{refusal}");
+
+    writeln!(stdin, "{location}").unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = finish(&mut guard.0, Vec::new(), Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to fake"), "{out}");
+    assert_eq!(server.log().grants("authorization_code"), 1);
 }

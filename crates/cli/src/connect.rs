@@ -13,7 +13,7 @@ use anyhow::Context;
 use mcp_auth_core::connect::{connect, find_oauth_server};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser};
-use mcp_auth_core::oauth::callback::CallbackRouter;
+use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
 use mcp_auth_core::oauth::engine::{Engine, Step};
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
@@ -29,16 +29,65 @@ pub struct ConnectArgs {
     /// Print the authorization URL instead of opening a browser.
     #[arg(long)]
     no_browser: bool,
+    /// The browser is on another machine: print the URL, then paste the
+    /// address the browser was sent back to (or "CODE STATE") here.
+    #[arg(long, conflicts_with = "no_browser")]
+    paste: bool,
+}
+
+/// Turns what the user pasted into a redirect query: a whole URL, a bare
+/// query (`code=…&state=…`), or `CODE STATE`.
+fn pasted_query(line: &str) -> Option<String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    if let Ok(url) = url::Url::parse(line)
+        && let Some(q) = url.query()
+    {
+        return Some(q.to_owned());
+    }
+    if line.contains('=') {
+        return Some(line.trim_start_matches('?').to_owned());
+    }
+    let mut parts = line.split_whitespace();
+    let (code, state) = (parts.next()?, parts.next()?);
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    Some(format!("code={}&state={}", enc(code), enc(state)))
+}
+
+/// Reads pasted redirects from stdin and hands them to the waiting flow,
+/// checked exactly like one arriving at the loopback listener.
+fn read_pastes(router: CallbackRouter) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            let Some(query) = pasted_query(&line) else { continue };
+            let message = match router.deliver(&query) {
+                Delivery::Completed => return,
+                Delivery::Refused(reason) | Delivery::Malformed(reason) => reason,
+                Delivery::UnknownState => "that does not belong to this sign-in (its state does not match)".to_owned(),
+            };
+            let _ = writeln!(std::io::stderr().lock(), "not accepted: {message}; paste again");
+        }
+    });
 }
 
 /// Prints the URL for the user to open.
-struct PrintUrl;
+struct PrintUrl {
+    paste: bool,
+}
 
 impl Browser for PrintUrl {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
             let mut err = std::io::stderr().lock();
-            writeln!(err, "Open this URL in a browser to sign in:\n\n  {url}\n")
+            let then = if self.paste {
+                "\nAfter signing in, the browser goes to an address on 127.0.0.1 that it cannot open there:\ncopy that address here and press Enter.\n"
+            } else {
+                ""
+            };
+            writeln!(err, "Open this URL in a browser to sign in:\n\n  {url}\n{then}")
                 .map_err(|e| BrowserError::Other(e.to_string()))
         })
     }
@@ -52,16 +101,16 @@ impl Browser for OrPrint {
         Box::pin(async move {
             if let Err(e) = self.0.open(url).await {
                 tracing::warn!(error = %e, "cannot open a browser; printing the URL");
-                return PrintUrl.open(url).await;
+                return PrintUrl { paste: false }.open(url).await;
             }
             Ok(())
         })
     }
 }
 
-fn choose_browser(no_browser: bool) -> Arc<dyn Browser> {
-    if no_browser {
-        return Arc::new(PrintUrl);
+fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
+    if no_browser || paste {
+        return Arc::new(PrintUrl { paste });
     }
     match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
         Some(command) => Arc::new(OrPrint(Box::new(command))),
@@ -104,7 +153,10 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
         tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
     }
     let http = Http::new()?;
-    let engine = Engine::new(http, router, choose_browser(args.no_browser));
+    if args.paste {
+        read_pastes(router.clone());
+    }
+    let engine = Engine::new(http, router, choose_browser(args.no_browser, args.paste));
     let connected = connect(&engine, &vault, &HermesExporter, &server, &listener.redirect_uri(), &show).await?;
     let left = connected
         .expires_at
@@ -117,4 +169,21 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
         writeln!(out, "Note: the server issued no refresh token; you will need to sign in again when it expires.")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasted_forms() {
+        assert_eq!(
+            pasted_query("http://127.0.0.1:5/callback?code=a%2Bb&state=s&iss=x").as_deref(),
+            Some("code=a%2Bb&state=s&iss=x")
+        );
+        assert_eq!(pasted_query("  ?code=c&state=s ").as_deref(), Some("code=c&state=s"));
+        assert_eq!(pasted_query("c0de st+te").as_deref(), Some("code=c0de&state=st%2Bte"));
+        assert_eq!(pasted_query("just-one-word"), None);
+        assert_eq!(pasted_query("   "), None);
+    }
 }

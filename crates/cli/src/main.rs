@@ -57,6 +57,10 @@ enum Command {
     ///
     /// Example: mcp-auth export --check
     Export(manage::ExportArgs),
+    /// Show what is stored for a server; the access token itself only with --reveal.
+    ///
+    /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
+    Token(manage::TokenArgs),
     /// Print the version.
     Version,
     /// Check that the OS keychain can hold the app's tokens (stores, reads back and removes a test record).
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Disconnect(args) => block_on(manage::run_disconnect(cli.hermes_home.as_deref(), args)),
         Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
+        Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
         Command::Version => manage::run_version(),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };

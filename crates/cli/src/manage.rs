@@ -117,3 +117,43 @@ pub fn run_version() -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "mcp-auth {}", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The server's name under `mcp_servers`.
+    server: String,
+    /// The Hermes profile the server is in (default: the default home).
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+    /// Print the access token itself (only it, on stdout, for scripts).
+    #[arg(long)]
+    reveal: bool,
+}
+
+/// `mcp-auth token <server> [--reveal]`: facts about the stored token; the
+/// secret itself only when asked for explicitly.
+pub async fn run_token(hermes_home: Option<&Path>, args: &TokenArgs) -> anyhow::Result<()> {
+    let (snapshot, vault) = load(hermes_home)?;
+    let server = find_oauth_server(&snapshot, &args.server, args.profile.as_deref())?;
+    let key = server.vault_key();
+    let record = tokio::task::spawn_blocking(move || vault.load(&key)).await??;
+    let Some(record) = record else { bail!("{}: not signed in", label(&server)) };
+    let mut out = std::io::stdout().lock();
+    if args.reveal {
+        writeln!(out, "{}", record.tokens.access_token.expose())?;
+        return Ok(());
+    }
+    let left = record
+        .tokens
+        .expires_at
+        .map(|at| mcp_auth_core::time_left(at - mcp_auth_core::now_secs()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    writeln!(out, "server:        {}", label(&server))?;
+    writeln!(out, "access token:  [hidden; --reveal prints it]")?;
+    writeln!(out, "expires in:    {left}")?;
+    writeln!(out, "refresh token: {}", if record.tokens.refresh_token.is_some() { "yes" } else { "no" })?;
+    writeln!(out, "scope:         {}", record.tokens.scope.as_deref().unwrap_or("-"))?;
+    writeln!(out, "issuer:        {}", record.issuer.as_deref().unwrap_or("-"))?;
+    writeln!(out, "client id:     {}", record.client.client_id)?;
+    Ok(())
+}
