@@ -81,8 +81,6 @@ pub struct Authorized {
     pub client: ClientRecord,
     /// What discovery found (metadata, issuer, endpoints).
     pub discovered: Discovered,
-    /// The scopes that were requested.
-    pub requested_scopes: Vec<String>,
     /// Authorizations made for this session so far (the sign-in and step-ups).
     pub authorizations: u32,
     /// rmcp's manager, configured and holding the tokens (for MCP calls and step-up).
@@ -349,7 +347,7 @@ impl Engine {
             .client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, reusable.map(|(c, _)| c))
             .await?;
         match self.browser_step(&manager, target, &discovered, &scope_refs, progress).await {
-            Ok(tokens) => Ok(self.finish(manager, discovered, client, tokens, scopes)),
+            Ok(tokens) => Ok(Authorized { tokens, client, discovered, authorizations: 1, manager }),
             // A kept registration the server no longer knows: register anew, once.
             Err(e) if from_store && rejects_client(&e) => {
                 tracing::info!(error = %e, "the stored registration was rejected; registering again");
@@ -357,21 +355,10 @@ impl Engine {
                 let (client, _) =
                     self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, None).await?;
                 let tokens = self.browser_step(&manager, target, &discovered, &scope_refs, progress).await?;
-                Ok(self.finish(manager, discovered, client, tokens, scopes))
+                Ok(Authorized { tokens, client, discovered, authorizations: 1, manager })
             }
             Err(e) => Err(e),
         }
-    }
-
-    fn finish(
-        &self,
-        manager: AuthorizationManager,
-        discovered: Discovered,
-        client: ClientRecord,
-        tokens: TokenSet,
-        scopes: Vec<String>,
-    ) -> Authorized {
-        Authorized { tokens, client, discovered, requested_scopes: scopes, authorizations: 1, manager }
     }
 
     /// Pre-registered client, else CIMD, else a kept registration, else DCR.
@@ -570,7 +557,6 @@ pub struct Discovered {
     pub supports_cimd: bool,
     pub can_register: bool,
     pub token_endpoint: String,
-    pub revocation_endpoint: Option<String>,
     pub auth_methods: Vec<String>,
     /// The metadata as JSON (kept for the agent's `meta.json`).
     pub metadata_json: serde_json::Value,
@@ -592,7 +578,6 @@ impl Discovered {
             supports_cimd: flag("client_id_metadata_document_supported"),
             can_register: metadata.registration_endpoint.is_some(),
             token_endpoint: metadata.token_endpoint.clone(),
-            revocation_endpoint: field("revocation_endpoint").and_then(|v| v.as_str()).map(str::to_owned),
             auth_methods,
             metadata_json: serde_json::to_value(metadata).unwrap_or(serde_json::Value::Null),
             legacy,

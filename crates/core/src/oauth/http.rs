@@ -141,7 +141,7 @@ impl Http {
         let status = response.status();
         let headers = response.headers().clone();
         let final_url = response.url().to_string();
-        let body = read_capped(response, &url).await?;
+        let body = read_capped(response, &url, self.timeout).await?;
         Ok(Response { status, headers, body, url: final_url })
     }
 
@@ -191,7 +191,7 @@ pub struct Response {
     pub url: String,
 }
 
-async fn read_capped(response: reqwest::Response, url: &str) -> Result<Vec<u8>, HttpError> {
+async fn read_capped(response: reqwest::Response, url: &str, timeout: Duration) -> Result<Vec<u8>, HttpError> {
     if response.content_length().is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(HttpError::TooLarge { url: url.to_owned(), limit: MAX_BODY_BYTES });
     }
@@ -200,7 +200,7 @@ async fn read_capped(response: reqwest::Response, url: &str) -> Result<Vec<u8>, 
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             if e.is_timeout() {
-                HttpError::Timeout { url: url.to_owned(), timeout: DEFAULT_TIMEOUT }
+                HttpError::Timeout { url: url.to_owned(), timeout }
             } else {
                 HttpError::Other { url: url.to_owned(), reason: root_cause(&e) }
             }
