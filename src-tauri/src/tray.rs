@@ -16,10 +16,10 @@ use mcp_auth_core::connect::{OAuthServer, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::refresh::{Refresher, SyncOutcome};
-use mcp_auth_core::vault::{Vault, VaultKey};
+use mcp_auth_core::vault::{Vault, VaultError, VaultKey};
 use mcp_auth_core::{
-    HermesRoot, HomeWatcher, MenuLine, QUIT_ID, SettingsFile, Snapshot, StatusReport, TrayIcon, TrayMenu, VaultView,
-    open_vault, tray_menu,
+    HermesRoot, HomeWatcher, MenuLine, QUIT_ID, Snapshot, StatusReport, TrayIcon, TrayMenu, VaultView,
+    open_default_vault, tray_menu, vault_views,
 };
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -74,43 +74,39 @@ pub fn start(app: &AppHandle) -> anyhow::Result<()> {
 }
 
 /// The vault, when the keychain (or the opt-in file) can be reached.
-async fn open_vault_once() -> Result<Vault, String> {
-    tauri::async_runtime::spawn_blocking(|| {
-        let settings = SettingsFile::default_location().ok_or("no config folder for the app's settings")?;
-        open_vault(&settings.load()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+async fn open_vault_once() -> Result<Vault, VaultError> {
+    tauri::async_runtime::spawn_blocking(open_default_vault)
+        .await
+        .unwrap_or_else(|e| Err(VaultError::Backend(format!("vault task failed: {e}"))))
 }
 
-/// Syncs what the agent wrote into the vault, then evaluates the status.
-async fn report_for(snapshot: &Snapshot, vault: &Result<Vault, String>, refresher: &Refresher) -> StatusReport {
+/// Takes into the vault what the agent wrote, then reads what the vault holds
+/// for each server (the status's source of truth).
+async fn sync_and_look_up(
+    snapshot: &Snapshot,
+    vault: &Result<Vault, VaultError>,
+    refresher: &Refresher,
+) -> HashMap<VaultKey, VaultView> {
     let servers = oauth_servers(snapshot);
-    let Ok(vault) = vault else {
-        let reason = vault.as_ref().err().cloned().unwrap_or_default();
-        let reason = reason.strip_prefix("keychain unavailable: ").unwrap_or(&reason).to_owned();
-        return StatusReport::evaluate_with(snapshot, SystemTime::now(), &|_| VaultView::Unavailable(reason.clone()));
-    };
-    for server in &servers {
-        match refresher.sync(vault, server).await {
-            Ok(SyncOutcome::Adopted | SyncOutcome::AdoptedNew) => {
-                tracing::info!(server = %server.name, "took in tokens the agent wrote")
+    if let Ok(vault) = vault {
+        for server in &servers {
+            match refresher.sync(vault, server).await {
+                Ok(SyncOutcome::Adopted | SyncOutcome::AdoptedNew) => {
+                    tracing::info!(server = %server.name, "took in tokens the agent wrote")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(server = %server.name, error = %e, "cannot sync with the agent's files"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(server = %server.name, error = %e, "cannot sync with the agent's files"),
         }
     }
     let keys: Vec<VaultKey> = servers.iter().map(OAuthServer::vault_key).collect();
     let vault = vault.clone();
-    let views: HashMap<VaultKey, VaultView> = tauri::async_runtime::spawn_blocking(move || {
-        keys.into_iter().map(|k| (k.clone(), VaultView::of(vault.load(&k)))).collect()
-    })
-    .await
-    .unwrap_or_default();
-    StatusReport::evaluate_with(snapshot, SystemTime::now(), &|k| views.get(k).cloned().unwrap_or(VaultView::Missing))
+    tauri::async_runtime::spawn_blocking(move || vault_views(&vault, keys)).await.unwrap_or_default()
 }
 
 /// Redraws the menu whenever the snapshot or the clock changes what it shows.
+/// Only a new snapshot (the agent's files changed) syncs and re-reads the
+/// vault; a clock tick just re-evaluates the labels.
 async fn follow(app: AppHandle, mut snapshots: watch::Receiver<Arc<Snapshot>>, mut shown: Arc<TrayMenu>) {
     let vault = open_vault_once().await;
     if let Err(e) = &vault {
@@ -131,12 +127,19 @@ async fn follow(app: AppHandle, mut snapshots: watch::Receiver<Arc<Snapshot>>, m
             Box::new(|server, reason| tracing::warn!(server = %server.name, %reason, "sign in again: the token cannot be refreshed")),
         )
     });
+    let mut snapshot = snapshots.borrow_and_update().clone();
+    let mut views = HashMap::new();
+    let mut snapshot_changed = true;
     loop {
-        let snapshot = snapshots.borrow_and_update().clone();
-        if let Some(background) = &background {
-            background.set_servers(oauth_servers(&snapshot));
+        if snapshot_changed {
+            if let Some(background) = &background {
+                background.set_servers(oauth_servers(&snapshot));
+            }
+            views = sync_and_look_up(&snapshot, &vault, &refresher).await;
         }
-        let report = report_for(&snapshot, &vault, &refresher).await;
+        let report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &|k| {
+            views.get(k).cloned().unwrap_or(VaultView::Missing)
+        });
         let model = tray_menu(&report);
         if model != *shown {
             match redraw(&app, &model) {
@@ -152,8 +155,14 @@ async fn follow(app: AppHandle, mut snapshots: watch::Receiver<Arc<Snapshot>>, m
             }
         };
         tokio::select! {
-            changed = snapshots.changed() => if changed.is_err() { return },
-            () = timer => {}
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                snapshot = snapshots.borrow_and_update().clone();
+                snapshot_changed = true;
+            }
+            () = timer => snapshot_changed = false,
         }
     }
 }

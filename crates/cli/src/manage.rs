@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mcp_auth_core::connect::{Drift, OAuthServer, disconnect, drift, export_server, find_oauth_server, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::vault::Vault;
-use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault};
+use mcp_auth_core::{HermesRoot, Snapshot, SnapshotLoader, open_default_vault};
 
 #[derive(Debug, clap::Args)]
 pub struct DisconnectArgs {
@@ -35,8 +35,7 @@ pub struct ExportArgs {
 
 fn load(hermes_home: Option<&Path>) -> anyhow::Result<(Snapshot, Vault)> {
     let snapshot = SnapshotLoader::new().load(&HermesRoot::resolve(hermes_home));
-    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
-    Ok((snapshot, open_vault(&settings.load())?))
+    Ok((snapshot, open_default_vault()?))
 }
 
 fn label(server: &OAuthServer) -> String {

@@ -6,14 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::sync::Arc;
 
 use mcp_auth_core::connect::{find_oauth_server, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::refresh::{RefreshOutcome, Refresher};
-use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader, now_secs, open_vault, time_left};
+use mcp_auth_core::{HermesRoot, SnapshotLoader, now_secs, open_default_vault, time_left};
 
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
@@ -31,8 +31,7 @@ pub struct RefreshArgs {
 pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Result<()> {
     let root = HermesRoot::resolve(hermes_home);
     let snapshot = SnapshotLoader::new().load(&root);
-    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
-    let vault = open_vault(&settings.load())?;
+    let vault = open_default_vault()?;
     let servers = match &args.server {
         Some(name) => vec![find_oauth_server(&snapshot, name, args.profile.as_deref())?],
         None => oauth_servers(&snapshot)

@@ -10,8 +10,11 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use mcp_auth_core::connect::{OAuthServer, oauth_servers};
+use mcp_auth_core::vault::VaultKey;
 use mcp_auth_core::{
-    AuthState, HermesRoot, ServerStatus, SettingsFile, SnapshotLoader, StatusReport, VaultView, open_vault, time_left,
+    AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, VaultView, open_default_vault, time_left,
+    vault_views,
 };
 
 #[derive(Debug, clap::Args)]
@@ -26,13 +29,9 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     let snapshot = SnapshotLoader::new().load(&root);
     // The vault is the source of truth; when it cannot be reached the status
     // says so per server and falls back to the agent's files.
-    let vault = SettingsFile::default_location()
-        .ok_or_else(|| "no config folder for the app's settings".to_owned())
-        .and_then(|settings| open_vault(&settings.load()).map_err(|e| e.to_string()));
-    let lookup = |key: &mcp_auth_core::vault::VaultKey| match &vault {
-        Ok(vault) => VaultView::of(vault.load(key)),
-        Err(e) => VaultView::Unavailable(e.strip_prefix("keychain unavailable: ").unwrap_or(e).to_owned()),
-    };
+    let vault = open_default_vault();
+    let views = vault_views(&vault, oauth_servers(&snapshot).iter().map(OAuthServer::vault_key));
+    let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(VaultView::Missing);
     let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &lookup);
     // Say where credentials are kept when that is not the keychain.
     if let Ok(vault) = &vault

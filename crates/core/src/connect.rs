@@ -10,11 +10,11 @@
 
 use crate::agent_files::{AgentFilesError, read_client, read_json};
 use crate::agent_layout::AgentPaths;
-use crate::config::{AuthKind, OAuthSettings, ServerConfig};
+use crate::config::{AuthKind, OAuthSettings, ServerConfig, ServerEntry};
 use crate::export::{ExportError, ExportTarget, Exporter};
 use crate::home::Home;
 use crate::oauth::engine::{Engine, EngineError, Step, Target};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{HomeSnapshot, Snapshot};
 use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
 
 /// The default `client_name`, as the agent registers itself.
@@ -77,6 +77,12 @@ pub fn find_oauth_server(snapshot: &Snapshot, name: &str, profile: Option<&str>)
             }
         },
     };
+    oauth_server_from(home, entry)
+}
+
+/// The usable OAuth server described by `entry` of `home`, or why not.
+fn oauth_server_from(home: &HomeSnapshot, entry: &ServerEntry) -> Result<OAuthServer, ConnectError> {
+    let name = entry.name.as_str();
     let config = entry
         .config
         .as_ref()
@@ -96,13 +102,7 @@ pub fn find_oauth_server(snapshot: &Snapshot, name: &str, profile: Option<&str>)
 
 /// Every enabled, valid OAuth server of every home of `snapshot`.
 pub fn oauth_servers(snapshot: &Snapshot) -> Vec<OAuthServer> {
-    snapshot
-        .homes
-        .iter()
-        .flat_map(|h| h.servers.iter().map(move |e| (h, e)))
-        .filter(|(_, e)| matches!(&e.config, Ok(c) if c.enabled && matches!(c.auth, AuthKind::OAuth(_))))
-        .filter_map(|(h, e)| find_oauth_server(snapshot, &e.name, Some(h.home.display_profile())).ok())
-        .collect()
+    snapshot.homes.iter().flat_map(|h| h.servers.iter().filter_map(move |e| oauth_server_from(h, e).ok())).collect()
 }
 
 impl OAuthServer {

@@ -1,8 +1,10 @@
 //! Choosing the vault's backend from the settings.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::settings::AppSettings;
+use crate::status::VaultView;
 use crate::vault::{FileBackend, KeyringBackend, SERVICE, Vault, VaultError, VaultKey};
 
 /// The opt-in plain credential file: `<data dir>/mcp-auth-tray/credentials.json`.
@@ -33,4 +35,30 @@ pub fn open_vault(settings: &AppSettings) -> Result<Vault, VaultError> {
             "unknown credential_store `{other}` in the settings (use `keychain` or `file`)"
         ))),
     }
+}
+
+/// The vault of the per-user settings file (see [`open_vault`]).
+pub fn open_default_vault() -> Result<Vault, VaultError> {
+    let settings = crate::settings::SettingsFile::default_location()
+        .ok_or_else(|| VaultError::Unavailable("no config folder for the app's settings".to_owned()))?;
+    open_vault(&settings.load())
+}
+
+/// What the vault holds for each of `keys`, for [`crate::StatusReport::evaluate_with`].
+/// Blocking (keychain calls): run it off async threads. When the vault could
+/// not be opened, every key reads as unavailable, with the reason.
+pub fn vault_views(
+    vault: &Result<Vault, VaultError>,
+    keys: impl IntoIterator<Item = VaultKey>,
+) -> HashMap<VaultKey, VaultView> {
+    keys.into_iter()
+        .map(|key| {
+            let view = match vault {
+                Ok(vault) => VaultView::of(vault.load(&key)),
+                Err(VaultError::Unavailable(reason)) => VaultView::Unavailable(reason.clone()),
+                Err(other) => VaultView::Unavailable(other.to_string()),
+            };
+            (key, view)
+        })
+        .collect()
 }

@@ -53,7 +53,7 @@ impl VaultKey {
 }
 
 /// Why the vault could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
     /// No keychain, locked, or access denied: nothing stored or read.
     #[error("keychain unavailable: {0}")]
