@@ -19,7 +19,11 @@ TEST_PACKAGES=(
   xvfb                            # a headless X server for the real app
   dbus                            # dbus-run-session: a private session bus per test
   gnome-keyring libsecret-tools   # a real Secret Service (OS keychain) for the vault tests, and secret-tool
-  python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host (tests/tray/sni_probe.py)
+  python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host and notification server (tests/tray/)
+  x11-utils xauth                 # xdpyinfo: wait until Xvfb answers
+  xdg-utils desktop-file-utils    # deep links: xdg-mime/xdg-open and the scheme's .desktop handler
+  curl                            # the scripted "browser" of the tray tests
+  xfce4-panel imagemagick xdotool # a real tray host for screenshots of the menu and the window
 )
 # npm fetches the MCP conformance suite (and Node 22 for it); any Node works to run npm.
 if ! command -v npm >/dev/null 2>&1; then TEST_PACKAGES+=(nodejs npm); fi

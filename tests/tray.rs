@@ -129,7 +129,7 @@ fn menu_follows_config_and_token_files_and_quits() {
             "---",
             "Profile default",
             "○ linear — Not connected",
-            "● notion — Connected, N d left",
+            "● notion — Connected · N d",
             "◌ sentry — Expired, can refresh",
             "✕ asana — Error: token file is corrupt: not valid JSON; sign in again to rep…",
             "· github — Static headers",
@@ -159,7 +159,7 @@ fn menu_follows_config_and_token_files_and_quits() {
     );
     std::fs::write(home.path().join("mcp-tokens").join("linear.json"), tokens).unwrap_or_else(|e| panic!("{e}"));
     let labels =
-        probe.wait_for("linear connected", |l| l.iter().any(|x| x.starts_with("● linear — Connected, 59 min left")));
+        probe.wait_for("linear connected", |l| l.iter().any(|x| x.starts_with("● linear — Connected · 59 min")));
     assert_eq!(labels[0], "3 connected · 1 needs sign-in · 1 not connected · 3 errors");
 
     // A broken config keeps the last good list and says why.

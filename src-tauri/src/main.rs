@@ -1,28 +1,67 @@
 //! mcp-auth-tray: the tray app. A thin shell over `mcp-auth-core`.
 //!
-//! It owns no OAuth or config logic: it starts the core's file watcher, asks
-//! the core for the status report and the menu model, and draws them.
+//! It owns no OAuth or config logic: the core watches the agent's files,
+//! signs in, keeps credentials and refreshes them; this shell draws the
+//! core's menu model, forwards clicks, deep links and notifications, and
+//! opens the status window on demand.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-mod tray;
+mod actions;
+mod app_log;
+mod notices;
+mod resume;
+mod shell;
 mod tray_host;
+mod window;
 
 use tauri::{Manager, RunEvent};
+use tauri_plugin_deep_link::DeepLinkExt;
+
+/// The argument the login item starts us with: tray only, no window.
+const AUTOSTART_ARG: &str = "--autostart";
 
 fn main() -> anyhow::Result<()> {
-    mcp_auth_core::init_stderr_logging("info");
     let app = tauri::Builder::default()
+        // First: a second launch (the browser opening our deep link, or the
+        // user starting the app again) hands its arguments to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            if !argv.iter().any(|a| a.contains(':') && !a.starts_with('-')) {
+                window::open(app, None);
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_autostart::Builder::new().arg(AUTOSTART_ARG).build())
+        .invoke_handler(tauri::generate_handler![window::status_rows, window::menu_action, window::log_tail])
         .setup(|app| {
+            let logs = app.path().app_log_dir()?;
+            app.manage(app_log::init(&logs));
             tray_host::warn_if_missing();
-            tray::start(app.handle())?;
+            notices::init(app.handle());
+            let handle = app.handle().clone();
+            let deep_links = handle.clone();
+            app.deep_link().on_open_url(move |event| {
+                for url in event.urls() {
+                    actions::deep_link(&deep_links, url.as_str());
+                }
+            });
+            #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
+            if let Err(e) = app.deep_link().register_all() {
+                tracing::warn!(error = %e, "cannot register the sign-in URL scheme; servers using it cannot sign in");
+            }
+            let from_login = std::env::args().any(|a| a == AUTOSTART_ARG);
+            shell::start(&handle, from_login)?;
+            resume::on_resume(handle.clone(), |app| shell::woke_up(&app));
             Ok(())
         })
         .build(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("cannot start the app: {e}"))?;
     app.run(|app, event| match event {
-        // A tray app has no window to close: only "Quit" ends it.
+        // Closing the status window does not end a tray app: only "Quit" does.
         RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
-        RunEvent::Exit => app.state::<tray::TrayState>().shutdown(),
+        RunEvent::Exit => shell::shutdown(app),
         _ => {}
     });
     Ok(())

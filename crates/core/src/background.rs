@@ -12,14 +12,27 @@ use crate::refresh::{RefreshError, RefreshOutcome, Refresher};
 use crate::schedule::{Clock, OpFuture, Planned, RefreshOps, SchedulerHandle, SystemClock, run};
 use crate::vault::{Vault, VaultError};
 
-/// Called when a server's refresh cannot succeed: (server name, reason).
-pub type OnStop = Box<dyn Fn(&OAuthServer, &str) + Send + Sync>;
+/// What happened to a server's background refresh, for the front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshEvent<'a> {
+    /// A refresh is starting.
+    Started,
+    /// The tokens were renewed (vault and agent's files written).
+    Renewed,
+    /// This attempt failed; it will be retried (network, server trouble).
+    WillRetry(&'a str),
+    /// Refreshing cannot succeed: the user must sign in again.
+    Stopped(&'a str),
+}
+
+/// Told about every refresh of every server.
+pub type OnEvent = Box<dyn Fn(&OAuthServer, RefreshEvent<'_>) + Send + Sync>;
 
 struct Ops {
     vault: Vault,
     refresher: Refresher,
     servers: Mutex<Vec<OAuthServer>>,
-    on_stop: OnStop,
+    on_event: OnEvent,
 }
 
 impl Ops {
@@ -60,16 +73,22 @@ impl RefreshOps for Ops {
 
     fn refresh<'a>(&'a self, id: &'a str) -> OpFuture<'a, Result<RefreshOutcome, RefreshError>> {
         Box::pin(async move {
-            match self.find(id) {
-                Some(server) => self.refresher.refresh(&self.vault, &server).await,
-                None => Err(RefreshError::NotConnected),
+            let Some(server) = self.find(id) else { return Err(RefreshError::NotConnected) };
+            (self.on_event)(&server, RefreshEvent::Started);
+            let result = self.refresher.refresh(&self.vault, &server).await;
+            match &result {
+                Ok(_) => (self.on_event)(&server, RefreshEvent::Renewed),
+                // `stopped` follows for the errors that end the schedule.
+                Err(RefreshError::NeedsReauth(_) | RefreshError::NotConnected) => {}
+                Err(e) => (self.on_event)(&server, RefreshEvent::WillRetry(&e.to_string())),
             }
+            result
         })
     }
 
     fn stopped(&self, id: &str, reason: &str) {
         if let Some(server) = self.find(id) {
-            (self.on_stop)(&server, reason);
+            (self.on_event)(&server, RefreshEvent::Stopped(reason));
         }
     }
 }
@@ -89,13 +108,13 @@ impl std::fmt::Debug for BackgroundRefresh {
 
 impl BackgroundRefresh {
     /// Starts the loop on the current tokio runtime.
-    pub fn start(vault: Vault, refresher: Refresher, on_stop: OnStop) -> Self {
-        Self::start_with_clock(vault, refresher, on_stop, Arc::new(SystemClock))
+    pub fn start(vault: Vault, refresher: Refresher, on_event: OnEvent) -> Self {
+        Self::start_with_clock(vault, refresher, on_event, Arc::new(SystemClock))
     }
 
     /// [`BackgroundRefresh::start`] with another clock (tests).
-    pub fn start_with_clock(vault: Vault, refresher: Refresher, on_stop: OnStop, clock: Arc<dyn Clock>) -> Self {
-        let ops = Arc::new(Ops { vault, refresher, servers: Mutex::new(Vec::new()), on_stop });
+    pub fn start_with_clock(vault: Vault, refresher: Refresher, on_event: OnEvent, clock: Arc<dyn Clock>) -> Self {
+        let ops = Arc::new(Ops { vault, refresher, servers: Mutex::new(Vec::new()), on_event });
         let handle = SchedulerHandle::new();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(run(ops.clone(), clock, handle.clone(), stopped));

@@ -12,12 +12,14 @@
 //!
 //! The crate never depends on a GUI toolkit: it builds and tests headless.
 
+pub mod activity;
 mod agent_files;
 mod agent_layout;
 mod atomic_file;
 pub mod background;
 mod config;
 pub mod connect;
+pub mod details;
 mod dotenv;
 pub mod export;
 mod fence;
@@ -32,6 +34,7 @@ pub mod refresh;
 pub mod schedule;
 mod secret;
 mod settings;
+pub mod sign_in;
 mod snapshot;
 mod status;
 mod text;
@@ -47,14 +50,16 @@ pub use agent_files::{
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{
-    AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, ServerConfig, ServerEntry, load_home_config,
+    AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
+    load_home_config,
 };
 pub use fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
 pub use logging::{colour_stderr, init_stderr_logging};
-pub use menu::{MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
+pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
+pub use read_capped::tail_lines;
 pub use secret::SecretString;
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};

@@ -33,9 +33,43 @@ pub(crate) fn read_capped(path: &Path, limit: u64) -> std::io::Result<Capped> {
     Ok(Capped::Bytes(bytes, meta))
 }
 
+/// The last whole lines of `path` within its final `max_bytes` bytes (a
+/// log tail: however large the file grows, this reads a bounded amount).
+/// A missing file has no lines.
+pub fn tail_lines(path: &Path, max_bytes: u64) -> std::io::Result<Vec<String>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(max_bytes);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_whole_lines_only() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("log");
+        assert!(tail_lines(&path, 10)?.is_empty());
+        std::fs::write(&path, "first line\nsecond\nthird\n")?;
+        assert_eq!(tail_lines(&path, 1000)?, vec!["first line", "second", "third"]);
+        assert_eq!(tail_lines(&path, 14)?, vec!["second", "third"]);
+        Ok(())
+    }
 
     #[test]
     fn caps_and_reports_missing() -> std::io::Result<()> {

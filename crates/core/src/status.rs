@@ -445,18 +445,18 @@ fn next_time_left_change(remaining: f64) -> Option<f64> {
     Some(if into_unit > 0.0 { into_unit } else { unit } + 0.001)
 }
 
-/// One tray-menu line: "● name — Connected, 52 min left".
+/// One tray-menu line: "● name — Connected · 52 min".
 pub fn menu_line(s: &ServerStatus, now: f64) -> String {
     let left = s.expires_at.map(|e| time_left(e as f64 - now));
     let (glyph, text) = match s.state {
         AuthState::Connected => (
             "●",
             match left {
-                Some(l) => format!("Connected, {l} left"),
+                Some(l) => format!("Connected · {l}"),
                 None => "Connected".to_owned(),
             },
         ),
-        AuthState::Expiring => ("◐", format!("Refresh due, {} left", left.unwrap_or_default())),
+        AuthState::Expiring => ("◐", format!("Refresh due · {}", left.unwrap_or_default())),
         AuthState::Expired => ("◌", "Expired, can refresh".to_owned()),
         AuthState::NotConnected => ("○", "Not connected".to_owned()),
         AuthState::NeedsReauth => ("⚠", "Needs sign-in".to_owned()),

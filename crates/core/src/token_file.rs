@@ -24,7 +24,7 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 256 * 1024;
 const MILLISECONDS_THRESHOLD: f64 = 1e11;
 
 /// The non-secret facts of a token file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenFileSummary {
     /// When the access token expires (epoch seconds), when known.
     pub expires_at: Option<f64>,

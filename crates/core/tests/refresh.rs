@@ -221,7 +221,11 @@ async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_gran
     let background = BackgroundRefresh::start(
         rig.vault.clone(),
         rig.refresher.clone(),
-        Box::new(move |server, reason| seen.lock().expect("lock").push(format!("{}: {reason}", server.name))),
+        Box::new(move |server, event| {
+            if let mcp_auth_core::background::RefreshEvent::Stopped(reason) = event {
+                seen.lock().expect("lock").push(format!("{}: {reason}", server.name));
+            }
+        }),
     );
     background.set_servers(vec![rig.target.clone()]);
     let first = rig.vault_access();

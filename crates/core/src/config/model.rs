@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::raw::RawServer;
 use crate::interpolate::{EnvScope, referenced_vars};
 use crate::secret::SecretString;
+use crate::text::shorten;
 
 /// One entry of `mcp_servers`: valid, or invalid with the reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,20 @@ pub struct OAuthSettings {
     pub omit_resource: bool,
     /// Ours: a Client ID Metadata Document URL to use when the server supports CIMD.
     pub client_metadata_url: Option<String>,
+    /// Ours: how the browser comes back to the app (`mcp_auth_tray.redirect`).
+    pub redirect: RedirectKind,
+}
+
+/// Where the authorization server sends the browser back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedirectKind {
+    /// `http://127.0.0.1:PORT/callback` (RFC 8252 §7.3): the default, since
+    /// many authorization servers accept only http(s) redirect URIs.
+    #[default]
+    Loopback,
+    /// The tray app's private-use URI scheme (RFC 8252 §7.1), delivered to
+    /// the running app as a deep link. Only the tray app can receive it.
+    CustomScheme,
 }
 
 /// Static headers, described without their values.
@@ -236,11 +251,13 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
         timeout_secs,
         omit_resource: false,
         client_metadata_url: None,
+        redirect: RedirectKind::Loopback,
     })
 }
 
 /// Our own per-server settings under `mcp_auth_tray:` (unknown to the agent,
-/// which ignores unknown keys): `omit_resource`, `client_metadata_url`.
+/// which ignores unknown keys): `omit_resource`, `client_metadata_url`,
+/// `redirect` (`loopback` or `custom_scheme`).
 fn parse_own_settings(value: Option<&Value>, oauth: &mut OAuthSettings) -> Result<(), String> {
     let block = match value {
         None | Some(Value::Null) => return Ok(()),
@@ -262,6 +279,17 @@ fn parse_own_settings(value: Option<&Value>, oauth: &mut OAuthSettings) -> Resul
             return Err("`mcp_auth_tray.client_metadata_url` must be an https:// URL with a path".to_owned());
         }
     }
+    oauth.redirect =
+        match optional_string(block, "redirect").map_err(|e| e.replacen('`', "`mcp_auth_tray.", 1))?.as_deref() {
+            None | Some("loopback") => RedirectKind::Loopback,
+            Some("custom_scheme") => RedirectKind::CustomScheme,
+            Some(other) => {
+                return Err(format!(
+                    "`mcp_auth_tray.redirect` must be `loopback` or `custom_scheme`, found `{}`",
+                    shorten(other, 40)
+                ));
+            }
+        };
     Ok(())
 }
 
@@ -386,10 +414,12 @@ mod tests {
     #[test]
     fn our_own_settings() {
         let cfg = check(json!({"url": "https://x/mcp", "auth": "oauth",
-            "mcp_auth_tray": {"omit_resource": true, "client_metadata_url": "https://me.example/client.json"}}))
+            "mcp_auth_tray": {"omit_resource": true, "client_metadata_url": "https://me.example/client.json",
+                              "redirect": "custom_scheme"}}))
         .expect("valid");
         let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth") };
         assert!(o.omit_resource);
+        assert_eq!(o.redirect, RedirectKind::CustomScheme);
         assert_eq!(o.client_metadata_url.as_deref(), Some("https://me.example/client.json"));
     }
 
@@ -470,6 +500,7 @@ mod tests {
     #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"client_id": ["a"]}}), "`oauth.client_id` must be a string, found a list")]
     #[case(json!({"command": "x", "auth": "oauth"}), "`auth: oauth` needs a `url`: a local command cannot use OAuth")]
     #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"omit_resource": "yes"}}), "`mcp_auth_tray.omit_resource` must be true or false, found a string")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"redirect": "carrier-pigeon"}}), "`mcp_auth_tray.redirect` must be `loopback` or `custom_scheme`, found `carrier-pigeon`")]
     #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"client_metadata_url": "http://x/c.json"}}), "`mcp_auth_tray.client_metadata_url` must be an https:// URL with a path")]
     #[case(json!({"url": "https://x/", "headers": ["a"]}), "`headers` must be a mapping of header names to values, found a list")]
     #[case(json!({"url": "https://x/", "headers": {"A": {"b": 1}}}), "header `A` must be a string, found a mapping")]

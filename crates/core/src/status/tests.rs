@@ -214,9 +214,9 @@ fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Op
 }
 
 #[rstest]
-#[case(status(AuthState::Connected, AuthLabel::Oauth, Some(NOW as i64 + 3120), None), "● github — Connected, 52 min left")]
+#[case(status(AuthState::Connected, AuthLabel::Oauth, Some(NOW as i64 + 3120), None), "● github — Connected · 52 min")]
 #[case(status(AuthState::Connected, AuthLabel::Oauth, None, None), "● github — Connected")]
-#[case(status(AuthState::Expiring, AuthLabel::Oauth, Some(NOW as i64 + 100), None), "◐ github — Refresh due, 1 min left")]
+#[case(status(AuthState::Expiring, AuthLabel::Oauth, Some(NOW as i64 + 100), None), "◐ github — Refresh due · 1 min")]
 #[case(status(AuthState::Expired, AuthLabel::Oauth, Some(NOW as i64 - 1), None), "◌ github — Expired, can refresh")]
 #[case(status(AuthState::NotConnected, AuthLabel::Oauth, None, None), "○ github — Not connected")]
 #[case(status(AuthState::NeedsReauth, AuthLabel::Oauth, None, Some("x")), "⚠ github — Needs sign-in")]

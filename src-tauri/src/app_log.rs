@@ -1,0 +1,66 @@
+//! The app's log: to stderr and to a daily file in the app's log folder
+//! (the menu's "Open logs folder"; the window shows its tail). Old files are
+//! pruned to a week. Nothing secret is ever logged (tokens, codes and
+//! secrets never reach a `tracing` field), so the files are safe to share.
+
+use std::path::{Path, PathBuf};
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, fmt};
+
+const PREFIX: &str = "mcp-auth-tray";
+const SUFFIX: &str = "log";
+const KEEP_FILES: usize = 7;
+
+/// Keeps the file writer flushing until the app ends (Tauri-managed state).
+#[derive(Debug)]
+pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] Option<WorkerGuard>);
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level
+/// (`info`). Without a writable log folder, logs go to stderr only.
+pub fn init(dir: &Path) -> LogGuard {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(mcp_auth_core::colour_stderr())
+        .with_target(false)
+        .with_filter(filter());
+    let appender = std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| {
+        RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix(PREFIX)
+            .filename_suffix(SUFFIX)
+            .max_log_files(KEEP_FILES)
+            .build(dir)
+            .map_err(|e| e.to_string())
+    });
+    match appender {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let file = fmt::layer().with_writer(writer).with_ansi(false).with_target(false).with_filter(filter());
+            tracing_subscriber::registry().with(stderr).with(file).init();
+            LogGuard(Some(guard))
+        }
+        Err(e) => {
+            tracing_subscriber::registry().with(stderr).init();
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write log files; logging to stderr only");
+            LogGuard(None)
+        }
+    }
+}
+
+/// The newest log file in `dir` (file names carry the date, so the largest
+/// name is today's).
+pub fn current_file(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
+        })
+        .max()
+}
