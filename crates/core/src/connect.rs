@@ -8,13 +8,14 @@
 //! sign-in leaves the previous credentials untouched. The vault is written
 //! first: the keychain is the copy we trust.
 
-use crate::agent_files::{AgentFilesError, read_client, read_json};
+use crate::agent_files::{AgentFilesError, ClientRecord, read_client, read_json};
 use crate::agent_layout::AgentPaths;
 use crate::config::{AuthKind, OAuthSettings, ServerConfig, ServerEntry};
 use crate::export::{ExportError, ExportTarget, Exporter};
 use crate::home::Home;
 use crate::oauth::engine::{Engine, EngineError, Step, Target};
 use crate::snapshot::{HomeSnapshot, Snapshot};
+use crate::status::{AuthState, StatusReport};
 use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
 
 /// The default `client_name`, as the agent registers itself.
@@ -105,6 +106,21 @@ pub fn oauth_servers(snapshot: &Snapshot) -> Vec<OAuthServer> {
     snapshot.homes.iter().flat_map(|h| h.servers.iter().filter_map(move |e| oauth_server_from(h, e).ok())).collect()
 }
 
+/// The servers of `servers` whose row in `report` says the user must sign
+/// in: never signed in here, or no usable credentials left.
+pub fn needing_sign_in(servers: Vec<OAuthServer>, report: &StatusReport) -> Vec<OAuthServer> {
+    servers
+        .into_iter()
+        .filter(|s| {
+            report.servers.iter().any(|row| {
+                row.profile == s.home.profile
+                    && row.name == s.name
+                    && matches!(row.state, AuthState::NotConnected | AuthState::NeedsReauth)
+            })
+        })
+        .collect()
+}
+
 impl OAuthServer {
     /// The engine's view of this server.
     pub fn target(&self) -> Target {
@@ -150,15 +166,39 @@ pub struct Connected {
     pub registered: bool,
 }
 
+/// How the user signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grant {
+    /// Authorization code + PKCE in a browser, back through the redirect URI.
+    #[default]
+    Browser,
+    /// The device authorization grant (RFC 8628): a code entered on any device.
+    Device,
+}
+
 /// Signs in to `server` through `engine` (redirecting to `redirect_uri`),
 /// stores the result in `vault`, and writes the agent's files.
-#[tracing::instrument(skip_all, fields(server = %server.name), err)]
 pub async fn connect(
     engine: &Engine,
     vault: &Vault,
     exporter: &dyn Exporter,
     server: &OAuthServer,
     redirect_uri: &str,
+    progress: &(dyn Fn(Step) + Send + Sync),
+) -> Result<Connected, ConnectError> {
+    connect_with(engine, vault, exporter, server, redirect_uri, Grant::Browser, progress).await
+}
+
+/// [`connect`] with a choice of grant. Whatever the grant, the tokens are
+/// kept and handed to the agent by the same code.
+#[tracing::instrument(skip_all, fields(server = %server.name, grant = ?grant), err)]
+pub async fn connect_with(
+    engine: &Engine,
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    redirect_uri: &str,
+    grant: Grant,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, ConnectError> {
     // Refuse before the browser step what could not be handed over afterwards.
@@ -174,16 +214,12 @@ pub async fn connect(
             Err(e) => return Err(e.into()),
         }
     };
-    let stored = match kept {
-        Some(record) => Some((record.client, record.issuer)),
-        None => {
-            let issuer =
-                read_json(&paths.meta).and_then(|m| m.get("issuer").and_then(|i| i.as_str()).map(str::to_owned));
-            read_client(&paths).map(|client| (client, issuer))
-        }
-    };
+    let stored = kept_registration(kept, &paths);
     let previous_client = stored.as_ref().map(|(c, _)| c.client_id.clone());
-    let auth = engine.authorize(&server.target(), redirect_uri, stored, progress).await?;
+    let auth = match grant {
+        Grant::Browser => engine.authorize(&server.target(), redirect_uri, stored, progress).await?,
+        Grant::Device => engine.authorize_device(&server.target(), redirect_uri, stored, progress).await?,
+    };
     // Legacy servers have no metadata document: leave the agent to its own fallback.
     let metadata = (!auth.discovered.legacy).then(|| auth.discovered.metadata_json.clone());
     let record = CredentialRecord {
@@ -210,6 +246,23 @@ pub async fn connect(
         scope: record.tokens.scope,
         issuer: record.issuer,
     })
+}
+
+/// The registration an earlier sign-in left, with the issuer it belongs to:
+/// the vault's record, else the agent's `<stem>.client.json` and the issuer
+/// of its `<stem>.meta.json`.
+pub(crate) fn kept_registration(
+    record: Option<CredentialRecord>,
+    paths: &AgentPaths,
+) -> Option<(ClientRecord, Option<String>)> {
+    match record {
+        Some(record) => Some((record.client, record.issuer)),
+        None => {
+            let issuer =
+                read_json(&paths.meta).and_then(|m| m.get("issuer").and_then(|i| i.as_str()).map(str::to_owned));
+            read_client(paths).map(|client| (client, issuer))
+        }
+    }
 }
 
 /// What a disconnect did.

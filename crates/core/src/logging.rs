@@ -20,5 +20,11 @@ pub fn init_stderr_logging(default_filter: &str) {
 
 /// Whether stderr should get ANSI colours.
 pub fn colour_stderr() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colour_for(&std::io::stderr())
+}
+
+/// Whether `stream` should get ANSI colours: a terminal, and `NO_COLOR`
+/// (<https://no-color.org>) unset or empty.
+pub fn colour_for(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

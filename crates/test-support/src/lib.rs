@@ -76,6 +76,13 @@ pub struct Behaviour {
     pub preregistered_client: Option<(String, String)>,
     /// Redirect back with this `state` instead of the client's (a forgery).
     pub forged_state: Option<String>,
+    /// Advertise a registration endpoint that refuses every registration (403 `access_denied`).
+    pub refuse_registration: bool,
+    /// Offer the device authorization grant (RFC 8628) at `/device_authorization`;
+    /// codes are approved with [`FakeServer::approve_device`].
+    pub device_flow: bool,
+    /// The `interval` of device authorization answers, seconds.
+    pub device_interval: u64,
 }
 
 impl Default for Behaviour {
@@ -103,6 +110,9 @@ impl Default for Behaviour {
             ],
             preregistered_client: None,
             forged_state: None,
+            refuse_registration: false,
+            device_flow: false,
+            device_interval: 1,
         }
     }
 }
@@ -159,8 +169,19 @@ pub(crate) struct Refresh {
     pub scope: Option<String>,
 }
 
+/// A device authorization waiting for (or given) the user's approval.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceGrant {
+    pub client_id: String,
+    pub user_code: String,
+    pub scope: Option<String>,
+    pub approved: bool,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
+    /// By device code.
+    pub devices: HashMap<String, DeviceGrant>,
     pub log: Log,
     pub clients: HashMap<String, Client>,
     pub codes: HashMap<String, Grant>,
@@ -249,6 +270,7 @@ impl FakeServer {
             .route("/register", post(oauth::register))
             .route("/authorize", get(oauth::authorize))
             .route("/token", post(oauth::token))
+            .route("/device_authorization", post(oauth::device_authorization))
             .route("/revoke", post(oauth::revoke))
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -304,6 +326,13 @@ impl FakeServer {
     /// Expires every access token now.
     pub fn expire_access_tokens(&self) {
         self.shared.with(|i| i.access.values_mut().for_each(|a| a.expires_at = 0));
+    }
+
+    /// Approves the device authorization with `user_code`, as the user would
+    /// on the verification page. `false` when no such code is pending.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        self.shared
+            .with(|i| i.devices.values_mut().find(|d| d.user_code == user_code).map(|d| d.approved = true).is_some())
     }
 
     /// Whether `token` is a currently valid access token.

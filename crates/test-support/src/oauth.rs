@@ -59,6 +59,12 @@ pub async fn authorization_server(State(s): State<Shared>) -> Response {
     if b.revocation {
         meta["revocation_endpoint"] = json!(format!("{base}/revoke"));
     }
+    if b.device_flow {
+        meta["device_authorization_endpoint"] = json!(format!("{base}/device_authorization"));
+        if let Some(grants) = meta["grant_types_supported"].as_array_mut() {
+            grants.push(json!(DEVICE_GRANT));
+        }
+    }
     if let Some(scopes) = &b.scopes_supported {
         meta["scopes_supported"] = json!(scopes);
     }
@@ -78,7 +84,8 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 pub async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
     s.record("POST /register".to_owned());
     s.with(|i| i.log.registrations.push(body.clone()));
-    if !s.behaviour().registration {
+    let b = s.behaviour();
+    if !b.registration || b.refuse_registration {
         return oauth_error(StatusCode::FORBIDDEN, "access_denied", "registration is closed");
     }
     let redirect_uris: Vec<String> = body["redirect_uris"]
@@ -216,6 +223,7 @@ pub async fn token(
         Some("authorization_code") => exchange_code(&s, &client_id, &form),
         Some("refresh_token") => refresh(&s, &client_id, &form),
         Some("client_credentials") => issue(&s, &client_id, form.get("scope").cloned(), false),
+        Some(DEVICE_GRANT) if s.behaviour().device_flow => device_token(&s, &client_id, &form),
         _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unknown grant_type"),
     }
 }
@@ -280,6 +288,62 @@ fn issue_tokens(s: &Shared, client_id: &str, scope: Option<String>, with_refresh
         response["refresh_token"] = json!(refresh);
     }
     response
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// RFC 8628 §3.1–3.2: a device code for the client, a user code for the person.
+pub async fn device_authorization(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    s.record("POST /device_authorization".to_owned());
+    let b = s.behaviour();
+    if !b.device_flow {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let client_id = match authenticate(&s, &headers, &form) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let device_code = s.token("device");
+    let n = s.with(|i| i.counter);
+    let user_code = format!("WDJB-{n:04}");
+    s.with(|i| {
+        i.devices.insert(
+            device_code.clone(),
+            crate::DeviceGrant {
+                client_id,
+                user_code: user_code.clone(),
+                scope: form.get("scope").cloned(),
+                approved: false,
+            },
+        )
+    });
+    let page = format!("{}/device", s.base);
+    Json(json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": page,
+        "verification_uri_complete": format!("{page}?user_code={user_code}"),
+        "expires_in": 600,
+        "interval": b.device_interval,
+    }))
+    .into_response()
+}
+
+/// RFC 8628 §3.4–3.5: pending until approved, then tokens, once.
+fn device_token(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Response {
+    let code = form.get("device_code").cloned().unwrap_or_default();
+    let Some(grant) = s.with(|i| i.devices.get(&code).cloned()).filter(|g| g.client_id == client_id) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown or used device code");
+    };
+    if !grant.approved {
+        return oauth_error(StatusCode::BAD_REQUEST, "authorization_pending", "the user has not approved yet");
+    }
+    s.with(|i| i.devices.remove(&code));
+    issue(s, client_id, grant.scope, true)
 }
 
 pub async fn revoke(State(s): State<Shared>, axum::Form(form): axum::Form<HashMap<String, String>>) -> Response {

@@ -73,6 +73,15 @@ pub enum Step {
         timeout: Duration,
     },
     ExchangingCode,
+    /// Device flow (RFC 8628): the user opens `verification_uri` anywhere and
+    /// enters `user_code` (shown to them by design; not a credential on its own).
+    WaitingForDevice {
+        user_code: String,
+        verification_uri: String,
+        /// The same URL with the code filled in, when the server offers one.
+        verification_uri_complete: Option<String>,
+        timeout: Duration,
+    },
 }
 
 /// Everything a successful sign-in produced.
@@ -114,6 +123,10 @@ pub enum EngineError {
     ResourceMismatch(String),
     #[error("the authorization server metadata names issuer `{received}`, expected `{expected}`")]
     IssuerMismatch { expected: String, received: String },
+    #[error(
+        "the authorization server {issuer} offers no device authorization (no device_authorization_endpoint in its metadata); sign in with the browser instead (--no-browser or --paste work over SSH)"
+    )]
+    NoDeviceEndpoint { issuer: String },
     #[error("client registration failed: {0}")]
     Registration(String),
     #[error("cannot open the browser: {0}")]
@@ -268,17 +281,38 @@ impl Engine {
         }
     }
 
-    fn oauth_http(&self, target: &Target) -> Arc<dyn OAuthHttpClient> {
+    /// The client rmcp's requests for `target` go through.
+    pub fn oauth_http(&self, target: &Target) -> Arc<dyn OAuthHttpClient> {
         if target.omit_resource { Arc::new(OmitResource(self.http.clone())) } else { Arc::new(self.http.clone()) }
+    }
+
+    /// The unauthenticated probe, and `tools/list` when `initialize` is let
+    /// through (some servers guard only the tools).
+    pub async fn probe_guarded(&self, target: &Target) -> Result<Probe, EngineError> {
+        let probe = self.probe(&target.url).await?;
+        let Probe::Open { status } = probe else { return Ok(probe) };
+        self.probe_tools(target).await?.ok_or_else(|| EngineError::NoAuthNeeded { url: target.url.to_string(), status })
     }
 
     /// Discovers the authorization server for `target`, starting from a
     /// probe's challenge. Returns rmcp's manager with the metadata set.
-    #[tracing::instrument(skip_all, fields(server = %target.name), err)]
     pub async fn discover(
         &self,
         target: &Target,
         probe: &Probe,
+    ) -> Result<(AuthorizationManager, Discovered), EngineError> {
+        self.discover_via(target, probe, self.oauth_http(target)).await
+    }
+
+    /// [`Engine::discover`] with rmcp's requests going through `client`
+    /// (which wraps [`Engine::oauth_http`]): the device flow adjusts its
+    /// registration there, and `doctor` watches every request.
+    #[tracing::instrument(skip_all, fields(server = %target.name), err)]
+    pub async fn discover_via(
+        &self,
+        target: &Target,
+        probe: &Probe,
+        client: Arc<dyn OAuthHttpClient>,
     ) -> Result<(AuthorizationManager, Discovered), EngineError> {
         let challenge = match probe {
             Probe::Challenge { headers, .. } => {
@@ -286,8 +320,7 @@ impl Engine {
             }
             _ => None,
         };
-        let mut manager =
-            AuthorizationManager::new_with_oauth_http_client(target.url.as_str(), self.oauth_http(target)).await?;
+        let mut manager = AuthorizationManager::new_with_oauth_http_client(target.url.as_str(), client).await?;
         let resolution = manager.resolve_metadata_from_challenge(challenge.as_deref()).await?;
         let legacy = resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback;
         let metadata = resolution.metadata;
@@ -310,14 +343,7 @@ impl Engine {
         progress: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Authorized, EngineError> {
         progress(Step::Probing);
-        let mut probe = self.probe(&target.url).await?;
-        if let Probe::Open { status } = probe {
-            // Some servers let `initialize` through and guard only the tools.
-            probe = self
-                .probe_tools(target)
-                .await?
-                .ok_or_else(|| EngineError::NoAuthNeeded { url: target.url.to_string(), status })?;
-        }
+        let probe = self.probe_guarded(target).await?;
         progress(Step::Discovering);
         let (manager, discovered) = self.discover(target, &probe).await?;
         self.authorize_discovered(target, manager, discovered, redirect_uri, stored, progress).await
@@ -333,23 +359,17 @@ impl Engine {
         stored: Option<(ClientRecord, Option<String>)>,
         progress: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Authorized, EngineError> {
-        let defaults: Vec<String> =
-            target.scope.as_deref().map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
-        let default_refs: Vec<&str> = defaults.iter().map(String::as_str).collect();
-        let scopes = manager.select_initial_scopes(&default_refs).await;
+        let scopes = initial_scopes(&manager, target).await;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
 
         progress(Step::Registering);
-        let reusable = stored.filter(|(client, issuer)| {
-            issuer.as_deref() == discovered.issuer.as_deref() && client.redirect_uris.iter().any(|u| u == redirect_uri)
-        });
-        let (client, from_store) = self
-            .client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, reusable.map(|(c, _)| c))
-            .await?;
+        let reusable = reusable_registration(stored, &discovered, redirect_uri);
+        let (client, source) =
+            self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, reusable).await?;
         match self.browser_step(&manager, target, &discovered, &scope_refs, progress).await {
             Ok(tokens) => Ok(Authorized { tokens, client, discovered, authorizations: 1, manager }),
             // A kept registration the server no longer knows: register anew, once.
-            Err(e) if from_store && rejects_client(&e) => {
+            Err(e) if source == ClientSource::Kept && rejects_client(&e) => {
                 tracing::info!(error = %e, "the stored registration was rejected; registering again");
                 progress(Step::Registering);
                 let (client, _) =
@@ -361,9 +381,10 @@ impl Engine {
         }
     }
 
-    /// Pre-registered client, else CIMD, else a kept registration, else DCR.
-    /// Returns the registration and whether it came from the store.
-    async fn client_identity(
+    /// Pre-registered client, else CIMD, else a kept registration, else DCR
+    /// (through `manager`'s HTTP client). Configures `manager` with it and
+    /// returns the registration and where it came from.
+    pub async fn client_identity(
         &self,
         manager: &mut AuthorizationManager,
         target: &Target,
@@ -371,7 +392,7 @@ impl Engine {
         redirect_uri: &str,
         scopes: &[&str],
         stored: Option<ClientRecord>,
-    ) -> Result<(ClientRecord, bool), EngineError> {
+    ) -> Result<(ClientRecord, ClientSource), EngineError> {
         let record = |client_id: String, secret: Option<SecretString>, redirect_uris: Vec<String>| ClientRecord {
             token_endpoint_auth_method: discovered.auth_method_for(secret.is_some()).to_owned(),
             client_id,
@@ -389,13 +410,14 @@ impl Engine {
                 config = config.with_client_secret(secret.expose().to_owned());
             }
             manager.configure_client(config)?;
-            return Ok((record(id.clone(), target.client_secret.clone(), vec![redirect_uri.to_owned()]), false));
+            let client = record(id.clone(), target.client_secret.clone(), vec![redirect_uri.to_owned()]);
+            return Ok((client, ClientSource::Configured));
         }
         if let (Some(cimd), true) = (&target.client_metadata_url, discovered.supports_cimd) {
             manager.configure_client(OAuthClientConfig::new(cimd.clone(), redirect_uri))?;
             let mut r = record(cimd.clone(), None, vec![redirect_uri.to_owned()]);
             r.token_endpoint_auth_method = "none".to_owned();
-            return Ok((r, false));
+            return Ok((r, ClientSource::MetadataDocument));
         }
         if let Some(client) = stored {
             steer_auth_method(manager, discovered, &client.token_endpoint_auth_method)?;
@@ -404,7 +426,7 @@ impl Engine {
                 config = config.with_client_secret(secret.expose().to_owned());
             }
             manager.configure_client(config)?;
-            return Ok((client, true));
+            return Ok((client, ClientSource::Kept));
         }
         if !discovered.can_register {
             return Err(EngineError::Registration(format!(
@@ -420,7 +442,7 @@ impl Engine {
             manager.configure_client(config.clone())?;
         }
         let secret = config.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::new);
-        Ok((record(config.client_id, secret, vec![redirect_uri.to_owned()]), false))
+        Ok((record(config.client_id, secret, vec![redirect_uri.to_owned()]), ClientSource::Registered))
     }
 
     /// Opens the authorization page, waits for the redirect, exchanges the code.
@@ -497,8 +519,42 @@ impl Engine {
     }
 }
 
+/// Where a sign-in's client identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSource {
+    /// `oauth.client_id` in the agent's config (pre-registered).
+    Configured,
+    /// A Client ID Metadata Document URL.
+    MetadataDocument,
+    /// A registration kept from an earlier sign-in.
+    Kept,
+    /// Registered just now (RFC 7591).
+    Registered,
+}
+
+/// The scopes a first authorization asks for: the spec's order (challenge,
+/// PRM `scopes_supported`), else the configured `oauth.scope`.
+pub async fn initial_scopes(manager: &AuthorizationManager, target: &Target) -> Vec<String> {
+    let defaults: Vec<&str> = target.scope.as_deref().map(|s| s.split_whitespace().collect()).unwrap_or_default();
+    manager.select_initial_scopes(&defaults).await
+}
+
+/// A kept registration is reused only for the issuer that made it and when it
+/// names our redirect URI exactly.
+pub fn reusable_registration(
+    stored: Option<(ClientRecord, Option<String>)>,
+    discovered: &Discovered,
+    redirect_uri: &str,
+) -> Option<ClientRecord> {
+    stored
+        .filter(|(client, issuer)| {
+            issuer.as_deref() == discovered.issuer.as_deref() && client.redirect_uris.iter().any(|u| u == redirect_uri)
+        })
+        .map(|(client, _)| client)
+}
+
 /// Whether an error means the server does not know our client (any more).
-fn rejects_client(e: &EngineError) -> bool {
+pub(crate) fn rejects_client(e: &EngineError) -> bool {
     match e {
         EngineError::Callback(CallbackError::Denied { error, .. }) => {
             matches!(error.as_str(), "invalid_client" | "unauthorized_client")
@@ -557,6 +613,8 @@ pub struct Discovered {
     pub supports_cimd: bool,
     pub can_register: bool,
     pub token_endpoint: String,
+    /// RFC 8628 `device_authorization_endpoint`, when offered.
+    pub device_authorization_endpoint: Option<String>,
     pub auth_methods: Vec<String>,
     /// The metadata as JSON (kept for the agent's `meta.json`).
     pub metadata_json: serde_json::Value,
@@ -578,6 +636,9 @@ impl Discovered {
             supports_cimd: flag("client_id_metadata_document_supported"),
             can_register: metadata.registration_endpoint.is_some(),
             token_endpoint: metadata.token_endpoint.clone(),
+            device_authorization_endpoint: field("device_authorization_endpoint")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
             auth_methods,
             metadata_json: serde_json::to_value(metadata).unwrap_or(serde_json::Value::Null),
             legacy,

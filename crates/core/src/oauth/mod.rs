@@ -5,10 +5,12 @@
 
 pub mod browser;
 pub mod callback;
+pub mod device;
 pub mod engine;
 pub mod http;
 pub mod loopback;
 pub mod omit_resource;
+pub mod recorder;
 pub mod resource;
 pub mod tokens;
 pub mod www_authenticate;

@@ -1,13 +1,14 @@
 //! Tokens we hold, and the token-endpoint operations rmcp does not offer:
-//! refresh with our own registration, revocation (RFC 7009) and the
-//! client-credentials grant — all through the `oauth2` crate and our
-//! [`Http`] client.
+//! refresh with our own registration, revocation (RFC 7009), the
+//! client-credentials grant and the device authorization grant (RFC 8628) —
+//! all through the `oauth2` crate and our [`Http`] client.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    AuthType, ClientId, ClientSecret, DeviceAuthorizationUrl, DeviceCodeErrorResponse, DeviceCodeErrorResponseType,
+    RefreshToken, RequestTokenError, Scope, StandardDeviceAuthorizationResponse, StandardErrorResponse, TokenResponse,
     TokenUrl,
 };
 
@@ -214,6 +215,68 @@ impl TokenEndpoint {
         let caller = adapter(http);
         let response = request.request_async(&caller).await.map_err(classify)?;
         TokenSet::from_response(&response)
+    }
+}
+
+impl TokenEndpoint {
+    /// Asks for a device code and user code (RFC 8628 §3.1–3.2).
+    pub async fn device_authorization(
+        &self,
+        http: &Http,
+        device_url: &str,
+        scopes: &[String],
+    ) -> Result<StandardDeviceAuthorizationResponse, TokenError> {
+        let url = DeviceAuthorizationUrl::new(device_url.to_owned())
+            .map_err(|e| TokenError::Config(format!("bad device authorization endpoint: {e}")))?;
+        let client = self.oauth2_client()?.set_device_authorization_url(url);
+        let mut request = client.exchange_device_code().add_scopes(scopes.iter().map(|s| Scope::new(s.clone())));
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        request.request_async(&adapter(http)).await.map_err(classify)
+    }
+
+    /// Polls the token endpoint until the user approved the code (RFC 8628
+    /// §3.4–3.5), for at most `wait`. `oauth2` keeps the server's `interval`,
+    /// adds 5 s on `slow_down`, and backs off on network errors.
+    pub async fn device_token(
+        &self,
+        http: &Http,
+        details: &StandardDeviceAuthorizationResponse,
+        wait: std::time::Duration,
+    ) -> Result<TokenSet, TokenError> {
+        let client = self.oauth2_client()?;
+        let mut request = client.exchange_device_access_token(details);
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let caller = adapter(http);
+        let response = request.request_async(&caller, tokio::time::sleep, Some(wait)).await.map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => classify_device(&r),
+            RequestTokenError::Request(e) => TokenError::Transport(e.to_string()),
+            RequestTokenError::Parse(e, _) => TokenError::BadResponse(e.to_string()),
+            RequestTokenError::Other(e) => TokenError::BadResponse(e),
+        })?;
+        TokenSet::from_response(&response)
+    }
+}
+
+/// The final answers of a device-code poll, in words.
+fn classify_device(r: &DeviceCodeErrorResponse) -> TokenError {
+    let description = r.error_description().cloned();
+    match r.error() {
+        DeviceCodeErrorResponseType::AccessDenied => TokenError::Refused {
+            error: "access_denied".to_owned(),
+            description: Some(description.unwrap_or_else(|| "the sign-in was declined".to_owned())),
+        },
+        DeviceCodeErrorResponseType::ExpiredToken => TokenError::Refused {
+            error: "expired_token".to_owned(),
+            description: Some("the code was not approved in time; run the sign-in again".to_owned()),
+        },
+        DeviceCodeErrorResponseType::Basic(
+            BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient,
+        ) => TokenError::ClientRejected { description: description.unwrap_or_else(|| r.error().to_string()) },
+        other => TokenError::Refused { error: other.to_string(), description },
     }
 }
 
