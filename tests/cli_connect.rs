@@ -300,3 +300,171 @@ async fn connect_with_a_pasted_redirect() {
     assert!(out.starts_with("Connected to fake"), "{out}");
     assert_eq!(server.log().grants("authorization_code"), 1);
 }
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_the_device_flow() {
+    let server = FakeServer::start(Behaviour { device_flow: true, ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let mut guard =
+        ChildGuard(setup.command(&["connect", "fake", "--device"]).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let mut seen = Vec::new();
+    let shown = loop {
+        match stderr.next(Duration::from_secs(20)) {
+            Some(line) if line.contains("enter the code") => break line,
+            Some(line) => seen.push(line),
+            None => panic!("no user code shown; stderr so far:\n{}", seen.join("\n")),
+        }
+    };
+    assert!(shown.starts_with(&format!("To sign in, open {}/device on any device", server.base_url())), "{shown}");
+    let user_code = shown.rsplit(' ').next().unwrap_or_default().to_owned();
+    // The CLI polls while the user has not approved yet.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(server.log().grants(DEVICE_GRANT) >= 1, "no poll before the approval");
+    assert!(!setup.tokens_dir().join("fake.json").exists());
+    assert!(server.approve_device(&user_code), "the shown code `{user_code}` is not pending at the server");
+
+    let (code, out, err) = finish(&mut guard.0, seen, Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to fake, access token valid for 59 min."), "{out}");
+    assert!(err.contains("(or open ") && err.contains("waiting for your approval (up to 300 s)…"), "{err}");
+    let dir = setup.tokens_dir();
+    let tokens = read_json(&dir.join("fake.json"));
+    assert!(server.is_valid_access_token(tokens["access_token"].as_str().unwrap_or_default()));
+    assert!(tokens["refresh_token"].is_string());
+    // Registered for the device grant, with the redirect URI the agent requires.
+    let client = read_json(&dir.join("fake.client.json"));
+    let grants = client["grant_types"].to_string();
+    assert!(grants.contains(DEVICE_GRANT) && grants.contains("authorization_code"), "{grants}");
+    assert_eq!(
+        client["redirect_uris"],
+        serde_json::json!([format!("http://127.0.0.1:{}/callback", setup.redirect_port())])
+    );
+    let registered = &server.log().registrations[0];
+    assert!(registered["grant_types"].to_string().contains(DEVICE_GRANT), "{registered}");
+    assert!(server.log().authorizations.is_empty(), "no browser step");
+
+    // The next device sign-in reuses that registration.
+    let mut guard =
+        ChildGuard(setup.command(&["connect", "fake", "--device"]).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let shown = loop {
+        match stderr.next(Duration::from_secs(20)) {
+            Some(line) if line.contains("enter the code") => break line,
+            Some(_) => {}
+            None => panic!("no user code shown the second time"),
+        }
+    };
+    assert!(server.approve_device(shown.rsplit(' ').next().unwrap_or_default()));
+    let (code, out, err) = finish(&mut guard.0, Vec::new(), Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(server.log().registrations.len(), 1, "the registration was not reused");
+}
+
+#[test]
+fn connect_device_needs_a_device_endpoint() {
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let server = rt.block_on(FakeServer::start(Behaviour::default())).unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let out = setup.command(&["connect", "fake", "--device"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("offers no device authorization (no device_authorization_endpoint"), "{err}");
+    assert_eq!(
+        setup.command(&["connect", "fake", "--device", "--paste"]).output().map(|o| o.status.code()).ok(),
+        Some(Some(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_all_needing_signs_in_to_each_server_that_needs_it() {
+    let first = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let second = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&first.mcp_url(), Store::File);
+    let config = format!(
+        "mcp_servers:\n  one:\n    url: {}\n    auth: oauth\n  two:\n    url: {}\n    auth: oauth\n  local:\n    command: npx\n",
+        first.mcp_url(),
+        second.mcp_url()
+    );
+    std::fs::write(setup.home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut guard = ChildGuard(
+        setup.command(&["connect", "--all-needing", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")),
+    );
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let browser = HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let url = loop {
+            match stderr.next(Duration::from_secs(20)) {
+                Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
+                Some(line) => seen.push(line),
+                None => panic!("no URL printed; stderr so far:\n{}", seen.join("\n")),
+            }
+        };
+        browser.open(&url).await.unwrap_or_else(|e| panic!("browser: {e}"));
+    }
+    let (code, out, err) = finish(&mut guard.0, seen, Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("Connected to one,") && out.contains("Connected to two,"), "{out}");
+    assert!(err.contains("[one] discovering") && err.contains("[two] discovering"), "steps name their server: {err}");
+    for (name, server) in [("one", &first), ("two", &second)] {
+        let tokens = read_json(&setup.tokens_dir().join(format!("{name}.json")));
+        assert!(server.is_valid_access_token(tokens["access_token"].as_str().unwrap_or_default()), "{name}");
+    }
+
+    // Nothing needs a sign-in now; after the agent signs out of one, only that one does.
+    let out = setup.command(&["connect", "--all-needing"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "No server needs a sign-in.");
+    let disconnect = setup.command(&["disconnect", "two"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(disconnect.status.code(), Some(0));
+    let mut guard = ChildGuard(
+        setup.command(&["connect", "--all-needing", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")),
+    );
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let url = loop {
+        match stderr.next(Duration::from_secs(20)) {
+            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
+            Some(_) => {}
+            None => panic!("no URL printed"),
+        }
+    };
+    assert!(url.starts_with(&second.base_url().to_string()), "only `two` needs a sign-in: {url}");
+    browser.open(&url).await.unwrap_or_else(|e| panic!("browser: {e}"));
+    let (code, out, err) = finish(&mut guard.0, Vec::new(), Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to two,") && !out.contains("one"), "{out}");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let out = std::process::Command::new(bin("mcp-auth")).arg("--help").output().unwrap_or_else(|e| panic!("{e}"));
+    let top = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(top.contains("Exit codes: 0 success; 1 the operation failed") && top.contains("NO_COLOR"), "{top}");
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.contains(&"doctor".to_owned()) && commands.len() >= 10, "{commands:?}");
+    for command in commands {
+        let out = std::process::Command::new(bin("mcp-auth"))
+            .args([&command, "--help"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(0), "{command}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("\nExample: ") && help.contains("mcp-auth "),
+            "`{command} --help` has no example:\n{help}"
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! `mcp-auth connect <server>`: sign in and write the agent's token files.
+//! `mcp-auth connect <server>… | --all-needing`: sign in and write the
+//! agent's token files, one server after another.
 //!
 //! The browser: `--no-browser` prints the URL (open it anywhere that can
 //! reach this machine's loopback), else `$BROWSER` (a command that gets the
@@ -9,21 +10,33 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
-use mcp_auth_core::connect::{connect, find_oauth_server};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use mcp_auth_core::connect::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
 use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser};
 use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
-use mcp_auth_core::oauth::engine::{Engine, Step};
+use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
-use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader, open_vault};
+use mcp_auth_core::vault::{Vault, VaultKey};
+use mcp_auth_core::{
+    HermesRoot, SettingsFile, Snapshot, SnapshotLoader, StatusReport, VaultView, open_vault, vault_views,
+};
+
+use crate::term::{Paint, Progress};
 
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
-    /// The server's name under `mcp_servers` in the agent's config.
-    server: String,
-    /// The Hermes profile the server is in (default: the default home).
+    /// The servers' names under `mcp_servers` in the agent's config (one or more).
+    #[arg(required_unless_present = "all_needing", conflicts_with = "all_needing", value_name = "SERVER")]
+    servers: Vec<String>,
+    /// Every OAuth server that needs a sign-in (never signed in here, or no
+    /// usable credentials left), one after another.
+    #[arg(long)]
+    all_needing: bool,
+    /// The Hermes profile the servers are in (default: the default home).
     #[arg(long, value_name = "ID")]
     profile: Option<String>,
     /// Print the authorization URL instead of opening a browser.
@@ -33,6 +46,10 @@ pub struct ConnectArgs {
     /// address the browser was sent back to (or "CODE STATE") here.
     #[arg(long, conflicts_with = "no_browser")]
     paste: bool,
+    /// Sign in with a code entered on any device (RFC 8628 device
+    /// authorization), when the authorization server offers it.
+    #[arg(long, conflicts_with_all = ["no_browser", "paste"])]
+    device: bool,
 }
 
 /// Turns what the user pasted into a redirect query: a whole URL, a bare
@@ -56,15 +73,16 @@ fn pasted_query(line: &str) -> Option<String> {
     Some(format!("code={}&state={}", enc(code), enc(state)))
 }
 
-/// Reads pasted redirects from stdin and hands them to the waiting flow,
-/// checked exactly like one arriving at the loopback listener.
+/// Reads pasted redirects from stdin and hands them to the waiting flow
+/// (of any of the servers signed in one after another), checked exactly
+/// like one arriving at the loopback listener.
 fn read_pastes(router: CallbackRouter) {
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             let Some(query) = pasted_query(&line) else { continue };
             let message = match router.deliver(&query) {
-                Delivery::Completed => return,
+                Delivery::Completed => continue,
                 Delivery::Refused(reason) | Delivery::Malformed(reason) => reason,
                 Delivery::UnknownState => "that does not belong to this sign-in (its state does not match)".to_owned(),
             };
@@ -118,30 +136,83 @@ fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
     }
 }
 
-#[expect(clippy::print_stderr, reason = "progress for the person at the terminal")]
-fn show(step: Step) {
-    match step {
-        Step::Probing => eprintln!("contacting the server…"),
-        Step::Discovering => eprintln!("discovering its authorization server…"),
-        Step::Registering => eprintln!("registering the client…"),
-        Step::WaitingForBrowser { timeout, .. } => {
-            eprintln!("waiting for the browser (up to {} s)…", timeout.as_secs())
-        }
-        Step::ExchangingCode => eprintln!("getting tokens…"),
-    }
+/// Every OAuth server (of `--profile`, if given) that needs a sign-in.
+async fn needing(snapshot: &Snapshot, vault: &Vault, args: &ConnectArgs) -> anyhow::Result<Vec<OAuthServer>> {
+    let servers: Vec<OAuthServer> = oauth_servers(snapshot)
+        .into_iter()
+        .filter(|s| args.profile.as_deref().is_none_or(|p| s.home.display_profile() == p))
+        .collect();
+    let (vault, keys) = (Ok(vault.clone()), servers.iter().map(OAuthServer::vault_key).collect::<Vec<_>>());
+    let views = tokio::task::spawn_blocking(move || vault_views(&vault, keys)).await?;
+    let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(VaultView::Missing);
+    let report = StatusReport::evaluate_with(snapshot, SystemTime::now(), &lookup);
+    Ok(needing_sign_in(servers, &report))
 }
 
 pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Result<()> {
     let root = HermesRoot::resolve(hermes_home);
     let snapshot = SnapshotLoader::new().load(&root);
-    let server = find_oauth_server(&snapshot, &args.server, args.profile.as_deref())?;
+    // Named servers are checked first: a typo needs no keychain to be reported.
+    let named: Vec<OAuthServer> = args
+        .servers
+        .iter()
+        .map(|name| find_oauth_server(&snapshot, name, args.profile.as_deref()))
+        .collect::<Result<_, _>>()?;
     let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
     // Before any sign-in: its result must have somewhere to go.
     let vault = open_vault(&settings.load()).map_err(|e| {
         anyhow::anyhow!("{e}\nhint: start a Secret Service (e.g. gnome-keyring) or opt in to a plain file with \"credential_store\": \"file\" in {}", settings.path().display())
     })?;
+    let servers = if args.all_needing { needing(&snapshot, &vault, args).await? } else { named };
+    let mut out = std::io::stdout().lock();
+    if servers.is_empty() {
+        writeln!(out, "No server needs a sign-in.")?;
+        return Ok(());
+    }
     let router = CallbackRouter::new();
-    let (listener, choice) = bind_stable(router.clone(), &settings, server.oauth.redirect_port).await.map_err(|e| {
+    if args.paste {
+        read_pastes(router.clone());
+    }
+    let engine = Engine::new(Http::new()?, router.clone(), choose_browser(args.no_browser, args.paste));
+    let grant = if args.device { Grant::Device } else { Grant::Browser };
+    let several = servers.len() > 1;
+    let mut failures = 0;
+    for server in &servers {
+        let progress = Progress::new(several.then_some(server.name.as_str()));
+        let result = connect_one(&engine, &router, &settings, &vault, server, grant, &progress).await;
+        drop(progress);
+        match result {
+            Ok(lines) => {
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            Err(e) if several => {
+                failures += 1;
+                writeln!(out, "{}: {} {e:#}", server.name, Paint::stdout().red("failed:"))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} sign-ins failed", servers.len());
+    }
+    Ok(())
+}
+
+/// Signs in to one server; returns the lines reporting it.
+async fn connect_one(
+    engine: &Engine,
+    router: &CallbackRouter,
+    settings: &SettingsFile,
+    vault: &Vault,
+    server: &OAuthServer,
+    grant: Grant,
+    progress: &Progress,
+) -> anyhow::Result<Vec<String>> {
+    // The device flow needs no redirect, but its registration names one (the
+    // agent requires it, and later browser sign-ins reuse the registration).
+    let (listener, choice) = bind_stable(router.clone(), settings, server.oauth.redirect_port).await.map_err(|e| {
         match server.oauth.redirect_port {
             Some(port) => {
                 anyhow::anyhow!("{e}: `redirect_port: {port}` for `{}` is in use by another program", server.name)
@@ -152,23 +223,23 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     if let PortChoice::New { previous: Some(previous) } = choice {
         tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
     }
-    let http = Http::new()?;
-    if args.paste {
-        read_pastes(router.clone());
-    }
-    let engine = Engine::new(http, router, choose_browser(args.no_browser, args.paste));
-    let connected = connect(&engine, &vault, &HermesExporter, &server, &listener.redirect_uri(), &show).await?;
+    let show = |step| progress.show(step);
+    let connected =
+        connect_with(engine, vault, &HermesExporter, server, &listener.redirect_uri(), grant, &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))
         .unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe())?;
-    writeln!(out, "Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display())?;
+    let mut lines = vec![
+        format!("Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe()),
+        format!("Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display()),
+    ];
     if !connected.has_refresh_token {
-        writeln!(out, "Note: the server issued no refresh token; you will need to sign in again when it expires.")?;
+        lines.push(
+            "Note: the server issued no refresh token; you will need to sign in again when it expires.".to_owned(),
+        );
     }
-    Ok(())
+    Ok(lines)
 }
 
 #[cfg(test)]

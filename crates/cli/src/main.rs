@@ -2,13 +2,16 @@
 //!
 //! A thin front end over `mcp-auth-core`: it parses arguments, calls the core
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
+//! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
 mod conformance;
 mod connect;
+mod doctor;
 mod keychain;
 mod manage;
 mod refresh;
 mod status;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +20,13 @@ use clap::{Parser, Subcommand};
 
 /// Sign-in state of your agent's MCP servers, from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "mcp-auth", version, about, long_about = None)]
+#[command(
+    name = "mcp-auth",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 the operation failed (for doctor: a step failed; for export --check: drift); 2 usage error.\nColours only on a terminal, and never when NO_COLOR is set."
+)]
 struct Cli {
     /// The agent's home folder (default: $HERMES_HOME, else ~/.hermes).
     #[arg(long, global = true, value_name = "DIR")]
@@ -37,10 +46,14 @@ enum Command {
     ///
     /// Example: mcp-auth status --json | jq '.[] | select(.state == "needs_reauth")'
     Status(status::StatusArgs),
-    /// Sign in to an OAuth server of the agent's config and write its token files.
+    /// Sign in to OAuth servers of the agent's config and write their token files.
     ///
-    /// Example: mcp-auth connect linear --no-browser
+    /// Example: mcp-auth connect linear --no-browser    (also: connect a b, --all-needing, --device)
     Connect(connect::ConnectArgs),
+    /// Check each step of signing in to a server (or all) against the live server, and say which fails.
+    ///
+    /// Example: mcp-auth doctor linear --json
+    Doctor(doctor::DoctorArgs),
     /// Refresh a server's tokens now (or all of them) and update the agent's files.
     ///
     /// Example: mcp-auth refresh --all
@@ -62,6 +75,8 @@ enum Command {
     /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
     Token(manage::TokenArgs),
     /// Print the version.
+    ///
+    /// Example: mcp-auth version
     Version,
     /// Check that the OS keychain can hold the app's tokens (stores, reads back and removes a test record).
     ///
@@ -80,6 +95,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
+        Command::Doctor(args) => block_on(doctor::run(cli.hermes_home.as_deref(), args)),
         Command::Refresh(args) => block_on(refresh::run(cli.hermes_home.as_deref(), args)),
         Command::KeychainCheck(args) => keychain::run(args),
         Command::Disconnect(args) => block_on(manage::run_disconnect(cli.hermes_home.as_deref(), args)),
@@ -94,7 +110,7 @@ fn main() -> ExitCode {
         Err(e) => {
             #[expect(clippy::print_stderr, reason = "the binary's error edge")]
             {
-                eprintln!("error: {e:#}");
+                eprintln!("{} {e:#}", term::Paint::stderr().red("error:"));
             }
             ExitCode::from(1)
         }

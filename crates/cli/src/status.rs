@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use anyhow::Context;
 use mcp_auth_core::connect::{OAuthServer, oauth_servers};
 use mcp_auth_core::vault::VaultKey;
+
+use crate::term::Paint;
 use mcp_auth_core::{
     AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, VaultView, open_default_vault, time_left,
     vault_views,
@@ -54,7 +56,7 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     }
     let homes: Vec<(Option<String>, &Path)> =
         snapshot.homes.iter().map(|h| (h.home.profile.clone(), h.home.path.as_path())).collect();
-    out.write_all(render_table(&report, &homes).as_bytes())?;
+    out.write_all(render_table(&report, &homes, Paint::stdout()).as_bytes())?;
     Ok(())
 }
 
@@ -62,8 +64,19 @@ fn profile_prefix(profile: Option<&str>) -> String {
     profile.map(|p| format!("[profile {p}] ")).unwrap_or_default()
 }
 
+/// The state in its colour: green when usable, yellow when it needs a
+/// refresh, red when it needs the user.
+fn paint_state(paint: Paint, state: AuthState, text: &str) -> String {
+    match state {
+        AuthState::Connected => paint.green(text),
+        AuthState::Expiring | AuthState::Expired => paint.yellow(text),
+        AuthState::NeedsReauth | AuthState::Error => paint.red(text),
+        AuthState::NotConnected | AuthState::NotApplicable => text.to_owned(),
+    }
+}
+
 /// The human table, grouped by profile.
-fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)]) -> String {
+fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint: Paint) -> String {
     let mut text = String::new();
     let now = report.computed_at;
     let show_headers = homes.len() > 1;
@@ -107,20 +120,24 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)]) -> Str
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: &[String; 5]| {
+        // Padded before painting: escape codes have no width.
+        let line = |cells: &[String; 5], state: Option<AuthState>| {
             let mut l = String::from("  ");
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                 if i + 1 == cells.len() {
                     l.push_str(cell);
+                } else if let (2, Some(state)) = (i, state) {
+                    l.push_str(&paint_state(paint, state, cell));
+                    l.push_str(&" ".repeat(w - cell.chars().count() + 2));
                 } else {
                     l.push_str(&format!("{cell:<w$}  "));
                 }
             }
             l.trim_end().to_owned() + "\n"
         };
-        text.push_str(&line(&header));
+        text.push_str(&line(&header, None));
         for (row, s) in table.iter().zip(&rows) {
-            text.push_str(&line(row));
+            text.push_str(&line(row, Some(s.state)));
             if let Some(detail) = &s.detail {
                 text.push_str(&format!("    ↳ {detail}\n"));
             }
@@ -196,6 +213,9 @@ Profile work (/h/.hermes/profiles/work)
   x     oauth  needs sign-in  -        https://x.example/mcp
     ↳ the access token expired
 ";
-        pretty_assertions::assert_eq!(render_table(&report, &homes), want);
+        pretty_assertions::assert_eq!(render_table(&report, &homes, Paint(false)), want);
+        let coloured = render_table(&report, &homes, Paint(true));
+        assert!(coloured.contains("  notion  oauth  \x1b[32mconnected\x1b[0m  in 52 min"), "{coloured}");
+        assert!(coloured.contains("\x1b[31mneeds sign-in\x1b[0m  -"), "{coloured}");
     }
 }
