@@ -115,19 +115,30 @@ pub async fn finish(child: &mut Child, stderr_seen: Vec<String>, stderr: Option<
     (status.code().unwrap_or(-1), out, err)
 }
 
+/// The next line of `lines` that `matches` (within 20 s each), keeping the
+/// others in `seen`.
+pub fn next_matching(lines: &Lines, matches: impl Fn(&str) -> bool, seen: &mut Vec<String>) -> String {
+    loop {
+        match lines.next(Duration::from_secs(20)) {
+            Some(line) if matches(&line) => return line,
+            Some(line) => seen.push(line),
+            None => panic!("no such line; output so far:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+/// A printed URL to open (`--no-browser`, `--paste`).
+pub fn is_url(line: &str) -> bool {
+    line.trim_start().starts_with("http")
+}
+
 /// Runs `connect --no-browser`, plays the browser with the printed URL.
 pub async fn connect_no_browser(setup: &Setup) -> (i32, String, String) {
     let mut guard =
         ChildGuard(setup.command(&["connect", "fake", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
     let stderr = Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
     let mut seen = Vec::new();
-    let url = loop {
-        match stderr.next(Duration::from_secs(20)) {
-            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
-            Some(line) => seen.push(line),
-            None => panic!("no URL printed; stderr so far:\n{}", seen.join("\n")),
-        }
-    };
+    let url = next_matching(&stderr, is_url, &mut seen).trim().to_owned();
     HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")))
         .open(&url)
         .await

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
 use mcp_auth_core::oauth::http::Http;
-use mcp_auth_e2e::cli::{Setup, Store, UNLOCK, connect_no_browser, finish, read_json};
+use mcp_auth_e2e::cli::{Setup, Store, UNLOCK, connect_no_browser, finish, is_url, next_matching, read_json};
 use mcp_auth_e2e::{ChildGuard, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
@@ -313,13 +313,7 @@ async fn connect_with_the_device_flow() {
         ChildGuard(setup.command(&["connect", "fake", "--device"]).spawn().unwrap_or_else(|e| panic!("{e}")));
     let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
     let mut seen = Vec::new();
-    let shown = loop {
-        match stderr.next(Duration::from_secs(20)) {
-            Some(line) if line.contains("enter the code") => break line,
-            Some(line) => seen.push(line),
-            None => panic!("no user code shown; stderr so far:\n{}", seen.join("\n")),
-        }
-    };
+    let shown = next_matching(&stderr, |l| l.contains("enter the code"), &mut seen);
     assert!(shown.starts_with(&format!("To sign in, open {}/device on any device", server.base_url())), "{shown}");
     let user_code = shown.rsplit(' ').next().unwrap_or_default().to_owned();
     // The CLI polls while the user has not approved yet.
@@ -352,13 +346,7 @@ async fn connect_with_the_device_flow() {
     let mut guard =
         ChildGuard(setup.command(&["connect", "fake", "--device"]).spawn().unwrap_or_else(|e| panic!("{e}")));
     let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
-    let shown = loop {
-        match stderr.next(Duration::from_secs(20)) {
-            Some(line) if line.contains("enter the code") => break line,
-            Some(_) => {}
-            None => panic!("no user code shown the second time"),
-        }
-    };
+    let shown = next_matching(&stderr, |l| l.contains("enter the code"), &mut Vec::new());
     assert!(server.approve_device(shown.rsplit(' ').next().unwrap_or_default()));
     let (code, out, err) = finish(&mut guard.0, Vec::new(), Some(stderr)).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
@@ -399,14 +387,8 @@ async fn connect_all_needing_signs_in_to_each_server_that_needs_it() {
     let browser = HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")));
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let url = loop {
-            match stderr.next(Duration::from_secs(20)) {
-                Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
-                Some(line) => seen.push(line),
-                None => panic!("no URL printed; stderr so far:\n{}", seen.join("\n")),
-            }
-        };
-        browser.open(&url).await.unwrap_or_else(|e| panic!("browser: {e}"));
+        let url = next_matching(&stderr, is_url, &mut seen);
+        browser.open(url.trim()).await.unwrap_or_else(|e| panic!("browser: {e}"));
     }
     let (code, out, err) = finish(&mut guard.0, seen, Some(stderr)).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
@@ -427,15 +409,9 @@ async fn connect_all_needing_signs_in_to_each_server_that_needs_it() {
         setup.command(&["connect", "--all-needing", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")),
     );
     let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
-    let url = loop {
-        match stderr.next(Duration::from_secs(20)) {
-            Some(line) if line.trim_start().starts_with("http") => break line.trim().to_owned(),
-            Some(_) => {}
-            None => panic!("no URL printed"),
-        }
-    };
-    assert!(url.starts_with(&second.base_url().to_string()), "only `two` needs a sign-in: {url}");
-    browser.open(&url).await.unwrap_or_else(|e| panic!("browser: {e}"));
+    let url = next_matching(&stderr, is_url, &mut Vec::new());
+    assert!(url.trim().starts_with(second.base_url()), "only `two` needs a sign-in: {url}");
+    browser.open(url.trim()).await.unwrap_or_else(|e| panic!("browser: {e}"));
     let (code, out, err) = finish(&mut guard.0, Vec::new(), Some(stderr)).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.starts_with("Connected to two,") && !out.contains("one"), "{out}");

@@ -65,11 +65,8 @@ impl Engine {
         stored: Option<(ClientRecord, Option<String>)>,
         progress: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Authorized, EngineError> {
-        progress(Step::Probing);
-        let probe = self.probe_guarded(target).await?;
-        progress(Step::Discovering);
         let client = Arc::new(WithDeviceGrant(self.oauth_http(target)));
-        let (mut manager, discovered) = self.discover_via(target, &probe, client).await?;
+        let (mut manager, discovered) = self.find_authorization_server(target, client, progress).await?;
         let Some(device_url) = discovered.device_authorization_endpoint.clone() else {
             let issuer = discovered.issuer.clone().unwrap_or_else(|| target.url.to_string());
             return Err(EngineError::NoDeviceEndpoint { issuer });

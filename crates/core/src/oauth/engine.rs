@@ -342,11 +342,21 @@ impl Engine {
         stored: Option<(ClientRecord, Option<String>)>,
         progress: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Authorized, EngineError> {
+        let (manager, discovered) = self.find_authorization_server(target, self.oauth_http(target), progress).await?;
+        self.authorize_discovered(target, manager, discovered, redirect_uri, stored, progress).await
+    }
+
+    /// The probe, then discovery with rmcp's requests through `client`.
+    pub async fn find_authorization_server(
+        &self,
+        target: &Target,
+        client: Arc<dyn OAuthHttpClient>,
+        progress: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<(AuthorizationManager, Discovered), EngineError> {
         progress(Step::Probing);
         let probe = self.probe_guarded(target).await?;
         progress(Step::Discovering);
-        let (manager, discovered) = self.discover(target, &probe).await?;
-        self.authorize_discovered(target, manager, discovered, redirect_uri, stored, progress).await
+        self.discover_via(target, &probe, client).await
     }
 
     /// The flow after discovery (used directly for re-authorization).
