@@ -9,7 +9,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
@@ -20,10 +19,8 @@ use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
 use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
-use mcp_auth_core::vault::{Vault, VaultKey};
-use mcp_auth_core::{
-    HermesRoot, SettingsFile, Snapshot, SnapshotLoader, StatusReport, VaultView, open_vault, vault_views,
-};
+use mcp_auth_core::vault::Vault;
+use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault, vault_status};
 
 use crate::term::{Paint, Progress};
 
@@ -138,14 +135,12 @@ fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
 
 /// Every OAuth server (of `--profile`, if given) that needs a sign-in.
 async fn needing(snapshot: &Snapshot, vault: &Vault, args: &ConnectArgs) -> anyhow::Result<Vec<OAuthServer>> {
-    let servers: Vec<OAuthServer> = oauth_servers(snapshot)
+    let servers = oauth_servers(snapshot)
         .into_iter()
         .filter(|s| args.profile.as_deref().is_none_or(|p| s.home.display_profile() == p))
         .collect();
-    let (vault, keys) = (Ok(vault.clone()), servers.iter().map(OAuthServer::vault_key).collect::<Vec<_>>());
-    let views = tokio::task::spawn_blocking(move || vault_views(&vault, keys)).await?;
-    let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(VaultView::Missing);
-    let report = StatusReport::evaluate_with(snapshot, SystemTime::now(), &lookup);
+    let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
+    let report = tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?;
     Ok(needing_sign_in(servers, &report))
 }
 

@@ -10,13 +10,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use mcp_auth_core::connect::{OAuthServer, oauth_servers};
-use mcp_auth_core::vault::VaultKey;
 
 use crate::term::Paint;
 use mcp_auth_core::{
-    AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, VaultView, open_default_vault, time_left,
-    vault_views,
+    AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, open_default_vault, time_left, vault_status,
 };
 
 #[derive(Debug, clap::Args)]
@@ -32,9 +29,7 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     // The vault is the source of truth; when it cannot be reached the status
     // says so per server and falls back to the agent's files.
     let vault = open_default_vault();
-    let views = vault_views(&vault, oauth_servers(&snapshot).iter().map(OAuthServer::vault_key));
-    let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(VaultView::Missing);
-    let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &lookup);
+    let mut report = vault_status(&snapshot, &vault, SystemTime::now());
     // Say where credentials are kept when that is not the keychain.
     if let Ok(vault) = &vault
         && vault.describe().starts_with("plain file")

@@ -62,3 +62,17 @@ pub fn vault_views(
         })
         .collect()
 }
+
+/// The status of every server of `snapshot` at `now`, with the vault as the
+/// source of truth (see [`vault_views`]; blocking).
+pub fn vault_status(
+    snapshot: &crate::Snapshot,
+    vault: &Result<Vault, VaultError>,
+    now: std::time::SystemTime,
+) -> crate::StatusReport {
+    let keys =
+        crate::connect::oauth_servers(snapshot).iter().map(crate::connect::OAuthServer::vault_key).collect::<Vec<_>>();
+    let views = vault_views(vault, keys);
+    let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(crate::status::VaultView::Missing);
+    crate::StatusReport::evaluate_with(snapshot, now, &lookup)
+}
