@@ -21,7 +21,7 @@ TEST_PACKAGES=(
   gnome-keyring libsecret-tools   # a real Secret Service (OS keychain) for the vault tests, and secret-tool
   python3 python3-dbus python3-gi gir1.2-glib-2.0   # the stand-in tray host and notification server (tests/tray/)
   x11-utils xauth                 # xdpyinfo: wait until Xvfb answers
-  xdg-utils desktop-file-utils    # deep links: xdg-mime/xdg-open and the scheme's .desktop handler
+  xdg-utils desktop-file-utils libglib2.0-bin  # deep links: the scheme's .desktop handler, and `gio open`
   curl                            # the scripted "browser" of the tray tests
   xfce4-panel imagemagick xdotool # a real tray host for screenshots of the menu and the window
 )

@@ -2,14 +2,16 @@
 //!
 //! A stand-in tray host (`tests/tray/sni_probe.py`, python3-dbus) owns the
 //! StatusNotifierWatcher name, so the app registers its item and exports its
-//! menu over `com.canonical.dbusmenu`; the test reads that menu as a panel
-//! would, changes the agent's files, and sees the menu follow.
+//! menu over `com.canonical.dbusmenu`; the test reads and clicks that menu as
+//! a panel would. The probe also owns `org.freedesktop.Notifications` and
+//! records every notification the app shows.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mcp_auth_e2e::cli::{UNLOCK, read_json};
 use mcp_auth_e2e::{ChildGuard, Lines, Session, Xvfb, bin, fixture_home, repo_root};
 use pretty_assertions::assert_eq;
 use serde_json::Value;
@@ -23,19 +25,27 @@ struct Probe {
 
 impl Probe {
     fn start(session: &Session, display: &str, hermes_home: &Path) -> Self {
+        Self::start_with(session, display, hermes_home, |_| {})
+    }
+
+    /// Starts the app inside a fresh session with an unlocked keyring (the
+    /// real Secret Service), `extra` adding to its environment.
+    fn start_with(session: &Session, display: &str, hermes_home: &Path, extra: impl FnOnce(&mut Command)) -> Self {
         let log = session.dir.path().join("probe.log");
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = Command::new("dbus-run-session");
-        cmd.arg("--")
+        cmd.args(["--", "sh", "-c", &format!("{UNLOCK}; exec \"$0\" \"$@\"")])
             .arg("/usr/bin/python3")
             .arg(repo_root().join("tests/tray/sni_probe.py"))
             .arg(bin("mcp-auth-tray"))
             .env("HERMES_HOME", hermes_home)
             .env("RUST_LOG", "info")
+            .env_remove("BROWSER")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file);
         session.apply(&mut cmd, display);
+        extra(&mut cmd);
         let mut child =
             cmd.spawn().unwrap_or_else(|e| panic!("cannot start dbus-run-session (apt-get install dbus): {e}"));
         let stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
@@ -43,34 +53,61 @@ impl Probe {
         Self { stdin, lines, _child: ChildGuard(child), log }
     }
 
+    /// The probe's next JSON line. Services the session bus starts for the
+    /// app (the accessibility registry) share the probe's stdout: their
+    /// chatter is skipped.
     fn event(&self, timeout: Duration) -> Value {
-        match self.lines.next(timeout) {
-            Some(line) => {
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("probe printed non-JSON ({e}): {line}"))
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.lines.next(deadline.saturating_duration_since(Instant::now())) {
+                Some(line) if !line.starts_with('{') => continue,
+                Some(line) => {
+                    return serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("probe printed non-JSON ({e}): {line}"));
+                }
+                None => panic!(
+                    "no answer from the probe within {timeout:?}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
             }
-            None => panic!(
-                "no answer from the probe within {timeout:?}; log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            ),
         }
     }
 
     fn send(&mut self, command: &str) -> Value {
-        writeln!(self.stdin, "{command}").unwrap_or_else(|e| panic!("probe stdin: {e}"));
+        if let Err(e) = writeln!(self.stdin, "{command}") {
+            panic!("probe stdin: {e}; log:\n{}", self.log_text());
+        }
         self.stdin.flush().unwrap_or_else(|e| panic!("probe stdin: {e}"));
-        let answer = self.event(Duration::from_secs(10));
+        let answer = self.event(Duration::from_secs(30));
         assert!(answer.get("error").is_none(), "probe error for {command}: {answer}");
         answer
     }
 
-    /// The menu's labels, in order ("---" for separators); numbers of days
-    /// are replaced by N so the fixture's far-future expiry reads stably.
+    /// The top-level menu's labels, in order ("---" for separators, "[…]"
+    /// around clickable items, "[x] "/"[ ] " before checkboxes); numbers of
+    /// days are replaced by N so the fixture's far-future expiry reads stably.
     fn labels(&mut self) -> Vec<String> {
+        self.items(|item| item["path"].as_array().is_some_and(Vec::is_empty))
+    }
+
+    /// The labels of the submenu whose label starts with `parent`.
+    fn submenu(&mut self, parent: &str) -> Vec<String> {
+        self.items(|item| {
+            item["path"]
+                .as_array()
+                .and_then(|p| p.last())
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with(parent))
+        })
+    }
+
+    fn items(&mut self, keep: impl Fn(&Value) -> bool) -> Vec<String> {
         let menu = self.send("dump");
         menu["menu"]
             .as_array()
             .unwrap_or_else(|| panic!("no menu in {menu}"))
             .iter()
+            .filter(|item| keep(item))
             .map(|item| {
                 if item["type"] == "separator" {
                     return "---".to_owned();
@@ -78,33 +115,70 @@ impl Probe {
                 let label = item["label"].as_str().unwrap_or_default().to_owned();
                 let enabled = item["enabled"].as_bool().unwrap_or(true);
                 let label = normalize_days(&label);
+                let label = match item["toggle"].as_i64() {
+                    Some(1) => format!("[x] {label}"),
+                    Some(0) => format!("[ ] {label}"),
+                    _ => label,
+                };
                 if enabled { format!("[{label}]") } else { label }
             })
             .collect()
     }
 
+    /// The notifications shown so far.
+    fn notifications(&mut self) -> Vec<Value> {
+        let answer = self.send("notifications");
+        answer["notifications"].as_array().cloned().unwrap_or_else(|| panic!("no notifications in {answer}"))
+    }
+
+    /// Waits (at most 20 s) until a notification titled `summary` was shown; returns it.
+    fn wait_for_notification(&mut self, summary: &str, nth: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = self.notifications();
+            let matching: Vec<&Value> = shown.iter().filter(|n| n["summary"] == summary).collect();
+            if let Some(n) = matching.get(nth - 1) {
+                return (*n).clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no notification #{nth} \"{summary}\"; shown: {shown:#?}\napp log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Waits (at most 5 s) until the menu satisfies `want`.
     fn wait_for(&mut self, what: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_up_to(Duration::from_secs(5), what, want)
+    }
+
+    fn wait_up_to(&mut self, limit: Duration, what: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + limit;
         loop {
             let labels = self.labels();
             if want(&labels) {
                 return labels;
             }
-            assert!(Instant::now() < deadline, "menu never showed {what}; last menu: {labels:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "menu never showed {what}; last menu: {labels:#?}\napp log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(150));
         }
     }
 }
 
 fn normalize_days(label: &str) -> String {
-    match label.find(" d left") {
-        Some(end) => {
-            let start = label[..end].rfind(' ').map_or(0, |i| i + 1);
-            format!("{}N{}", &label[..start], &label[end..])
-        }
-        None => label.to_owned(),
-    }
+    let Some(rest) = label.strip_suffix(" d") else { return label.to_owned() };
+    let start = rest.rfind(' ').map_or(0, |i| i + 1);
+    if rest[start..].chars().all(|c| c.is_ascii_digit()) { format!("{}N d", &label[..start]) } else { label.to_owned() }
 }
 
 fn now() -> u64 {
@@ -116,6 +190,10 @@ fn menu_follows_config_and_token_files_and_quits() {
     let xvfb = Xvfb::start();
     let session = Session::new();
     let home = fixture_home("home");
+    // Not the first run: no window, and "Start at login" stays as the OS has it (off).
+    let settings = session.dir.path().join("config/mcp-auth-tray");
+    std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#).unwrap_or_else(|e| panic!("{e}"));
     let mut probe = Probe::start(&session, &xvfb.display, home.path());
 
     let registered = probe.event(Duration::from_secs(90));
@@ -128,10 +206,10 @@ fn menu_follows_config_and_token_files_and_quits() {
             "2 connected · 1 needs sign-in · 1 not connected · 3 errors",
             "---",
             "Profile default",
-            "○ linear — Not connected",
-            "● notion — Connected · N d",
-            "◌ sentry — Expired, can refresh",
-            "✕ asana — Error: token file is corrupt: not valid JSON; sign in again to rep…",
+            "[○ linear — Not connected]",
+            "[● notion — Connected · N d]",
+            "[◌ sentry — Expired, can refresh]",
+            "[✕ asana — Error: token file is corrupt: not valid JSON; sign in again to rep…]",
             "· github — Static headers",
             "✕ stripe — Error: Authorization needs ${STRIPE_KEY_NOT_SET_ANYWHERE}, which i…",
             "· filesystem — Local command",
@@ -139,10 +217,25 @@ fn menu_follows_config_and_token_files_and_quits() {
             "✕ typo — Error: invalid entry (config.yaml line 53): `url` must be a string…",
             "· plain — No sign-in needed",
             "Profile work",
-            "⚠ notion — Needs sign-in",
+            "[⚠ notion — Needs sign-in]",
+            "---",
+            "[Connect all that need sign-in (1)]",
+            "[Open status window]",
+            "[[ ] Start at login]",
+            "[Open config file]",
+            "[Open logs folder]",
             "---",
             "[Quit]",
         ]
+    );
+    assert_eq!(
+        probe.submenu("○ linear"),
+        vec!["[Connect]", "---", "[Copy server URL]", "[Show details]"],
+        "an OAuth server's actions"
+    );
+    assert_eq!(
+        probe.submenu("● notion"),
+        vec!["[Reconnect]", "[Disconnect]", "---", "[Copy server URL]", "[Show details]"]
     );
 
     // A server added to the config appears.
@@ -150,7 +243,7 @@ fn menu_follows_config_and_token_files_and_quits() {
     let mut text = std::fs::read_to_string(&config).unwrap_or_default();
     text.push_str("  newcomer:\n    url: https://new.example/mcp\n    auth: oauth\n");
     std::fs::write(&config, &text).unwrap_or_else(|e| panic!("{e}"));
-    probe.wait_for("the new server", |l| l.iter().any(|x| x == "○ newcomer — Not connected"));
+    probe.wait_for("the new server", |l| l.iter().any(|x| x == "[○ newcomer — Not connected]"));
 
     // Tokens written by the agent turn "Not connected" into "Connected".
     let tokens = format!(
@@ -159,7 +252,7 @@ fn menu_follows_config_and_token_files_and_quits() {
     );
     std::fs::write(home.path().join("mcp-tokens").join("linear.json"), tokens).unwrap_or_else(|e| panic!("{e}"));
     let labels =
-        probe.wait_for("linear connected", |l| l.iter().any(|x| x.starts_with("● linear — Connected · 59 min")));
+        probe.wait_for("linear connected", |l| l.iter().any(|x| x.starts_with("[● linear — Connected · 59 min")));
     assert_eq!(labels[0], "3 connected · 1 needs sign-in · 1 not connected · 3 errors");
 
     // A broken config keeps the last good list and says why.
@@ -167,13 +260,13 @@ fn menu_follows_config_and_token_files_and_quits() {
     let labels = probe.wait_for("the config error", |l| {
         l.iter().any(|x| x.starts_with("⚠ config error (showing the last good list): "))
     });
-    assert!(labels.iter().any(|x| x == "○ newcomer — Not connected"), "last good list lost: {labels:#?}");
+    assert!(labels.iter().any(|x| x == "[○ newcomer — Not connected]"), "last good list lost: {labels:#?}");
 
     // The token file deleted: back to "Not connected".
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     std::fs::remove_file(home.path().join("mcp-tokens").join("linear.json")).unwrap_or_else(|e| panic!("{e}"));
     probe.wait_for("linear disconnected", |l| {
-        l.iter().any(|x| x == "○ linear — Not connected") && !l.iter().any(|x| x.starts_with("⚠ config error"))
+        l.iter().any(|x| x == "[○ linear — Not connected]") && !l.iter().any(|x| x.starts_with("⚠ config error"))
     });
 
     let clicked = probe.send("click Quit");
@@ -216,4 +309,120 @@ fn stays_up_without_a_tray_host() {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert!(matches!(guard.0.try_wait(), Ok(None)), "the app exited without a tray host; stderr:\n{}", seen.join("\n"));
+}
+
+/// A config with two OAuth servers of the test authorization server: one
+/// redirecting to the loopback listener, one to the app's URL scheme.
+fn connect_home(mcp_url: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = format!(
+        "mcp_servers:\n  fake:\n    url: {mcp_url}\n    auth: oauth\n  deep:\n    url: {mcp_url}\n    auth: oauth\n    mcp_auth_tray:\n      redirect: custom_scheme\n  local:\n    command: npx\n"
+    );
+    std::fs::write(home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
+    home
+}
+
+fn autostart_entries(session: &Session) -> Vec<String> {
+    // auto-launch writes to ~/.config/autostart whatever XDG_CONFIG_HOME says.
+    std::fs::read_dir(session.dir.path().join("home/.config/autostart"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".desktop"))
+        .collect()
+}
+
+/// Saves what Xvfb shows (for a person to look at; not asserted on).
+fn screenshot(display: &str, name: &str) {
+    let dir = repo_root().join("test-output");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = Command::new("import")
+        .args(["-display", display, "-window", "root"])
+        .arg(dir.join(name))
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[test]
+fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart() {
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let server = runtime
+        .block_on(mcp_auth_test_support::FakeServer::start(mcp_auth_test_support::Behaviour {
+            access_token_lifetime: 8,
+            ..Default::default()
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let xvfb = Xvfb::start();
+    let session = Session::new();
+    let home = connect_home(&server.mcp_url());
+    let tokens = home.path().join("mcp-tokens");
+    let mut probe = Probe::start_with(&session, &xvfb.display, home.path(), |cmd| {
+        cmd.env("BROWSER", repo_root().join("tests/tray/browser.sh")).env("RUST_LOG", "info,mcp_auth_core=debug");
+    });
+    let registered = probe.event(Duration::from_secs(90));
+    assert!(registered.get("registered").is_some(), "tray item did not register: {registered}");
+
+    // First run: the app turned "Start at login" on, and the login item exists.
+    let labels = probe.wait_for("the servers", |l| l.iter().any(|x| x == "[○ fake — Not connected]"));
+    assert!(labels.contains(&"[[x] Start at login]".to_owned()), "{labels:#?}");
+    assert_eq!(autostart_entries(&session).len(), 1, "no login item after the first run");
+
+    // Connect from the menu: browser, loopback redirect, keychain, export.
+    probe.send("click ○ fake >> Connect");
+    // Signed in: "Connected", or "Refresh due" once most of its 8 s have passed.
+    let signed_in = |l: &[String]| l.iter().any(|x| x.starts_with("[● fake — Connected") || x.starts_with("[◐ fake"));
+    probe.wait_up_to(Duration::from_secs(20), "fake connected", signed_in);
+    let file = read_json(&tokens.join("fake.json"));
+    assert_eq!(file["token_type"], "Bearer");
+    assert!(tokens.join("fake.client.json").is_file());
+    let connected = probe.wait_for_notification("Connected to fake", 1);
+    assert_eq!(connected["body"], "Signed in; the agent can use it now.");
+    screenshot(&xvfb.display, "tray-status-window.png");
+
+    // The grant dies: the background refresh fails for good, the server
+    // needs sign-in, and exactly one notification says so.
+    server.forget_refresh_tokens();
+    probe.wait_up_to(Duration::from_secs(20), "fake needs sign-in", |l| {
+        l.iter().any(|x| x == "[⚠ fake — Needs sign-in]")
+    });
+    let reauth = probe.wait_for_notification("Sign in again to fake", 1);
+    assert!(reauth["body"].as_str().is_some_and(|b| b.starts_with("The refresh token was rejected")), "{reauth}");
+    assert!(reauth["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == "sign-in")), "{reauth}");
+
+    // Clicking "Sign in" on the notification reconnects.
+    probe.send(&format!("invoke {} sign-in", reauth["id"]));
+    probe.wait_for_notification("Connected to fake", 2);
+    probe.wait_up_to(Duration::from_secs(20), "fake connected again", signed_in);
+    let reauth_count = probe.notifications().iter().filter(|n| n["summary"] == "Sign in again to fake").count();
+    assert_eq!(reauth_count, 1, "one transition, one notification");
+
+    // The custom-scheme server: the browser hands the redirect to a second
+    // launch of the app (xdg-open), which passes it to this one.
+    probe.send("click ○ deep >> Connect");
+    probe.wait_for_notification("Connected to deep", 1);
+    assert!(read_json(&tokens.join("deep.json"))["access_token"].is_string());
+    let registrations = server.log().registrations;
+    assert!(
+        registrations.iter().any(|r| r["redirect_uris"][0] == "dev.mcpauthtray.app:/callback"),
+        "{registrations:#?}"
+    );
+
+    // Disconnect revokes and removes the agent's files.
+    probe.send("click fake — >> Disconnect");
+    probe.wait_for("fake disconnected", |l| l.iter().any(|x| x == "[○ fake — Not connected]"));
+    assert!(!tokens.join("fake.json").exists(), "token file left behind");
+    assert!(!server.log().revocations.is_empty(), "nothing revoked");
+    probe.wait_for_notification("Disconnected from fake", 1);
+
+    // "Start at login" follows the checkbox both ways.
+    probe.send("click Start at login");
+    probe.wait_for("autostart off", |l| l.contains(&"[[ ] Start at login]".to_owned()));
+    assert!(autostart_entries(&session).is_empty(), "login item still there");
+    probe.send("click Start at login");
+    probe.wait_for("autostart on", |l| l.contains(&"[[x] Start at login]".to_owned()));
+    assert_eq!(autostart_entries(&session).len(), 1);
+
+    probe.send("click Quit");
+    assert_eq!(probe.send("wait-exit")["exit"], 0);
 }

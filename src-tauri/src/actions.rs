@@ -87,16 +87,18 @@ pub fn run(app: &AppHandle, action: MenuAction) {
     tracing::info!(action = %action.id(), "action");
     let shell = app.state::<Shell>();
     match action {
-        MenuAction::Connect(r) => connect(app, &r),
+        MenuAction::Connect(r) => connect(app, r),
         MenuAction::Disconnect(r) => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move { sign_out(&app, &r).await });
         }
         MenuAction::CancelSignIn(r) => {
-            if let Ok(engine) = shell.engine() {
-                let sign_ins = engine.sign_ins.clone();
-                tauri::async_runtime::spawn(async move { sign_ins.cancel(&r).await });
-            }
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Ok(engine) = app.state::<Shell>().ready_engine().await {
+                    engine.sign_ins.cancel(&r).await;
+                }
+            });
         }
         MenuAction::CopyUrl(r) => match find(app, &r).map(|s| s.url.to_string()) {
             Ok(url) => {
@@ -116,7 +118,7 @@ pub fn run(app: &AppHandle, action: MenuAction) {
                 .map(ServerRef::of)
                 .collect();
             for r in needing {
-                connect(app, &r);
+                connect(app, r);
             }
         }
         MenuAction::OpenWindow => window::open(app, None),
@@ -142,23 +144,27 @@ fn find(app: &AppHandle, r: &ServerRef) -> Result<OAuthServer, String> {
 }
 
 /// Starts a sign-in to `r` (a second click while one runs does nothing).
-fn connect(app: &AppHandle, r: &ServerRef) {
-    let shell = app.state::<Shell>();
-    let started = find(app, r).and_then(|server| {
-        let engine = shell.engine()?;
-        Ok(engine.sign_ins.start(server, browser(app)))
+fn connect(app: &AppHandle, r: ServerRef) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let shell = app.state::<Shell>();
+        let engine = shell.ready_engine().await;
+        let started = find(&app, &r).and_then(|server| Ok(engine?.sign_ins.start(server, browser(&app))));
+        match started {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(server = %r.name, "a sign-in is already running"),
+            Err(reason) => {
+                tracing::warn!(server = %r.name, %reason, "cannot sign in");
+                notices::sign_in_failed(&app, &r, &reason);
+            }
+        }
     });
-    match started {
-        Ok(true) => {}
-        Ok(false) => tracing::info!(server = %r.name, "a sign-in is already running"),
-        Err(reason) => notices::sign_in_failed(app, r, &reason),
-    }
 }
 
 /// Signs out of `r`: revoke, remove from the vault and the agent's files.
 async fn sign_out(app: &AppHandle, r: &ServerRef) {
     let shell = app.state::<Shell>();
-    let result = match (find(app, r), shell.engine()) {
+    let result = match (find(app, r), shell.ready_engine().await) {
         (Ok(server), Ok(engine)) => disconnect(&engine.http, &engine.vault, &HermesExporter, &server)
             .await
             .map(|d| (server_ref(&server), d))

@@ -62,8 +62,8 @@ pub struct Shell {
     /// Whether the OS starts the app at login, as last read.
     pub autostart: watch::Sender<bool>,
     pub engine: OnceLock<Engine>,
-    /// Why there is no engine, when there is none.
-    pub engine_missing: Mutex<Option<String>>,
+    /// `None` while the engine starts; then ready, or why there is none.
+    pub engine_state: watch::Sender<Option<Result<(), String>>>,
     pub latest: Mutex<Latest>,
     /// The app learned something the window should show (a first-run note).
     pub first_run_note: Mutex<Option<String>>,
@@ -81,11 +81,20 @@ impl Shell {
         self.snapshots.borrow().clone()
     }
 
-    /// The engine, or why there is none yet.
+    /// The engine, or why there is none (yet).
     pub fn engine(&self) -> Result<&Engine, String> {
-        self.engine
-            .get()
-            .ok_or_else(|| lock(&self.engine_missing).clone().unwrap_or_else(|| "the app is still starting".to_owned()))
+        self.engine.get().ok_or_else(|| match &*self.engine_state.borrow() {
+            Some(Err(reason)) => reason.clone(),
+            _ => "the app is still starting".to_owned(),
+        })
+    }
+
+    /// The engine, once it has started (a click right after launch waits
+    /// for the keychain instead of failing).
+    pub async fn ready_engine(&self) -> Result<&Engine, String> {
+        let mut state = self.engine_state.subscribe();
+        let _ = state.wait_for(Option::is_some).await;
+        self.engine()
     }
 
     /// Changes the live state of `server`.
@@ -109,27 +118,28 @@ pub fn start(app: &AppHandle, from_login: bool) -> anyhow::Result<()> {
     tracing::info!(root = %root.path().display(), "watching the agent's home");
     let watcher = HomeWatcher::start(root.clone())?;
     let snapshots = watcher.subscribe();
-    let autostart = crate::actions::autostart_enabled(app);
     let shell = Shell {
         root,
         logs_dir: app.path().app_log_dir()?,
         snapshots: snapshots.clone(),
         watcher: Mutex::new(Some(watcher)),
         activity: watch::Sender::new(Activity::default()),
-        autostart: watch::Sender::new(autostart),
+        autostart: watch::Sender::new(false),
         engine: OnceLock::new(),
-        engine_missing: Mutex::new(None),
+        engine_state: watch::Sender::new(None),
         latest: Mutex::new(Latest::default()),
         first_run_note: Mutex::new(None),
         reread: Notify::new(),
     };
     app.manage(shell);
+    first_run(app, from_login);
+    let autostart = crate::actions::autostart_enabled(app);
+    app.state::<Shell>().autostart.send_replace(autostart);
 
     let report = StatusReport::evaluate(&snapshots.borrow(), SystemTime::now());
     let model = tray_menu(&report, MenuContext { activity: &Activity::default(), autostart });
     crate::actions::build_tray(app, &model)?;
     tracing::info!(summary = %model.title, "tray ready");
-    first_run(app, from_login);
     tauri::async_runtime::spawn(follow(app.clone(), Arc::new(model)));
     Ok(())
 }
@@ -284,10 +294,13 @@ async fn sync_and_look_up(
 async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
     let shell = app.state::<Shell>();
     let refresher = match start_engine(&app).await {
-        Ok(refresher) => Some(refresher),
+        Ok(refresher) => {
+            shell.engine_state.send_replace(Some(Ok(())));
+            Some(refresher)
+        }
         Err(reason) => {
             tracing::warn!(%reason, "signing in and refreshing are off");
-            *lock(&shell.engine_missing) = Some(reason);
+            shell.engine_state.send_replace(Some(Err(reason)));
             None
         }
     };

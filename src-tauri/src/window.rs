@@ -70,7 +70,7 @@ pub fn status_rows(app: AppHandle) -> StatusPage {
         problems: report.problems.iter().map(|p| p.message.clone()).collect(),
         hints: report.hints.clone(),
         note: lock(&shell.first_run_note).clone(),
-        engine_missing: lock(&shell.engine_missing).clone(),
+        engine_missing: shell.engine_state.borrow().as_ref().and_then(|s| s.clone().err()),
     }
 }
 

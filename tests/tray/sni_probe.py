@@ -5,9 +5,16 @@ Run inside a private session bus (`dbus-run-session -- /usr/bin/python3 sni_prob
 It owns `org.kde.StatusNotifierWatcher`, starts APP, waits for it to register its
 StatusNotifierItem, then answers commands, one per line on stdin:
 
-  dump            print the menu as one JSON line: {"menu": [{"id", "label", "enabled", "type"}...]}
+  dump            print the menu as one JSON line: {"menu": [{"id", "label", "enabled", "type",
+                  "toggle", "path"}...]}, submenus flattened depth-first ("path": parent labels)
   click LABEL     send a "clicked" event to the first item whose label starts with LABEL
+                  (or, written "PARENT >> LABEL", the item of the submenu whose label contains PARENT)
+  notifications   print {"notifications": [{"id", "summary", "body", "actions", "app_name"}...]}
+  invoke ID KEY   the user clicks action KEY ("default" = the notification itself) of notification ID
   wait-exit       wait (<= 10 s) for APP to exit and print {"exit": CODE}
+
+It also owns org.freedesktop.Notifications, recording every Notify call, so a test
+sees exactly which notifications the app showed.
 
 Events it prints on its own, one JSON line each: {"registered": ...} once the item
 registered, {"error": ...} on failures. Every wait is bounded; it never hangs.
@@ -26,6 +33,7 @@ from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
 
 WATCHER = "org.kde.StatusNotifierWatcher"
+NOTIFICATIONS = "org.freedesktop.Notifications"
 
 
 def emit(obj):
@@ -69,6 +77,43 @@ class Watcher(dbus.service.Object):
         }
 
 
+class Notifications(dbus.service.Object):
+    """A notification server that shows nothing and remembers everything."""
+
+    def __init__(self, bus):
+        self.shown = []
+        super().__init__(dbus.service.BusName(NOTIFICATIONS, bus), "/org/freedesktop/Notifications")
+
+    @dbus.service.method(NOTIFICATIONS, in_signature="susssasa{sv}i", out_signature="u")
+    def Notify(self, app_name, replaces_id, icon, summary, body, actions, hints, timeout):
+        nid = len(self.shown) + 1
+        self.shown.append({
+            "id": nid, "app_name": str(app_name), "summary": str(summary), "body": str(body),
+            "actions": [str(a) for a in actions],
+        })
+        return dbus.UInt32(nid)
+
+    @dbus.service.method(NOTIFICATIONS, in_signature="", out_signature="as")
+    def GetCapabilities(self):
+        return dbus.Array(["actions", "body"], signature="s")
+
+    @dbus.service.method(NOTIFICATIONS, in_signature="", out_signature="ssss")
+    def GetServerInformation(self):
+        return ("probe", "mcp-auth-tray tests", "1", "1.2")
+
+    @dbus.service.method(NOTIFICATIONS, in_signature="u", out_signature="")
+    def CloseNotification(self, nid):
+        self.NotificationClosed(nid, dbus.UInt32(3))
+
+    @dbus.service.signal(NOTIFICATIONS, signature="us")
+    def ActionInvoked(self, nid, key):
+        pass
+
+    @dbus.service.signal(NOTIFICATIONS, signature="uu")
+    def NotificationClosed(self, nid, reason):
+        pass
+
+
 def unmnemonic(label):
     """dbusmenu labels mark the access key with "_" and write a literal "_" as "__"."""
     out, i = [], 0
@@ -83,18 +128,22 @@ def unmnemonic(label):
     return "".join(out)
 
 
-def flatten(layout, out):
+def flatten(layout, out, path=()):
     """dbusmenu layout (id, props, children) -> flat list of items, depth-first."""
     item_id, props, children = layout
+    label = unmnemonic(str(props.get("label", "")))
     if item_id != 0:
         out.append({
             "id": int(item_id),
-            "label": unmnemonic(str(props.get("label", ""))),
+            "label": label,
             "enabled": bool(props.get("enabled", True)),
             "type": str(props.get("type", "standard")),
+            "toggle": int(props["toggle-state"]) if "toggle-state" in props else None,
+            "path": list(path),
         })
+        path = path + (label,)
     for child in children:
-        flatten(child, out)
+        flatten(child, out, path)
     return out
 
 
@@ -106,13 +155,19 @@ def main():
     state = {"item": None}
 
     def on_register(name, path):
-        state["item"] = (name, path)
-        loop.quit()
+        # The app may register again (a new icon): only the first one starts the session.
+        if state["item"] is None:
+            state["item"] = (name, path)
+            loop.quit()
 
     Watcher(bus, on_register)
+    notifications = Notifications(bus)
     proc = subprocess.Popen([app], stdout=sys.stderr, stderr=sys.stderr)
-    GLib.timeout_add_seconds(60, loop.quit)
+    timer = GLib.timeout_add_seconds(60, lambda: (state.update(timer=None), loop.quit(), False)[2])
+    state["timer"] = timer
     loop.run()
+    if state.get("timer") is not None:
+        GLib.source_remove(timer)
     if state["item"] is None:
         emit({"error": "the app did not register a tray item within 60 s", "exit": proc.poll()})
         proc.kill()
@@ -123,35 +178,74 @@ def main():
     menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
     emit({"registered": {"name": str(name), "path": str(path), "menu": str(menu_path)}})
 
-    def read_menu():
-        try:
-            menu.AboutToShow(0)
-        except dbus.DBusException:
-            pass  # optional in the protocol
-        _rev, layout = menu.GetLayout(0, -1, dbus.Array([], signature="s"))
-        return flatten(layout, [])
+    # Every call to the app is asynchronous: the main loop keeps serving the
+    # app's own calls (notifications) while we wait for its answers.
+    def read_menu(then, done):
+        def failed(e):
+            emit({"error": f"D-Bus: {e}"})
+            done()
 
-    for line in sys.stdin:
+        menu.AboutToShow(0, reply_handler=lambda *_: None, error_handler=lambda *_: None)
+        menu.GetLayout(0, -1, dbus.Array([], signature="s"),
+                       reply_handler=lambda _rev, layout: then(flatten(layout, [])), error_handler=failed)
+
+    def find(items, arg):
+        parent, sep, label = arg.partition(" >> ")
+        if not sep:
+            parent, label = None, arg
+        for i in items:
+            in_parent = parent is None or (i["path"] and parent in i["path"][-1])
+            if in_parent and i["label"].startswith(label):
+                return i
+        return None
+
+    def run(line, done):
         cmd, _, arg = line.strip().partition(" ")
-        try:
-            if cmd == "dump":
-                emit({"menu": read_menu()})
-            elif cmd == "click":
-                target = next((i for i in read_menu() if i["label"].startswith(arg)), None)
+
+        def answer(obj):
+            emit(obj)
+            done()
+
+        if cmd == "dump":
+            read_menu(lambda items: answer({"menu": items}), done)
+        elif cmd == "click":
+            def click(items):
+                target = find(items, arg)
                 if target is None:
-                    emit({"error": f"no menu item starts with {arg!r}"})
-                    continue
-                menu.Event(target["id"], "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
-                emit({"clicked": target["label"]})
-            elif cmd == "wait-exit":
+                    answer({"error": f"no menu item {arg!r}"})
+                    return
+                menu.Event(target["id"], "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())),
+                           reply_handler=lambda *_: answer({"clicked": target["label"]}),
+                           error_handler=lambda e: answer({"error": f"D-Bus: {e}"}))
+            read_menu(click, done)
+        elif cmd == "notifications":
+            answer({"notifications": notifications.shown})
+        elif cmd == "invoke":
+            nid, _, key = arg.partition(" ")
+            notifications.ActionInvoked(dbus.UInt32(int(nid)), key)
+            answer({"invoked": [int(nid), key]})
+        elif cmd == "wait-exit":
+            def waiter():
                 try:
-                    emit({"exit": proc.wait(timeout=10)})
+                    code = proc.wait(timeout=10)
+                    GLib.idle_add(lambda: (answer({"exit": code}), False)[1])
                 except subprocess.TimeoutExpired:
-                    emit({"error": "the app did not exit within 10 s"})
-            else:
-                emit({"error": f"unknown command {cmd!r}"})
-        except dbus.DBusException as e:
-            emit({"error": f"D-Bus: {e.get_dbus_name()}: {e}"})
+                    GLib.idle_add(lambda: (answer({"error": "the app did not exit within 10 s"}), False)[1])
+            threading.Thread(target=waiter, daemon=True).start()
+        else:
+            answer({"error": f"unknown command {cmd!r}"})
+
+    # Commands arrive on a thread; they run on the main loop, which keeps
+    # serving the app's D-Bus calls (notifications) in between.
+    def read_commands():
+        for line in sys.stdin:
+            done = threading.Event()
+            GLib.idle_add(lambda line=line, done=done: (run(line, done.set), False)[1])
+            done.wait(30)
+        GLib.idle_add(loop.quit)
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    loop.run()
     if proc.poll() is None:
         proc.kill()
     return 0

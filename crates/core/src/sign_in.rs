@@ -20,7 +20,7 @@ use crate::connect::{Connected, OAuthServer, connect};
 use crate::export::Exporter;
 use crate::oauth::browser::Browser;
 use crate::oauth::callback::{CallbackRouter, Delivery};
-use crate::oauth::engine::Engine;
+use crate::oauth::engine::{Engine, Step};
 use crate::oauth::http::Http;
 use crate::oauth::loopback::{CALLBACK_PATH, LoopbackListener, bind_stable};
 use crate::settings::SettingsFile;
@@ -115,7 +115,18 @@ impl Inner {
     async fn run(&self, server: &OAuthServer, browser: Arc<dyn Browser>) -> Result<Connected, String> {
         let redirect_uri = self.redirect_uri(server).await?;
         let engine = Engine::new(self.http.clone(), self.router.clone(), browser);
-        let progress = |step| tracing::info!(server = %server.name, ?step, "sign-in step");
+        // Only the step's name: the authorization URL carries this flow's `state`.
+        let progress = |step: Step| {
+            let name = match step {
+                Step::Probing => "probing",
+                Step::Discovering => "discovering",
+                Step::Registering => "registering",
+                Step::WaitingForBrowser { .. } => "waiting for the browser",
+                Step::ExchangingCode => "exchanging the code",
+                Step::WaitingForDevice { .. } => "waiting for the device",
+            };
+            tracing::info!(server = %server.name, step = name, "sign-in step");
+        };
         connect(&engine, &self.vault, self.exporter.as_ref(), server, &redirect_uri, &progress)
             .await
             .map_err(|e| e.to_string())
@@ -192,10 +203,11 @@ impl SignIns {
         let Ok(parsed) = url::Url::parse(url) else {
             return Delivery::Malformed("not a URL".to_owned());
         };
-        if parsed.scheme() != self.inner.scheme
-            || parsed.path().trim_start_matches('/') != CALLBACK_PATH.trim_start_matches('/')
-        {
-            return Delivery::Malformed(format!("not a sign-in redirect of this app ({}:…)", parsed.scheme()));
+        // `scheme:/callback` as registered; URL handlers may hand it on as
+        // `scheme:///callback` or `scheme://callback`.
+        let place = format!("{}{}", parsed.host_str().unwrap_or(""), parsed.path());
+        if parsed.scheme() != self.inner.scheme || place.trim_matches('/') != CALLBACK_PATH.trim_matches('/') {
+            return Delivery::Malformed(format!("not a sign-in redirect of this app ({}:{place})", parsed.scheme()));
         }
         self.inner.router.deliver(parsed.query().unwrap_or(""))
     }
@@ -222,6 +234,9 @@ mod tests {
         assert!(matches!(s.deliver_redirect("https://evil.example/callback?code=x&state=y"), Delivery::Malformed(_)));
         assert!(matches!(s.deliver_redirect("dev.example.app:/other?code=x&state=y"), Delivery::Malformed(_)));
         assert!(matches!(s.deliver_redirect("::"), Delivery::Malformed(_)));
+        for handed_on in ["dev.example.app:///callback?code=x&state=y", "dev.example.app://callback?code=x&state=y"] {
+            assert_eq!(s.deliver_redirect(handed_on), Delivery::UnknownState, "{handed_on}");
+        }
         // Ours, but no flow waits for this state.
         assert_eq!(s.deliver_redirect("dev.example.app:/callback?code=x&state=y"), Delivery::UnknownState);
     }
