@@ -378,7 +378,6 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
     assert!(tokens.join("fake.client.json").is_file());
     let connected = probe.wait_for_notification("Connected to fake", 1);
     assert_eq!(connected["body"], "Signed in; the agent can use it now.");
-    screenshot(&xvfb.display, "tray-status-window.png");
 
     // The grant dies: the background refresh fails for good, the server
     // needs sign-in, and exactly one notification says so.
@@ -407,6 +406,10 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
         registrations.iter().any(|r| r["redirect_uris"][0] == "dev.mcpauthtray.app:/callback"),
         "{registrations:#?}"
     );
+
+    // The status window (opened by the first run) with both servers signed in.
+    std::thread::sleep(Duration::from_secs(1));
+    screenshot(&xvfb.display, "tray-status-window.png");
 
     // Disconnect revokes and removes the agent's files.
     probe.send("click fake — >> Disconnect");

@@ -16,8 +16,8 @@ StatusNotifierItem, then answers commands, one per line on stdin:
 It also owns org.freedesktop.Notifications, recording every Notify call, so a test
 sees exactly which notifications the app showed.
 
-Events it prints on its own, one JSON line each: {"registered": ...} once the item
-registered, {"error": ...} on failures. Every wait is bounded; it never hangs.
+Events it prints on its own, one JSON line each: {"registered": {..., "pid", "after_s"}}
+once the item registered (the app's pid, seconds from its start), {"error": ...} on failures. Every wait is bounded; it never hangs.
 Needs Debian's python3-dbus and python3-gi (use /usr/bin/python3).
 """
 import json
@@ -158,10 +158,12 @@ def main():
         # The app may register again (a new icon): only the first one starts the session.
         if state["item"] is None:
             state["item"] = (name, path)
+            state["after_s"] = time.monotonic() - started
             loop.quit()
 
     Watcher(bus, on_register)
     notifications = Notifications(bus)
+    started = time.monotonic()
     proc = subprocess.Popen([app], stdout=sys.stderr, stderr=sys.stderr)
     timer = GLib.timeout_add_seconds(60, lambda: (state.update(timer=None), loop.quit(), False)[2])
     state["timer"] = timer
@@ -176,7 +178,8 @@ def main():
     item = bus.get_object(name, path)
     menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
     menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
-    emit({"registered": {"name": str(name), "path": str(path), "menu": str(menu_path)}})
+    emit({"registered": {"name": str(name), "path": str(path), "menu": str(menu_path),
+                         "pid": proc.pid, "after_s": state["after_s"]}})
 
     # Every call to the app is asynchronous: the main loop keeps serving the
     # app's own calls (notifications) while we wait for its answers.

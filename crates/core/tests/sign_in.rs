@@ -1,6 +1,8 @@
 //! Sign-ins as the tray runs them: concurrent, cancellable, answered by one
 //! router fed by the loopback listener or by deep links.
+#![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
 
+#[allow(dead_code, reason = "each test file uses part of the shared setup")]
 mod common;
 
 use std::sync::Arc;
