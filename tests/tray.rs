@@ -429,3 +429,41 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
     probe.send("click Quit");
     assert_eq!(probe.send("wait-exit")["exit"], 0);
 }
+
+/// The tray in a real panel (xfce4-panel): the icon registers with the
+/// panel's tray, and screenshots of the open menu and the status window go to
+/// `test-output/` for a person to look at.
+#[test]
+fn shows_in_a_real_panel_with_screenshots() {
+    let xvfb = Xvfb::start();
+    let session = Session::new();
+    let home = fixture_home("home");
+    let settings = session.dir.path().join("config/mcp-auth-tray");
+    std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#).unwrap_or_else(|e| panic!("{e}"));
+    let out = repo_root().join("test-output");
+    for name in ["tray-menu.png", "tray-window.png"] {
+        let _ = std::fs::remove_file(out.join(name));
+    }
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.args(["--", "sh", "-c", &format!("{UNLOCK}; exec \"$0\" \"$@\"")])
+        .arg(repo_root().join("tests/tray/panel_screenshots.sh"))
+        .arg(bin("mcp-auth-tray"))
+        .arg(&out)
+        .env("HERMES_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    session.apply(&mut cmd, &xvfb.display);
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run the panel script: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("registered:"),
+        "the icon did not reach xfce4-panel's tray:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["tray-menu.png", "tray-window.png"] {
+        let size = std::fs::metadata(out.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 0, "no screenshot {name}");
+    }
+}

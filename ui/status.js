@@ -22,6 +22,8 @@ function show(id, text) {
 function stateText(row) {
   if (row.busy === "signing_in") return "Signing in…";
   if (row.busy === "refreshing") return "Refreshing…";
+  // The detail column says why: the word alone is enough here.
+  if (row.state === "error" && row.detail) return "Error:";
   // The menu's line without its glyph and name.
   return row.summary.replace(/^\S+\s.*? — /, "");
 }
