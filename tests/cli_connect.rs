@@ -89,6 +89,17 @@ async fn connect_writes_the_agents_files_and_reuses_the_registration() {
     let out = setup.command(&["refresh", "--all"]).output().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+
+    // The grant is revoked at the server: the refresh fails, and the next
+    // `status` (another process) says so from the vault.
+    server.forget_refresh_tokens();
+    let out = setup.command(&["refresh", "fake"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let out = setup.command(&["status", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let fake = rows.as_array().and_then(|r| r.iter().find(|r| r["name"] == "fake")).cloned().unwrap_or_default();
+    assert_eq!(fake["state"], "needs_reauth", "{fake}");
+    assert!(fake["last_error"].as_str().is_some_and(|e| e.starts_with("the refresh token was rejected")), "{fake}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

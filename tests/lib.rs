@@ -127,6 +127,14 @@ impl Session {
         Self { dir }
     }
 
+    /// Marks the app's first run as done in this session, so it opens no
+    /// window and leaves "Start at login" as the OS has it.
+    pub fn not_first_run(&self) {
+        let settings = self.dir.path().join("config/mcp-auth-tray");
+        std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Applies the isolated environment to `cmd`.
     pub fn apply(&self, cmd: &mut Command, display: &str) {
         let p = |sub: &str| self.dir.path().join(sub);

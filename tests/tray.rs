@@ -191,9 +191,7 @@ fn menu_follows_config_and_token_files_and_quits() {
     let session = Session::new();
     let home = fixture_home("home");
     // Not the first run: no window, and "Start at login" stays as the OS has it (off).
-    let settings = session.dir.path().join("config/mcp-auth-tray");
-    std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#).unwrap_or_else(|e| panic!("{e}"));
+    session.not_first_run();
     let mut probe = Probe::start(&session, &xvfb.display, home.path());
 
     let registered = probe.event(Duration::from_secs(90));
@@ -438,9 +436,7 @@ fn shows_in_a_real_panel_with_screenshots() {
     let xvfb = Xvfb::start();
     let session = Session::new();
     let home = fixture_home("home");
-    let settings = session.dir.path().join("config/mcp-auth-tray");
-    std::fs::create_dir_all(&settings).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#).unwrap_or_else(|e| panic!("{e}"));
+    session.not_first_run();
     let out = repo_root().join("test-output");
     for name in ["tray-menu.png", "tray-window.png"] {
         let _ = std::fs::remove_file(out.join(name));

@@ -31,9 +31,7 @@ fn main() -> anyhow::Result<()> {
     let xvfb = Xvfb::start();
     let session = Session::new();
     let home = fixture_home("home");
-    let settings = session.dir.path().join("config/mcp-auth-tray");
-    std::fs::create_dir_all(&settings)?;
-    std::fs::write(settings.join("settings.json"), r#"{"first_run_done": true}"#)?;
+    session.not_first_run();
 
     let mut cmd = Command::new("dbus-run-session");
     cmd.args(["--", "sh", "-c", &format!("{UNLOCK}; exec \"$0\" \"$@\"")])

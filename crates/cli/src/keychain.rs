@@ -57,6 +57,7 @@ fn probe_record() -> CredentialRecord {
         },
         metadata: None,
         obtained_at: 0.0,
+        last_error: None,
     }
 }
 

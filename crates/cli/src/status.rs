@@ -1,7 +1,7 @@
 //! `mcp-auth status`: a table for people, `--json` for scripts.
 //!
 //! The JSON is an array of objects with the fields `profile`, `name`, `url`,
-//! `auth`, `state`, `expires_at`, `detail` (see `ServerStatus`). Problems with
+//! `auth`, `state`, `expires_at`, `detail`, `last_error` (see `ServerStatus`). Problems with
 //! a whole config file never change the exit code: the table shows them in
 //! place, and with `--json` they go to stderr so stdout stays an array.
 
@@ -136,6 +136,9 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint:
             if let Some(detail) = &s.detail {
                 text.push_str(&format!("    ↳ {detail}\n"));
             }
+            if let Some(error) = s.last_error.as_ref().filter(|e| s.detail.as_ref() != Some(*e)) {
+                text.push_str(&format!("    ↳ last refresh failed: {error}\n"));
+            }
         }
     }
     for hint in &report.hints {
@@ -186,6 +189,7 @@ mod tests {
                     expires_at,
                     detail: detail.map(str::to_owned),
                     refresh_due_at: None,
+                    last_error: None,
                 }
             };
         let report = StatusReport {

@@ -140,6 +140,7 @@ mod tests {
             expires_at: None,
             detail: None,
             refresh_due_at: None,
+            last_error: None,
         }
     }
 

@@ -231,6 +231,7 @@ pub async fn connect_with(
         client: auth.client.clone(),
         metadata,
         obtained_at: auth.tokens.received_at,
+        last_error: None,
     };
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());

@@ -111,6 +111,7 @@ mod tests {
                     expires_at: Some(1000 + 3120),
                     detail: None,
                     refresh_due_at: None,
+                    last_error: None,
                 },
                 ServerStatus {
                     profile: None,
@@ -121,6 +122,7 @@ mod tests {
                     expires_at: None,
                     detail: None,
                     refresh_due_at: None,
+                    last_error: None,
                 },
             ],
             computed_at: 1000.0,

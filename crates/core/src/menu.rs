@@ -257,6 +257,7 @@ mod tests {
             expires_at,
             detail: None,
             refresh_due_at: None,
+            last_error: None,
         }
     }
 

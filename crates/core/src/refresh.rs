@@ -28,7 +28,7 @@ use crate::export::{ExportError, Exporter};
 use crate::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::oauth::http::Http;
 use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
-use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
+use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +200,7 @@ async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer)
                 client,
                 metadata: crate::agent_files::read_json(&paths.meta),
                 obtained_at: now(),
+                last_error: None,
             };
             crate::vault::blocking({
                 let vault = vault.clone();
@@ -224,7 +225,43 @@ fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
     }
 }
 
+/// One refresh attempt ([`attempt`]); a failure is noted in the vault record
+/// (the last error, and whether sign-in is needed) for every front end and
+/// the next run, and the next success clears it.
 async fn transaction(
+    http: &Http,
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    fence_timeout: Duration,
+) -> Result<RefreshOutcome, RefreshError> {
+    let result = attempt(http, vault, exporter, server, fence_timeout).await;
+    if let Err(e @ (RefreshError::NeedsReauth(_) | RefreshError::Transient(_) | RefreshError::Failed(_))) = &result {
+        let failure = RefreshFailure {
+            message: match e {
+                RefreshError::NeedsReauth(m) | RefreshError::Transient(m) | RefreshError::Failed(m) => m.clone(),
+                RefreshError::NotConnected => String::new(),
+            },
+            needs_reauth: matches!(e, RefreshError::NeedsReauth(_)),
+            at: now(),
+        };
+        let (vault, key) = (vault.clone(), server.vault_key());
+        let noted = crate::vault::blocking(move || match vault.load(&key)? {
+            Some(mut record) => {
+                record.last_error = Some(failure);
+                vault.store(&key, &record)
+            }
+            None => Ok(()),
+        })
+        .await;
+        if let Err(e) = noted {
+            tracing::debug!(error = %e, "cannot note the failure in the vault");
+        }
+    }
+    result
+}
+
+async fn attempt(
     http: &Http,
     vault: &Vault,
     exporter: &dyn Exporter,
@@ -268,6 +305,7 @@ async fn transaction(
     record.tokens = StoredTokens::from_response(&tokens);
     record.tokens.scope = record.tokens.scope.take().or(previous_scope);
     record.obtained_at = tokens.received_at;
+    record.last_error = None;
     persist(vault, exporter, &target, &key, &record).await?;
     Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
 }
@@ -293,6 +331,7 @@ async fn adopt_if_newer(
     }
     record.tokens = tokens;
     record.obtained_at = now();
+    record.last_error = None;
     tracing::info!("the agent had refreshed; adopting its tokens");
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());

@@ -64,6 +64,8 @@ pub struct ServerStatus {
     pub expires_at: Option<i64>,
     /// Why, in words (never a secret).
     pub detail: Option<String>,
+    /// The last refresh failure the vault noted (cleared by a success).
+    pub last_error: Option<String>,
     /// When a refresh becomes due (epoch seconds); not serialised.
     #[serde(skip)]
     pub refresh_due_at: Option<f64>,
@@ -161,6 +163,7 @@ impl VaultView {
                 scope: r.tokens.scope,
                 issuer: r.issuer,
                 note: None,
+                last_failure: r.last_error,
             }),
             Ok(None) => Self::Missing,
             Err(VaultError::Unavailable(m)) => Self::Unavailable(m),
@@ -280,6 +283,7 @@ fn evaluate_entry(
         expires_at: None,
         detail: None,
         refresh_due_at: None,
+        last_error: None,
     };
     let config = match &entry.config {
         Ok(config) => config,
@@ -406,6 +410,13 @@ fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64)
     } else {
         status.state = AuthState::NeedsReauth;
         status.detail = Some("the access token expired and there is no refresh token".to_owned());
+    }
+    if let Some(failure) = &summary.last_failure {
+        status.last_error = Some(failure.message.clone());
+        if failure.needs_reauth {
+            status.state = AuthState::NeedsReauth;
+            status.detail = Some(failure.message.clone());
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub struct TokenFileSummary {
     pub issuer: Option<String>,
     /// Something odd that does not make the file unusable.
     pub note: Option<String>,
+    /// The vault's note of the last failed refresh (never from a token file).
+    pub last_failure: Option<crate::vault::RefreshFailure>,
 }
 
 /// Why a token file cannot be used.
@@ -115,7 +117,7 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
         },
         Some(_) => return Err("`expires_at` must be a number of seconds (the agent cannot load a string)".to_owned()),
     };
-    Ok(TokenFileSummary { expires_at, lifetime_secs, has_refresh_token, scope, issuer, note })
+    Ok(TokenFileSummary { expires_at, lifetime_secs, has_refresh_token, scope, issuer, note, last_failure: None })
 }
 
 /// Now, as epoch seconds.
@@ -153,6 +155,7 @@ mod tests {
                 scope: Some("x y".to_owned()),
                 issuer: None,
                 note: None,
+                last_failure: None,
             }
         );
     }

@@ -148,6 +148,27 @@ async fn invalid_grant_means_sign_in_again() {
     rig.server.forget_refresh_tokens();
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("rejected");
     assert!(matches!(err, RefreshError::NeedsReauth(_)), "{err}");
+    // The vault remembers it, for every front end and the next run.
+    let key = rig.target.vault_key();
+    let failure = rig.vault.load(&key).expect("load").expect("record").last_error.expect("noted");
+    assert!(failure.needs_reauth);
+    assert!(failure.message.starts_with("the refresh token was rejected"), "{}", failure.message);
+}
+
+#[tokio::test]
+async fn the_next_successful_refresh_clears_a_noted_failure() {
+    let rig = connected(Behaviour::default()).await;
+    let key = rig.target.vault_key();
+    // An earlier attempt failed (the network was down, say).
+    let mut record = rig.vault.load(&key).expect("load").expect("record");
+    record.last_error = Some(mcp_auth_core::vault::RefreshFailure {
+        message: "cannot reach the token endpoint".to_owned(),
+        needs_reauth: false,
+        at: 1.0,
+    });
+    rig.vault.store(&key, &record).expect("store");
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.vault.load(&key).expect("load").expect("record").last_error, None);
 }
 
 #[tokio::test]

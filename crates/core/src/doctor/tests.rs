@@ -266,6 +266,7 @@ fn vault_states() {
             scope: Some("read".to_owned()),
             issuer: Some(issuer.to_owned()),
             note: None,
+            last_failure: None,
         })
     };
     let run = |view: VaultView| {

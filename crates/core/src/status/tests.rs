@@ -114,6 +114,7 @@ fn states_from_the_agents_token_files() {
             expires_at: Some((NOW + 3120.0) as i64),
             detail: None,
             refresh_due_at: Some(NOW + 3120.0 - 900.0),
+            last_error: None,
         }
     );
     assert_eq!(row(&report, "dead").detail.as_deref(), Some("the access token expired and there is no refresh token"));
@@ -210,6 +211,7 @@ fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Op
         expires_at,
         detail: detail.map(str::to_owned),
         refresh_due_at: None,
+        last_error: None,
     }
 }
 
@@ -283,6 +285,7 @@ fn vault_summary(expires_at: f64) -> TokenFileSummary {
         scope: None,
         issuer: None,
         note: None,
+        last_failure: None,
     }
 }
 
@@ -318,4 +321,35 @@ fn the_vault_is_the_source_of_truth() {
     let locked = row(&report, "locked");
     assert_eq!(locked.state, AuthState::Connected, "the agent's file still tells the state");
     assert_eq!(locked.detail.as_deref(), Some("keychain unavailable: the keychain is locked"));
+}
+
+#[test]
+fn a_failed_refresh_noted_in_the_vault_shows() {
+    let f = Fixture::new(
+        "mcp_servers:\n  dead:\n    url: https://d/mcp\n    auth: oauth\n  flaky:\n    url: https://f/mcp\n    auth: oauth\n",
+    );
+    f.tokens("dead", &token_json(NOW + 3000.0, 3600, true));
+    f.tokens("flaky", &token_json(NOW + 3000.0, 3600, true));
+    let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
+    let lookup = |key: &VaultKey| {
+        let needs_reauth = key.account().starts_with("default/dead#");
+        VaultView::Present(TokenFileSummary {
+            last_failure: Some(crate::vault::RefreshFailure {
+                message: if needs_reauth { "the refresh token was rejected" } else { "timed out" }.to_owned(),
+                needs_reauth,
+                at: NOW - 60.0,
+            }),
+            ..vault_summary(NOW + 3000.0)
+        })
+    };
+    let report = StatusReport::evaluate_with(&snap, UNIX_EPOCH + Duration::from_secs_f64(NOW), &lookup);
+    let dead = row(&report, "dead");
+    assert_eq!(dead.state, AuthState::NeedsReauth, "a refresh that can never work means sign in again");
+    assert_eq!(dead.detail.as_deref(), Some("the refresh token was rejected"));
+    assert_eq!(dead.last_error.as_deref(), Some("the refresh token was rejected"));
+    let flaky = row(&report, "flaky");
+    assert_eq!(flaky.state, AuthState::Connected, "a passing network error does not change the state");
+    assert_eq!(flaky.last_error.as_deref(), Some("timed out"));
+    let json = serde_json::to_value(&flaky).expect("json");
+    assert_eq!(json["last_error"], "timed out");
 }

@@ -22,7 +22,7 @@ mod record;
 use std::sync::Arc;
 
 pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
-pub use record::{CredentialRecord, RECORD_VERSION, StoredTokens};
+pub use record::{CredentialRecord, RECORD_VERSION, RefreshFailure, StoredTokens};
 
 /// The keychain service name all our entries live under.
 pub const SERVICE: &str = "mcp-auth-tray";

@@ -45,6 +45,18 @@ impl StoredTokens {
     }
 }
 
+/// The last refresh of a record that failed (kept so every front end, and
+/// the next run, can say so); cleared by the next success.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshFailure {
+    /// Why, in words (never a secret).
+    pub message: String,
+    /// Refreshing cannot succeed: the user must sign in again.
+    pub needs_reauth: bool,
+    /// When, epoch seconds.
+    pub at: f64,
+}
+
 /// Everything we keep about one server's credentials.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CredentialRecord {
@@ -59,6 +71,8 @@ pub struct CredentialRecord {
     pub metadata: Option<Value>,
     /// When these tokens were obtained, epoch seconds.
     pub obtained_at: f64,
+    /// The last refresh failed (and how); `None` after a success.
+    pub last_error: Option<RefreshFailure>,
 }
 
 /// The serialised form. Secrets appear only here, on their way into the
@@ -85,6 +99,8 @@ struct Wire {
     #[serde(default)]
     metadata: Option<Value>,
     obtained_at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<RefreshFailure>,
 }
 
 impl CredentialRecord {
@@ -115,6 +131,7 @@ impl CredentialRecord {
             client: self.client.to_json(),
             metadata: self.metadata.clone(),
             obtained_at: self.obtained_at,
+            last_error: self.last_error.clone(),
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
@@ -144,6 +161,7 @@ impl CredentialRecord {
             client,
             metadata: wire.metadata,
             obtained_at: wire.obtained_at,
+            last_error: wire.last_error,
         })
     }
 }

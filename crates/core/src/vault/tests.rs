@@ -34,6 +34,7 @@ fn record(padding: usize) -> CredentialRecord {
             serde_json::json!({"issuer": "https://as.example", "token_endpoint": "https://as.example/token"}),
         ),
         obtained_at: 1_799_996_400.0,
+        last_error: None,
     }
 }
 
