@@ -272,7 +272,8 @@ fn json_shape_is_stable() {
       "auth": "oauth",
       "state": "connected",
       "expires_at": 1800003120,
-      "detail": null
+      "detail": null,
+      "last_error": null
     }
     "#);
 }
