@@ -21,6 +21,7 @@ use tauri_plugin_deep_link::DeepLinkExt;
 const AUTOSTART_ARG: &str = "--autostart";
 
 fn main() -> anyhow::Result<()> {
+    draw_without_gl();
     let app = tauri::Builder::default()
         // First: a second launch (the browser opening our deep link, or the
         // user starting the app again) hands its arguments to this one and exits.
@@ -66,3 +67,18 @@ fn main() -> anyhow::Result<()> {
     });
     Ok(())
 }
+
+/// On Linux, GTK sets up OpenGL as it starts, even for a tray that shows no
+/// window; with no GPU that loads Mesa's software renderer (~45 MB resident,
+/// for nothing). The status window is a small table that draws fine without
+/// GL, so GL is off unless the user set `GDK_GL` themselves. Done first
+/// thing in `main`, before GTK or any other thread starts, so nothing reads
+/// the environment while it changes.
+#[cfg(target_os = "linux")]
+fn draw_without_gl() {
+    // A failure only costs memory; logging is not up yet.
+    let _ = glib::setenv("GDK_GL", "disable", false);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn draw_without_gl() {}
