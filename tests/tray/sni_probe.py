@@ -212,14 +212,22 @@ def main():
         if cmd == "dump":
             read_menu(lambda items: answer({"menu": items}), done)
         elif cmd == "click":
-            def click(items):
+            def click(items, tries=3):
                 target = find(items, arg)
                 if target is None:
                     answer({"error": f"no menu item {arg!r}"})
                     return
+
+                def failed(e):
+                    # The app rebuilt its menu (a state change) between our read and
+                    # the click, so the item has a new id: read again and retry.
+                    if tries > 1 and "does not refer to a menu item" in str(e):
+                        read_menu(lambda again: click(again, tries - 1), done)
+                    else:
+                        answer({"error": f"D-Bus: {e}"})
+
                 menu.Event(target["id"], "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())),
-                           reply_handler=lambda *_: answer({"clicked": target["label"]}),
-                           error_handler=lambda e: answer({"error": f"D-Bus: {e}"}))
+                           reply_handler=lambda *_: answer({"clicked": target["label"]}), error_handler=failed)
             read_menu(click, done)
         elif cmd == "notifications":
             answer({"notifications": notifications.shown})
