@@ -144,9 +144,15 @@ impl Refresher {
         }
         let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
         let exporter = self.exporter.clone();
-        let result = tokio::spawn(async move { transaction(&http, &vault, exporter.as_ref(), &server, timeout).await })
-            .await
-            .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
+        let result = tokio::spawn(async move {
+            let result = transaction(&http, &vault, exporter.as_ref(), &server, timeout).await;
+            if let Err(e) = &result {
+                note_failure(&vault, &server, e).await;
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
         let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = (last.0 + 1, Some(result.clone()));
         result
@@ -225,43 +231,31 @@ fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
     }
 }
 
-/// One refresh attempt ([`attempt`]); a failure is noted in the vault record
-/// (the last error, and whether sign-in is needed) for every front end and
-/// the next run, and the next success clears it.
-async fn transaction(
-    http: &Http,
-    vault: &Vault,
-    exporter: &dyn Exporter,
-    server: &OAuthServer,
-    fence_timeout: Duration,
-) -> Result<RefreshOutcome, RefreshError> {
-    let result = attempt(http, vault, exporter, server, fence_timeout).await;
-    if let Err(e @ (RefreshError::NeedsReauth(_) | RefreshError::Transient(_) | RefreshError::Failed(_))) = &result {
-        let failure = RefreshFailure {
-            message: match e {
-                RefreshError::NeedsReauth(m) | RefreshError::Transient(m) | RefreshError::Failed(m) => m.clone(),
-                RefreshError::NotConnected => String::new(),
-            },
-            needs_reauth: matches!(e, RefreshError::NeedsReauth(_)),
-            at: now(),
-        };
-        let (vault, key) = (vault.clone(), server.vault_key());
-        let noted = crate::vault::blocking(move || match vault.load(&key)? {
-            Some(mut record) => {
-                record.last_error = Some(failure);
-                vault.store(&key, &record)
-            }
-            None => Ok(()),
-        })
-        .await;
-        if let Err(e) = noted {
-            tracing::debug!(error = %e, "cannot note the failure in the vault");
+/// Notes a failed refresh in the vault record (the reason, and whether
+/// sign-in is needed), for every front end and the next run; the next
+/// success or adoption clears it. A record that is gone has nothing to note.
+async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError) {
+    let (message, needs_reauth) = match error {
+        RefreshError::NeedsReauth(m) => (m, true),
+        RefreshError::Transient(m) | RefreshError::Failed(m) => (m, false),
+        RefreshError::NotConnected => return,
+    };
+    let failure = RefreshFailure { message: message.clone(), needs_reauth, at: now() };
+    let (vault, key) = (vault.clone(), server.vault_key());
+    let noted = crate::vault::blocking(move || match vault.load(&key)? {
+        Some(mut record) => {
+            record.last_error = Some(failure);
+            vault.store(&key, &record)
         }
+        None => Ok(()),
+    })
+    .await;
+    if let Err(e) = noted {
+        tracing::debug!(error = %e, "cannot note the failure in the vault");
     }
-    result
 }
 
-async fn attempt(
+async fn transaction(
     http: &Http,
     vault: &Vault,
     exporter: &dyn Exporter,
