@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mcp_auth_core::activity::ServerRef;
 use mcp_auth_core::connect::{OAuthServer, disconnect, find_oauth_server};
 use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser};
+use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
 use mcp_auth_core::oauth::callback::Delivery;
 use mcp_auth_core::{AuthState, MenuAction, MenuLine, TrayIcon, TrayMenu};
 use tauri::image::Image;
@@ -195,9 +195,11 @@ struct Opener(AppHandle);
 
 impl Browser for Opener {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
-        Box::pin(
-            async move { self.0.opener().open_url(url, None::<&str>).map_err(|e| BrowserError::Other(e.to_string())) },
-        )
+        Box::pin(async move {
+            // The same last check as every other front end's, before the OS launcher.
+            check_browser_url(url)?;
+            self.0.opener().open_url(url, None::<&str>).map_err(|e| BrowserError::Other(e.to_string()))
+        })
     }
 }
 

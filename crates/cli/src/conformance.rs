@@ -85,6 +85,7 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<()> {
         url: args.server_url.parse().context("the server URL is not a URL")?,
         client_id: scenario.text("client_id"),
         client_secret: scenario.text("client_secret").map(SecretString::new),
+        issuer: None,
         scope: None,
         client_name: "mcp-auth-tray conformance client".to_owned(),
         client_metadata_url: Some(args.client_metadata_url.clone()),

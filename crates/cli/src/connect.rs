@@ -14,7 +14,9 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use mcp_auth_core::connect::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
 use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser};
+use mcp_auth_core::oauth::browser::{
+    Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser, check_browser_url,
+};
 use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
 use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
@@ -96,6 +98,7 @@ struct PrintUrl {
 impl Browser for PrintUrl {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
+            check_browser_url(url)?;
             let mut err = std::io::stderr().lock();
             let then = if self.paste {
                 "\nAfter signing in, the browser goes to an address on 127.0.0.1 that it cannot open there:\ncopy that address here and press Enter.\n"
@@ -114,6 +117,7 @@ struct OrPrint(Box<dyn Browser>);
 impl Browser for OrPrint {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
+            check_browser_url(url)?;
             if let Err(e) = self.0.open(url).await {
                 tracing::warn!(error = %e, "cannot open a browser; printing the URL");
                 return PrintUrl { paste: false }.open(url).await;

@@ -25,6 +25,7 @@ fn target(server: &FakeServer) -> Target {
         url: server.mcp_url().parse().unwrap_or_else(|e| panic!("{e}")),
         client_id: None,
         client_secret: None,
+        issuer: None,
         scope: None,
         client_name: "Hermes Agent".to_owned(),
         client_metadata_url: None,

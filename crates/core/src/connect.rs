@@ -129,6 +129,7 @@ impl OAuthServer {
             url: self.url.clone(),
             client_id: self.oauth.client_id.clone(),
             client_secret: self.oauth.client_secret.clone(),
+            issuer: self.oauth.issuer.clone(),
             scope: self.oauth.scope.clone(),
             client_name: self.oauth.client_name.clone().unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
             client_metadata_url: self.oauth.client_metadata_url.clone(),
@@ -325,16 +326,12 @@ async fn revoke_record(
         resource: (!server.oauth.omit_resource).then(|| server.url.to_string()),
     };
     // The refresh token first: revoking it usually ends the whole grant.
-    let mut problems = Vec::new();
-    if let Some(refresh) = &record.tokens.refresh_token
-        && let Err(e) = endpoint.revoke(http, refresh, true).await
-    {
-        problems.push(e.to_string());
-    }
-    if let Err(e) = endpoint.revoke(http, &record.tokens.access_token, false).await {
-        problems.push(e.to_string());
-    }
-    if problems.is_empty() { (true, None) } else { (false, Some(problems.join("; "))) }
+    let refresh = match &record.tokens.refresh_token {
+        Some(refresh) => Some(endpoint.revoke(http, refresh, true).await),
+        None => None,
+    };
+    let access = endpoint.revoke(http, &record.tokens.access_token, false).await;
+    crate::oauth::tokens::revocation_outcome(refresh.as_ref(), &access)
 }
 
 /// How the agent's copy differs from the vault's, for `export --check`.

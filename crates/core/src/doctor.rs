@@ -19,12 +19,14 @@ use serde::Serialize;
 use crate::connect::{ConnectError, OAuthServer, kept_registration};
 use crate::oauth::callback::CallbackRouter;
 use crate::oauth::engine::{
-    ClientSource, Discovered, Engine, EngineError, Probe, Target, initial_scopes, reusable_registration,
+    ClientSource, Discovered, Engine, EngineError, Probe, Target, check_secret_binding, initial_scopes,
+    reusable_registration,
 };
 use crate::oauth::loopback::{ListenerError, LoopbackListener, redirect_uri};
 use crate::oauth::recorder::{Exchange, Recorder};
 use crate::settings::AppSettings;
 use crate::status::{VaultView, time_left};
+use crate::text::server_text;
 use crate::vault::{Vault, VaultError};
 
 /// The steps, in the order a sign-in takes them.
@@ -197,9 +199,16 @@ pub async fn examine(
             Ok((mut manager, discovered)) => {
                 let scopes = initial_scopes(&manager, &target).await;
                 let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-                let kept = reusable_registration(kept_registration(record, &server.paths()), &discovered, &redirect);
-                let identity = engine.client_identity(&mut manager, &target, &discovered, &redirect, &scopes, kept);
-                registration = Some(identity.await.map(|(client, source)| (source, client.client_id)));
+                let stored = kept_registration(record, &server.paths());
+                registration = Some(match check_secret_binding(&target, stored.as_ref(), &discovered) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let kept = reusable_registration(stored, &discovered, &redirect);
+                        let identity =
+                            engine.client_identity(&mut manager, &target, &discovered, &redirect, &scopes, kept);
+                        identity.await.map(|(client, source)| (source, client.client_id))
+                    }
+                });
                 discovery = Some(Ok(discovered));
             }
             Err(e) => discovery = Some(Err(e)),
@@ -297,7 +306,8 @@ fn field(body: Option<&serde_json::Value>, name: &str) -> String {
         }
         Some(other) => other.to_string(),
     };
-    format!("{name}: {value}")
+    // The server's words, on the user's terminal: made safe.
+    format!("{name}: {}", server_text(&value))
 }
 
 /// The steps after `config`, from what was observed (pure).
@@ -448,6 +458,8 @@ fn server_metadata_step(
             StepReport::skipped(name, "the resource metadata is not for this server")
         }
         Err(EngineError::IssuerMismatch { expected, received }) => issuer_mismatch(expected, received),
+        Err(e @ EngineError::UnsafeEndpoint { field, .. }) => StepReport::new(name, Outcome::Fail, e.to_string())
+            .hint(unsafe_endpoint_hint(field)),
         Err(EngineError::NoS256 { advertised, .. }) => StepReport::new(
             name,
             Outcome::Fail,
@@ -468,6 +480,8 @@ fn server_metadata_step(
             for f in [
                 "issuer",
                 "code_challenge_methods_supported",
+                "authorization_endpoint",
+                "token_endpoint",
                 "registration_endpoint",
                 "device_authorization_endpoint",
                 "client_id_metadata_document_supported",
@@ -478,6 +492,16 @@ fn server_metadata_step(
         step.evidence.extend(tried(asm));
     }
     step
+}
+
+/// What to do about an endpoint refused by the endpoint rule.
+fn unsafe_endpoint_hint(field: &str) -> String {
+    if field == "client_metadata_url" {
+        return "a Client ID Metadata Document must be served over https://; fix `mcp_auth_tray.client_metadata_url` in config.yaml".to_owned();
+    }
+    format!(
+        "endpoints are only used over https:// (or http:// on this machine); `{field}` names another kind of address, so nothing is opened or sent there. If you trust this server, its operator must publish https:// endpoints; otherwise it may be trying to run something on your machine (a `javascript:`, `file:` or `smb:` URL)"
+    )
 }
 
 fn registration_step(o: &Observations, other: &[&Exchange]) -> StepReport {
@@ -498,6 +522,11 @@ fn registration_step(o: &Observations, other: &[&Exchange]) -> StepReport {
             };
             StepReport::new(name, Outcome::Ok, summary).at(register)
         }
+        Err(e @ EngineError::UnsafeEndpoint { field, .. }) => {
+            StepReport::new(name, Outcome::Fail, e.to_string()).hint(unsafe_endpoint_hint(field))
+        }
+        Err(e @ EngineError::SecretIssuerMismatch { found, .. }) => StepReport::new(name, Outcome::Fail, e.to_string())
+            .hint(format!("the resource now names another authorization server than the one `oauth.client_secret` was made for; the secret was not sent. If that is expected, set `oauth.issuer: {found}` (and the matching client_id and client_secret)")),
         Err(e) => {
             let configure = format!(
                 "configure `oauth.client_id` (and `client_secret` if it has one) for `{}` in config.yaml, with a client made in the server's developer settings",
@@ -507,9 +536,10 @@ fn registration_step(o: &Observations, other: &[&Exchange]) -> StepReport {
                 return StepReport::new(name, Outcome::Fail, e.to_string()).hint(configure);
             };
             let body = refused.body.as_ref();
-            let error = body.and_then(|b| b["error"].as_str()).unwrap_or("no error code");
-            let status = refused.outcome.as_ref().map_or_else(Clone::clone, |s| format!("HTTP {s}"));
-            let description = body.and_then(|b| b["error_description"].as_str()).map(|d| format!(": {d}"));
+            let error = body.and_then(|b| b["error"].as_str()).map_or_else(|| "no error code".to_owned(), server_text);
+            let status = refused.outcome.as_ref().map_or_else(|e| server_text(e), |s| format!("HTTP {s}"));
+            let description =
+                body.and_then(|b| b["error_description"].as_str()).map(|d| format!(": {}", server_text(d)));
             let mut step = StepReport::new(
                 name,
                 Outcome::Fail,

@@ -293,6 +293,13 @@ async fn transaction(
             return Err(RefreshError::NeedsReauth(format!("the client registration was rejected ({description})")));
         }
         Err(e) if e.is_transient() => return Err(RefreshError::Transient(e.to_string())),
+        // A rotating server has spent the token we sent: the new one is the
+        // only live one, so it is kept before the failure is reported.
+        Err(e @ TokenError::PartialResponse { .. }) => {
+            record.tokens.refresh_token = e.kept_refresh_token().cloned();
+            persist(vault, exporter, &target, &key, &record).await?;
+            return Err(RefreshError::Transient(format!("{e}; the new refresh token was kept")));
+        }
         Err(e) => return Err(RefreshError::Failed(e.to_string())),
     };
     let previous_scope = record.tokens.scope.take();

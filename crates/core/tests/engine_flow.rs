@@ -38,6 +38,7 @@ fn target(server: &FakeServer) -> Target {
         url: server.mcp_url().parse().expect("url"),
         client_id: None,
         client_secret: None,
+        issuer: None,
         scope: None,
         client_name: "Hermes Agent".to_owned(),
         client_metadata_url: None,

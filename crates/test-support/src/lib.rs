@@ -83,6 +83,24 @@ pub struct Behaviour {
     pub device_flow: bool,
     /// The `interval` of device authorization answers, seconds.
     pub device_interval: u64,
+    /// Fields merged into the AS metadata (a `null` removes one): hostile
+    /// endpoints (`javascript:`, `file:`, plain `http://` elsewhere), ...
+    pub metadata_patch: serde_json::Map<String, serde_json::Value>,
+    /// `authorization_servers` of the PRM instead of this server's issuer
+    /// (a resource that points at another authorization server).
+    pub authorization_servers: Option<Vec<String>>,
+    /// Fields merged into every successful token response (a `null` removes
+    /// one): `expires_in: "3600"`, `1e20`, a missing `access_token`, ...
+    pub token_response_patch: serde_json::Map<String, serde_json::Value>,
+    /// This `error_description` in every OAuth error answer (hostile text).
+    pub error_description: Option<String>,
+    /// OpenID Connect Core §11: `offline_access` yields a refresh token only
+    /// when the authorization request had `prompt=consent`; without
+    /// `offline_access`, none either.
+    pub oidc_offline_access: bool,
+    /// RFC 7009 §2.2.1: revoking an access token answers 400
+    /// `unsupported_token_type` (a JWT access token cannot be revoked).
+    pub unsupported_access_token_revocation: bool,
 }
 
 impl Default for Behaviour {
@@ -113,6 +131,12 @@ impl Default for Behaviour {
             refuse_registration: false,
             device_flow: false,
             device_interval: 1,
+            metadata_patch: serde_json::Map::new(),
+            authorization_servers: None,
+            token_response_patch: serde_json::Map::new(),
+            error_description: None,
+            oidc_offline_access: false,
+            unsupported_access_token_revocation: false,
         }
     }
 }
@@ -155,6 +179,8 @@ pub(crate) struct Grant {
     pub challenge: String,
     pub scope: Option<String>,
     pub resource: Option<String>,
+    /// The authorization request's `prompt`.
+    pub prompt: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ pub async fn protected_resource(State(s): State<Shared>) -> Response {
     }
     let mut prm = json!({
         "resource": b.prm_resource_override.clone().unwrap_or_else(|| s.mcp_url()),
-        "authorization_servers": [s.issuer()],
+        "authorization_servers": b.authorization_servers.clone().unwrap_or_else(|| vec![s.issuer()]),
         "bearer_methods_supported": ["header"],
     });
     if let Some(scopes) = &b.scopes_supported {
@@ -74,10 +74,28 @@ pub async fn authorization_server(State(s): State<Shared>) -> Response {
     if let Some(size) = b.pad_metadata_to {
         meta["padding"] = json!("x".repeat(size));
     }
+    patch(&mut meta, &b.metadata_patch);
     Json(meta).into_response()
 }
 
+/// Merges `fields` into the object `value`; a `null` field removes the key.
+fn patch(value: &mut Value, fields: &serde_json::Map<String, Value>) {
+    let Some(map) = value.as_object_mut() else { return };
+    for (k, v) in fields {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    oauth_error_text(status, error, description, None)
+}
+
+fn oauth_error_text(status: StatusCode, error: &str, description: &str, instead: Option<String>) -> Response {
+    let description = instead.unwrap_or_else(|| description.to_owned());
     (status, Json(json!({"error": error, "error_description": description}))).into_response()
 }
 
@@ -86,7 +104,7 @@ pub async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Respo
     s.with(|i| i.log.registrations.push(body.clone()));
     let b = s.behaviour();
     if !b.registration || b.refuse_registration {
-        return oauth_error(StatusCode::FORBIDDEN, "access_denied", "registration is closed");
+        return oauth_error_text(StatusCode::FORBIDDEN, "access_denied", "registration is closed", b.error_description);
     }
     let redirect_uris: Vec<String> = body["redirect_uris"]
         .as_array()
@@ -145,6 +163,7 @@ pub async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, 
                 challenge,
                 scope: get("scope"),
                 resource: get("resource"),
+                prompt: get("prompt"),
             },
         )
     });
@@ -247,7 +266,10 @@ fn exchange_code(s: &Shared, client_id: &str, form: &HashMap<String, String>) ->
             "resource differs from the authorization request",
         );
     }
-    issue(s, client_id, grant.scope, true)
+    let b = s.behaviour();
+    let offline = grant.scope.as_deref().is_some_and(|sc| sc.split(' ').any(|x| x == "offline_access"));
+    let with_refresh = !b.oidc_offline_access || (offline && grant.prompt.as_deref() == Some("consent"));
+    issue(s, client_id, grant.scope, with_refresh)
 }
 
 fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Response {
@@ -257,7 +279,13 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
     };
     let known = s.with(|i| i.refresh.get(presented).cloned());
     let Some(known) = known.filter(|r| r.client_id == client_id) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh token unknown, spent or revoked");
+        let description = b.error_description.clone();
+        return oauth_error_text(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token unknown, spent or revoked",
+            description,
+        );
     };
     if b.rotate_refresh_tokens {
         s.with(|i| i.refresh.remove(presented));
@@ -275,6 +303,12 @@ fn issue(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool)
 }
 
 fn issue_tokens(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool) -> Value {
+    let mut response = issue_tokens_as_is(s, client_id, scope, with_refresh);
+    patch(&mut response, &s.behaviour().token_response_patch);
+    response
+}
+
+fn issue_tokens_as_is(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool) -> Value {
     let lifetime = s.behaviour().access_token_lifetime;
     let access = s.token("access");
     s.with(|i| i.access.insert(access.clone(), Access { expires_at: now() + lifetime, scope: scope.clone() }));
@@ -348,6 +382,14 @@ fn device_token(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> 
 
 pub async fn revoke(State(s): State<Shared>, axum::Form(form): axum::Form<HashMap<String, String>>) -> Response {
     s.record("POST /revoke".to_owned());
+    let is_access = form.get("token").is_some_and(|t| s.with(|i| i.access.contains_key(t)));
+    if is_access && s.behaviour().unsupported_access_token_revocation {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_token_type",
+            "access tokens are JWTs; revoke the refresh token",
+        );
+    }
     if let Some(token) = form.get("token") {
         s.with(|i| {
             i.log.revocations.push(token.clone());

@@ -60,6 +60,9 @@ pub struct OAuthSettings {
     pub client_id: Option<String>,
     /// The pre-registered client's secret.
     pub client_secret: Option<SecretString>,
+    /// The authorization server (issuer) the pre-registered client belongs
+    /// to: the secret is never sent to another (ours; the agent ignores it).
+    pub issuer: Option<String>,
     /// Scope to request when the server's metadata names none.
     pub scope: Option<String>,
     /// Fixed loopback port for the redirect (`None`: chosen by us).
@@ -243,6 +246,7 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
     Ok(OAuthSettings {
         client_id: field("client_id")?.filter(|s| !s.is_empty()),
         client_secret: field("client_secret")?.filter(|s| !s.is_empty()).map(SecretString::new),
+        issuer: field("issuer")?.filter(|s| !s.is_empty()),
         scope: field("scope")?.filter(|s| !s.is_empty()),
         redirect_port,
         redirect_uri: field("redirect_uri")?.filter(|s| !s.is_empty()),

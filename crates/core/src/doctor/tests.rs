@@ -17,6 +17,7 @@ fn target() -> Target {
         url: url::Url::parse(&format!("{BASE}/mcp")).unwrap_or_else(|e| panic!("{e}")),
         client_id: None,
         client_secret: None,
+        issuer: None,
         scope: None,
         client_name: "Hermes Agent".to_owned(),
         client_metadata_url: None,

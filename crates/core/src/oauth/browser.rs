@@ -33,8 +33,22 @@ pub enum BrowserError {
     /// (a scripted browser can see this; a person sees the page).
     #[error("the authorization page answered HTTP {status}: {body}")]
     Rejected { status: u16, body: String },
+    /// The URL fails the endpoint rule ([`super::endpoint::check_endpoint`]):
+    /// it never reaches a browser or the OS launcher.
+    #[error("refusing to open `{url}` in a browser: {reason}")]
+    Unsafe { url: String, reason: super::endpoint::UnsafeUrl },
     #[error("{0}")]
     Other(String),
+}
+
+/// The last check before a URL goes to any browser, the OS launcher or the
+/// screen: every front end's [`Browser`] calls it (and the engine does, before
+/// handing the URL over), so a `javascript:`, `file:` or `smb:` URL or plain
+/// `http://` to another host can never be launched, whoever built the URL.
+pub fn check_browser_url(url: &str) -> Result<(), BrowserError> {
+    super::endpoint::check_endpoint(url)
+        .map(|_| ())
+        .map_err(|reason| BrowserError::Unsafe { url: super::endpoint::shown(url), reason })
 }
 
 /// Runs a command with the URL as its last argument (`$BROWSER`), or in place
@@ -77,6 +91,7 @@ impl CommandBrowser {
 impl Browser for CommandBrowser {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
+            check_browser_url(url)?;
             let mut cmd = tokio::process::Command::from(self.command(url));
             cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
             let status =
@@ -93,6 +108,7 @@ pub struct SystemBrowser;
 impl Browser for SystemBrowser {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
+            check_browser_url(url)?;
             let url = url.to_owned();
             tokio::task::spawn_blocking(move || open::that_detached(url))
                 .await
@@ -189,10 +205,16 @@ mod tests {
         };
         browser.open("https://as.example/authorize?x=1").await?;
         assert_eq!(std::fs::read_to_string(&out)?, "https://as.example/authorize?x=1");
+        std::fs::remove_file(&out)?;
+        for hostile in ["javascript:alert(1)", "file:///etc/passwd", "smb://evil.example/s", "http://evil.example/a"] {
+            let refused = browser.open(hostile).await;
+            assert!(matches!(refused, Err(BrowserError::Unsafe { .. })), "{hostile}: {refused:?}");
+            assert!(!out.exists(), "{hostile} reached the command");
+        }
         let failing = CommandBrowser::from_spec("false").expect("a command");
-        assert!(matches!(failing.open("u").await, Err(BrowserError::Failed { .. })));
+        assert!(matches!(failing.open("https://u.example/").await, Err(BrowserError::Failed { .. })));
         let missing = CommandBrowser::from_spec("/nonexistent/browser").expect("a command");
-        assert!(matches!(missing.open("u").await, Err(BrowserError::Spawn { .. })));
+        assert!(matches!(missing.open("https://u.example/").await, Err(BrowserError::Spawn { .. })));
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::secret::SecretString;
-use crate::text::shorten;
+use crate::text::server_text_max;
 
 /// Longest query string we look at; real ones are a few hundred bytes.
 pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;
@@ -46,9 +46,10 @@ impl IssCheck {
     pub fn verify(&self, received: Option<&str>) -> Result<(), CallbackError> {
         match received {
             Some(iss) if iss == self.issuer => Ok(()),
-            Some(iss) => {
-                Err(CallbackError::IssuerMismatch { expected: self.issuer.clone(), received: shorten(iss, 200) })
-            }
+            Some(iss) => Err(CallbackError::IssuerMismatch {
+                expected: self.issuer.clone(),
+                received: server_text_max(iss, 200),
+            }),
             None if self.required => Err(CallbackError::IssuerMissing { expected: self.issuer.clone() }),
             None => Ok(()),
         }
@@ -182,8 +183,8 @@ impl CallbackRouter {
         };
         let result = match (error, code) {
             (Some(error), _) => Err(CallbackError::Denied {
-                error: shorten(&printable(&error), 80),
-                description: description.map(|d| shorten(&printable(&d), MAX_DESCRIPTION)),
+                error: server_text_max(&error, 80),
+                description: description.map(|d| server_text_max(&d, MAX_DESCRIPTION)),
             }),
             (None, None) => Err(CallbackError::MissingCode),
             (None, Some(code)) => match flow.iss.as_ref().map_or(Ok(()), |check| check.verify(iss.as_deref())) {
@@ -247,11 +248,6 @@ impl Drop for PendingCallback {
             inner.waiting.retain(|w| w.id != self.id);
         }
     }
-}
-
-/// Control characters out, so a hostile server cannot paint the terminal.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use rmcp::transport::auth::{OAuthHttpClient, OAuthHttpClientFuture, OAuthHttpRequest};
 
 use super::engine::{
-    Authorized, ClientSource, Discovered, Engine, EngineError, Step, Target, initial_scopes, rejects_client,
-    reusable_registration,
+    Authorized, ClientSource, Discovered, Engine, EngineError, Step, Target, check_secret_binding, initial_scopes,
+    rejects_client, reusable_registration,
 };
 use super::tokens::{TokenEndpoint, TokenSet};
 use crate::agent_files::ClientRecord;
+use crate::text::server_text_max;
 
 /// The grant type of RFC 8628 §3.4.
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -74,6 +75,7 @@ impl Engine {
         let scopes = initial_scopes(&manager, target).await;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
         progress(Step::Registering);
+        check_secret_binding(target, stored.as_ref(), &discovered)?;
         let kept = reusable_registration(stored, &discovered, redirect_uri)
             .filter(|c| c.grant_types.iter().any(|g| g == DEVICE_GRANT));
         let mut identify = async |kept| {
@@ -118,10 +120,11 @@ impl Engine {
         };
         let details = endpoint.device_authorization(self.http(), device_url, scopes).await?;
         let wait = target.timeout.min(details.expires_in());
+        // Shown on a terminal or in a notification: server text, made safe.
         progress(Step::WaitingForDevice {
-            user_code: details.user_code().secret().clone(),
-            verification_uri: details.verification_uri().to_string(),
-            verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().clone()),
+            user_code: server_text_max(details.user_code().secret(), 64),
+            verification_uri: server_text_max(details.verification_uri(), 500),
+            verification_uri_complete: details.verification_uri_complete().map(|u| server_text_max(u.secret(), 500)),
             timeout: wait,
         });
         Ok(endpoint.device_token(self.http(), &details, wait).await?)

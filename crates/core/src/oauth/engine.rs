@@ -23,6 +23,7 @@ use url::Url;
 
 use super::browser::{Browser, BrowserError};
 use super::callback::{CallbackError, CallbackRouter, IssCheck};
+use super::endpoint::{UnsafeUrl, check_endpoint, unsafe_metadata_endpoint};
 use super::http::Http;
 use super::omit_resource::OmitResource;
 use super::tokens::{TokenError, TokenSet};
@@ -30,6 +31,7 @@ use super::www_authenticate::{BearerChallenge, bearer_challenge};
 use crate::agent_files::ClientRecord;
 use crate::mcp_client::{McpError, McpSession, Wire};
 use crate::secret::SecretString;
+use crate::text::server_text;
 
 /// Authorizations allowed per session (sign-in plus step-ups): a server
 /// that keeps asking for more scope must not make us loop.
@@ -49,6 +51,10 @@ pub struct Target {
     /// Pre-registered client id (from the agent's config).
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
+    /// The issuer `client_secret` belongs to (config `oauth.issuer`). Without
+    /// it, the issuer the secret was first used with (kept in the vault
+    /// record) binds it. See [`check_secret_binding`].
+    pub issuer: Option<String>,
     /// Scope to request when neither the challenge nor the PRM names one.
     pub scope: Option<String>,
     /// `client_name` for registration.
@@ -119,6 +125,16 @@ pub enum EngineError {
         "the authorization server {issuer} does not advertise PKCE S256 (code_challenge_methods_supported: {advertised}); refusing to sign in without it"
     )]
     NoS256 { issuer: String, advertised: String },
+    /// An endpoint the server named fails [`check_endpoint`]: nothing was
+    /// opened or sent to it.
+    #[error("refusing the authorization server's {field} `{url}`: {reason}; nothing was opened or sent")]
+    UnsafeEndpoint { field: &'static str, url: String, reason: UnsafeUrl },
+    /// The resource's metadata names another authorization server than the
+    /// one the pre-registered client secret belongs to.
+    #[error(
+        "refusing to send the client secret configured for `{server}` to {found}: it belongs to the authorization server {bound} ({why}). If the server really moved, set `oauth.issuer: {found}` in its config (or sign out and connect again)"
+    )]
+    SecretIssuerMismatch { server: String, bound: String, found: String, why: &'static str },
     #[error("the protected resource metadata is not for this server: {0}")]
     ResourceMismatch(String),
     #[error("the authorization server metadata names issuer `{received}`, expected `{expected}`")]
@@ -144,20 +160,22 @@ pub enum EngineError {
 impl EngineError {
     fn from_auth(e: AuthError) -> Self {
         match e {
-            AuthError::AuthorizationServerMismatch { expected_issuer, received_issuer } => {
-                Self::IssuerMismatch { expected: expected_issuer, received: received_issuer }
-            }
+            AuthError::AuthorizationServerMismatch { expected_issuer, received_issuer } => Self::IssuerMismatch {
+                expected: server_text(&expected_issuer),
+                received: server_text(&received_issuer),
+            },
             AuthError::AuthorizationServerMissingIssuer { expected_issuer } => {
                 Self::Callback(CallbackError::IssuerMissing { expected: expected_issuer })
             }
             AuthError::ProtectedResourceMetadataInvalid { url, reason } => {
-                Self::ResourceMismatch(format!("{url}: {reason:?}"))
+                Self::ResourceMismatch(server_text(&format!("{url}: {reason:?}")))
             }
             AuthError::PkceUnsupported => {
                 Self::NoS256 { issuer: "the server".to_owned(), advertised: "no S256".to_owned() }
             }
-            AuthError::RegistrationFailed(m) => Self::Registration(m),
-            AuthError::TokenExchangeFailed(m) => Self::Exchange(m),
+            // rmcp's messages quote the server's answer: made safe here, once.
+            AuthError::RegistrationFailed(m) => Self::Registration(registration_refusal(&m)),
+            AuthError::TokenExchangeFailed(m) => Self::Exchange(server_text(&m)),
             AuthError::DiscoveryRequestFailed { url, source } => {
                 Self::Unreachable { url: url.to_string(), reason: source.to_string() }
             }
@@ -167,13 +185,29 @@ impl EngineError {
                     authorization_servers.join(", ")
                 ))
             }
-            AuthError::MetadataError(m) | AuthError::OAuthError(m) => Self::Discovery(m),
+            AuthError::MetadataError(m) | AuthError::OAuthError(m) => Self::Discovery(server_text(&m)),
             AuthError::NoAuthorizationSupport => {
                 Self::Discovery("the server does not support OAuth authorization".to_owned())
             }
-            other => Self::Other(other.to_string()),
+            other => Self::Other(server_text(&other.to_string())),
         }
     }
+}
+
+/// rmcp's registration failure (`HTTP 403 Forbidden: <body>`) in words: an
+/// RFC 7591 §3.2.2 error body as its `error` and `error_description`, decoded
+/// and made safe; anything else made safe as it is.
+fn registration_refusal(message: &str) -> String {
+    let parsed = message.split_once(": ").and_then(|(status, body)| {
+        let body: serde_json::Value = serde_json::from_str(body).ok()?;
+        let error = body.get("error")?.as_str()?;
+        let description = body.get("error_description").and_then(serde_json::Value::as_str);
+        Some(match description {
+            Some(d) => format!("{status}: {} ({})", server_text(error), server_text(d)),
+            None => format!("{status}: {}", server_text(error)),
+        })
+    });
+    parsed.unwrap_or_else(|| server_text(message))
 }
 
 impl From<AuthError> for EngineError {
@@ -324,6 +358,11 @@ impl Engine {
         let resolution = manager.resolve_metadata_from_challenge(challenge.as_deref()).await?;
         let legacy = resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback;
         let metadata = resolution.metadata;
+        // Before anything is opened or sent: every endpoint must be safe.
+        let json = serde_json::to_value(&metadata).unwrap_or(serde_json::Value::Null);
+        if let Some((field, url, reason)) = unsafe_metadata_endpoint(&json) {
+            return Err(EngineError::UnsafeEndpoint { field, url, reason });
+        }
         if !legacy {
             require_s256(&metadata)?;
         }
@@ -373,6 +412,7 @@ impl Engine {
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
 
         progress(Step::Registering);
+        check_secret_binding(target, stored.as_ref(), &discovered)?;
         let reusable = reusable_registration(stored, &discovered, redirect_uri);
         let (client, source) =
             self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, reusable).await?;
@@ -424,6 +464,11 @@ impl Engine {
             return Ok((client, ClientSource::Configured));
         }
         if let (Some(cimd), true) = (&target.client_metadata_url, discovered.supports_cimd) {
+            // The server fetches it; CIMD requires https, and so do we.
+            if let Err(reason) = check_endpoint(cimd) {
+                let url = super::endpoint::shown(cimd);
+                return Err(EngineError::UnsafeEndpoint { field: "client_metadata_url", url, reason });
+            }
             manager.configure_client(OAuthClientConfig::new(cimd.clone(), redirect_uri))?;
             let mut r = record(cimd.clone(), None, vec![redirect_uri.to_owned()]);
             r.token_endpoint_auth_method = "none".to_owned();
@@ -482,6 +527,7 @@ impl Engine {
         if target.omit_resource {
             strip_query_param(&mut url, "resource");
         }
+        ask_consent_for_offline_access(&mut url);
         let state = url
             .query_pairs()
             .find(|(k, _)| k == "state")
@@ -490,6 +536,8 @@ impl Engine {
         let iss =
             discovered.issuer.clone().map(|issuer| IssCheck { issuer, required: discovered.iss_parameter_supported });
         let pending = self.router.register(&state, iss);
+        // Discovery checked the endpoint; this is the URL the browser really gets.
+        super::browser::check_browser_url(url.as_str())?;
         progress(Step::WaitingForBrowser { url: url.to_string(), timeout: target.timeout });
         self.browser.open(url.as_str()).await?;
         let code = pending.wait(target.timeout).await?;
@@ -549,6 +597,36 @@ pub async fn initial_scopes(manager: &AuthorizationManager, target: &Target) -> 
     manager.select_initial_scopes(&defaults).await
 }
 
+/// A pre-registered client secret goes only to the authorization server it
+/// belongs to: `oauth.issuer` when configured, else the issuer it was first
+/// used with (`stored`, the kept registration, when it is that client). A
+/// resource's metadata can name any authorization server, so without this a
+/// compromised or hostile resource could collect the secret. Call after
+/// discovery, before the client identity is used.
+pub fn check_secret_binding(
+    target: &Target,
+    stored: Option<&(ClientRecord, Option<String>)>,
+    discovered: &Discovered,
+) -> Result<(), EngineError> {
+    let (Some(client_id), Some(_)) = (&target.client_id, &target.client_secret) else {
+        return Ok(());
+    };
+    let (bound, why) = match (&target.issuer, stored) {
+        (Some(issuer), _) => (issuer.clone(), "oauth.issuer"),
+        (None, Some((client, Some(issuer)))) if client.client_id == *client_id => {
+            (issuer.clone(), "the issuer it was first used with")
+        }
+        _ => return Ok(()),
+    };
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let found = discovered.issuer.as_deref().unwrap_or("");
+    if same(&bound, found) {
+        return Ok(());
+    }
+    let found = if found.is_empty() { "a server without an issuer".to_owned() } else { server_text(found) };
+    Err(EngineError::SecretIssuerMismatch { server: target.name.clone(), bound, found, why })
+}
+
 /// A kept registration is reused only for the issuer that made it and when it
 /// names our redirect URI exactly.
 pub fn reusable_registration(
@@ -595,6 +673,22 @@ fn steer_auth_method(
         serde_json::from_value(json).map_err(|e| EngineError::Other(format!("cannot adjust the metadata: {e}")))?;
     manager.set_metadata(metadata);
     Ok(())
+}
+
+/// OpenID Connect Core §11: a provider ignores `offline_access` (issues no
+/// refresh token) unless the request also has `prompt=consent`. Without it a
+/// certified provider at its defaults makes the user sign in again whenever
+/// the access token expires. rmcp adds `offline_access` when it is offered;
+/// this adds the prompt it needs (a `prompt` already there is left alone).
+fn ask_consent_for_offline_access(url: &mut Url) {
+    let (mut offline, mut prompt) = (false, false);
+    for (k, v) in url.query_pairs() {
+        offline |= k == "scope" && v.split(' ').any(|s| s == "offline_access");
+        prompt |= k == "prompt";
+    }
+    if offline && !prompt {
+        url.query_pairs_mut().append_pair("prompt", "consent");
+    }
 }
 
 fn strip_query_param(url: &mut Url, name: &str) {
@@ -671,6 +765,30 @@ impl Discovered {
             "client_secret_post"
         } else {
             "client_secret_basic"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_is_asked_with_offline_access() {
+        let cases = [
+            ("https://as.example/a?scope=mcp%3Aread+offline_access&state=s", Some("consent")),
+            ("https://as.example/a?scope=offline_access", Some("consent")),
+            ("https://as.example/a?scope=mcp%3Aread&state=s", None),
+            ("https://as.example/a?scope=offline_accessx", None),
+            ("https://as.example/a?state=s", None),
+            ("https://as.example/a?scope=offline_access&prompt=login", Some("login")),
+        ];
+        for (url, want) in cases {
+            let mut url = Url::parse(url).unwrap_or_else(|e| panic!("{e}"));
+            ask_consent_for_offline_access(&mut url);
+            let prompts: Vec<String> =
+                url.query_pairs().filter(|(k, _)| k == "prompt").map(|(_, v)| v.into_owned()).collect();
+            assert_eq!(prompts, want.map(str::to_owned).into_iter().collect::<Vec<_>>(), "{url}");
         }
     }
 }

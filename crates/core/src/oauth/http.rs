@@ -54,13 +54,10 @@ pub enum HttpError {
     Other { url: String, reason: String },
 }
 
-/// Whether a redirect to `to` is acceptable: HTTPS, or HTTP on loopback.
+/// Whether a redirect to `to` is acceptable: the endpoint rule
+/// ([`super::endpoint::check_url`]: HTTPS, or HTTP on loopback).
 pub fn redirect_allowed(to: &url::Url) -> bool {
-    match to.scheme() {
-        "https" => true,
-        "http" => is_loopback_host(to),
-        _ => false,
-    }
+    super::endpoint::check_url(to).is_ok()
 }
 
 /// `127.0.0.0/8`, `::1` or `localhost`.
@@ -217,9 +214,18 @@ impl OAuthHttpClient for Http {
     fn execute(&self, request: OAuthHttpRequest) -> OAuthHttpClientFuture<'_> {
         Box::pin(async move {
             let follow = !matches!(request.redirect_policy, OAuthHttpRedirectPolicy::Stop);
+            let token_request = is_token_request(&request.request);
             let request =
                 reqwest::Request::try_from(request.request).map_err(|e| Box::new(e) as OAuthHttpClientError)?;
-            let response = self.send(request, follow).await.map_err(|e| Box::new(e) as OAuthHttpClientError)?;
+            let mut response = self.send(request, follow).await.map_err(|e| Box::new(e) as OAuthHttpClientError)?;
+            // rmcp's own token requests (the code exchange) get the same
+            // forgiving reading as ours (`expires_in: "3600"`, ...).
+            if token_request
+                && response.status.is_success()
+                && let Some(body) = super::tokens::lenient_token_body(&response.body)
+            {
+                response.body = body;
+            }
             let mut builder = oauth2::http::Response::builder().status(response.status.as_u16());
             for (name, value) in &response.headers {
                 builder = builder.header(name.as_str(), value.as_bytes());
@@ -227,6 +233,17 @@ impl OAuthHttpClient for Http {
             builder.body(response.body).map_err(|e| Box::new(e) as OAuthHttpClientError)
         })
     }
+}
+
+/// A form POST with a `grant_type`: a request to a token endpoint.
+fn is_token_request(request: &oauth2::HttpRequest) -> bool {
+    request.method() == oauth2::http::Method::POST
+        && request
+            .headers()
+            .get(oauth2::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+        && url::form_urlencoded::parse(request.body()).any(|(k, _)| k == "grant_type")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod callback;
 pub mod device;
+pub mod endpoint;
 pub mod engine;
 pub mod http;
 pub mod loopback;

@@ -75,6 +75,14 @@ pub enum TokenError {
     /// Another error answer from the server.
     #[error("the token endpoint refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { error: String, description: Option<String> },
+    /// An error answer from the revocation endpoint (RFC 7009 §2.2.1).
+    #[error("the revocation endpoint refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    RevocationRefused { error: String, description: Option<String> },
+    /// A successful answer with a new refresh token but no usable access
+    /// token. Servers that rotate have already spent the refresh token we
+    /// sent, so the caller must keep this one (it is the only live one).
+    #[error("the token endpoint answered with a new refresh token but no usable access token")]
+    PartialResponse { refresh_token: SecretString },
     /// Network trouble, timeouts, 5xx: worth retrying later.
     #[error("token request failed: {0}")]
     Transport(String),
@@ -93,6 +101,19 @@ impl TokenError {
     /// Whether retrying later can help (as opposed to needing a new sign-in).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transport(_))
+    }
+
+    /// RFC 7009 §2.2.1: the server does not revoke this type of token.
+    pub fn is_unsupported_token_type(&self) -> bool {
+        matches!(self, Self::RevocationRefused { error, .. } if error == "unsupported_token_type")
+    }
+
+    /// The refresh token a partly unreadable success carried, to be kept.
+    pub fn kept_refresh_token(&self) -> Option<&SecretString> {
+        match self {
+            Self::PartialResponse { refresh_token } => Some(refresh_token),
+            _ => None,
+        }
     }
 }
 
@@ -119,8 +140,7 @@ impl TokenEndpoint {
         >,
         TokenError,
     > {
-        let token_url = TokenUrl::new(self.token_url.clone())
-            .map_err(|e| TokenError::Config(format!("bad token endpoint: {e}")))?;
+        let token_url = TokenUrl::from_url(checked("token", &self.token_url)?);
         let mut client = BasicClient::new(ClientId::new(self.client.client_id.clone())).set_token_uri(token_url);
         if let Some(secret) = &self.client.client_secret {
             client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
@@ -168,12 +188,7 @@ impl TokenEndpoint {
             .revocation_url
             .as_deref()
             .ok_or_else(|| TokenError::Config("the server has no revocation endpoint".to_owned()))?;
-        let parsed = url::Url::parse(url).map_err(|e| TokenError::Config(format!("bad revocation endpoint: {e}")))?;
-        if !super::http::redirect_allowed(&parsed) {
-            return Err(TokenError::Config(format!(
-                "refusing to send a token to the non-HTTPS revocation endpoint {url}"
-            )));
-        }
+        let parsed = checked("revocation", url)?;
         let hint = if is_refresh_token { "refresh_token" } else { "access_token" };
         let mut form: Vec<(&str, &str)> = vec![("token", token.expose()), ("token_type_hint", hint)];
         let mut request = http.reqwest_no_redirects().post(parsed);
@@ -196,9 +211,9 @@ impl TokenEndpoint {
             return Err(TokenError::Transport(format!("HTTP {} from {url}", response.status)));
         }
         let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
-        Err(TokenError::Refused {
-            error: body["error"].as_str().map_or_else(|| format!("HTTP {}", response.status), str::to_owned),
-            description: body["error_description"].as_str().map(str::to_owned),
+        Err(TokenError::RevocationRefused {
+            error: body["error"].as_str().map_or_else(|| format!("HTTP {}", response.status), server_code),
+            description: body["error_description"].as_str().map(server_text),
         })
     }
 
@@ -226,8 +241,7 @@ impl TokenEndpoint {
         device_url: &str,
         scopes: &[String],
     ) -> Result<StandardDeviceAuthorizationResponse, TokenError> {
-        let url = DeviceAuthorizationUrl::new(device_url.to_owned())
-            .map_err(|e| TokenError::Config(format!("bad device authorization endpoint: {e}")))?;
+        let url = DeviceAuthorizationUrl::from_url(checked("device authorization", device_url)?);
         let client = self.oauth2_client()?.set_device_authorization_url(url);
         let mut request = client.exchange_device_code().add_scopes(scopes.iter().map(|s| Scope::new(s.clone())));
         if let Some(resource) = &self.resource {
@@ -253,17 +267,55 @@ impl TokenEndpoint {
         let caller = adapter(http);
         let response = request.request_async(&caller, tokio::time::sleep, Some(wait)).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => classify_device(&r),
-            RequestTokenError::Request(e) => TokenError::Transport(e.to_string()),
-            RequestTokenError::Parse(e, _) => TokenError::BadResponse(e.to_string()),
-            RequestTokenError::Other(e) => TokenError::BadResponse(e),
+            RequestTokenError::Request(e) => e.into_token_error(),
+            RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+            RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
         })?;
         TokenSet::from_response(&response)
     }
 }
 
+/// What revoking a grant achieved, from the answers for its refresh token
+/// (when there was one) and its access token: whether the grant is ended,
+/// and a note when something is worth telling.
+///
+/// RFC 7009 §2.2.1 lets a server answer `unsupported_token_type` for a token
+/// it cannot revoke — typically a self-contained JWT access token — and
+/// §2.1 says revoking a refresh token should end its access tokens too. So
+/// a revoked refresh token means the grant ended, whatever the access
+/// token's answer; the access token alone, refused as unsupported, stays
+/// valid until it expires.
+pub fn revocation_outcome(
+    refresh: Option<&Result<(), TokenError>>,
+    access: &Result<(), TokenError>,
+) -> (bool, Option<String>) {
+    let unsupported = |r: &Result<(), TokenError>| matches!(r, Err(e) if e.is_unsupported_token_type());
+    match refresh {
+        Some(Ok(())) => match access {
+            Err(e) if !unsupported(access) => (true, Some(format!("the access token was not revoked: {e}"))),
+            _ => (true, None),
+        },
+        Some(Err(e)) => match access {
+            Ok(()) => (false, Some(format!("the refresh token was not revoked: {e}"))),
+            Err(a) => (false, Some(format!("{e}; {a}"))),
+        },
+        None => match access {
+            Ok(()) => (true, None),
+            Err(_) if unsupported(access) => (
+                false,
+                Some(
+                    "the server cannot revoke access tokens (unsupported_token_type); it stays valid until it expires"
+                        .to_owned(),
+                ),
+            ),
+            Err(e) => (false, Some(e.to_string())),
+        },
+    }
+}
+
 /// The final answers of a device-code poll, in words.
 fn classify_device(r: &DeviceCodeErrorResponse) -> TokenError {
-    let description = r.error_description().cloned();
+    let description = r.error_description().map(|d| server_text(d));
     match r.error() {
         DeviceCodeErrorResponseType::AccessDenied => TokenError::Refused {
             error: "access_denied".to_owned(),
@@ -275,8 +327,8 @@ fn classify_device(r: &DeviceCodeErrorResponse) -> TokenError {
         },
         DeviceCodeErrorResponseType::Basic(
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient,
-        ) => TokenError::ClientRejected { description: description.unwrap_or_else(|| r.error().to_string()) },
-        other => TokenError::Refused { error: other.to_string(), description },
+        ) => TokenError::ClientRejected { description: description.unwrap_or_else(|| server_code(r.error().as_ref())) },
+        other => TokenError::Refused { error: server_code(other.as_ref()), description },
     }
 }
 
@@ -378,8 +430,8 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
     let body: serde_json::Value =
         serde_json::from_slice(&response.body).map_err(|_| TokenError::BadResponse("not JSON".to_owned()))?;
     if !response.status.is_success() {
-        let error = body["error"].as_str().unwrap_or("unknown_error").to_owned();
-        let description = body["error_description"].as_str().map(str::to_owned);
+        let error = server_code(body["error"].as_str().unwrap_or("unknown_error"));
+        let description = body["error_description"].as_str().map(server_text);
         return Err(match error.as_str() {
             "invalid_grant" => TokenError::Rejected { description: description.unwrap_or(error) },
             "invalid_client" | "unauthorized_client" => {
@@ -388,6 +440,11 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
             _ => TokenError::Refused { error, description },
         });
     }
+    let body = match lenient_body(&response.body) {
+        Lenient::AsIs => body,
+        Lenient::Rewritten(fixed) => serde_json::from_slice(&fixed).unwrap_or(body),
+        Lenient::OnlyRefreshToken(refresh_token) => return Err(TokenError::PartialResponse { refresh_token }),
+    };
     let access_token =
         body["access_token"].as_str().ok_or_else(|| TokenError::BadResponse("no access_token".to_owned()))?;
     let token_type = body["token_type"].as_str().unwrap_or("Bearer");
@@ -408,26 +465,41 @@ type TokenRequestError = RequestTokenError<AdapterError, StandardErrorResponse<B
 fn classify(e: TokenRequestError) -> TokenError {
     match e {
         RequestTokenError::ServerResponse(r) => {
-            let description = r.error_description().cloned().unwrap_or_else(|| r.error().to_string());
+            let given = r.error_description().map(|d| server_text(d));
+            let description = given.clone().unwrap_or_else(|| server_code(r.error().as_ref()));
             match r.error() {
                 BasicErrorResponseType::InvalidGrant => TokenError::Rejected { description },
                 BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
                     TokenError::ClientRejected { description }
                 }
-                other => TokenError::Refused { error: other.to_string(), description: r.error_description().cloned() },
+                other => TokenError::Refused { error: server_code(other.as_ref()), description: given },
             }
         }
-        RequestTokenError::Request(e) => TokenError::Transport(e.to_string()),
+        RequestTokenError::Request(e) => e.into_token_error(),
         // Deliberately not the body: a broken server might echo secrets.
-        RequestTokenError::Parse(e, _) => TokenError::BadResponse(e.to_string()),
-        RequestTokenError::Other(e) => TokenError::BadResponse(e),
+        RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+        RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
     }
 }
 
 /// Our HTTP client as an `oauth2` async client.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AdapterError(String);
+pub enum AdapterError {
+    #[error("{0}")]
+    Transport(String),
+    /// A success without a usable access token, but with a refresh token.
+    #[error("a token response without a usable access token")]
+    Partial(SecretString),
+}
+
+impl AdapterError {
+    fn into_token_error(self) -> TokenError {
+        match self {
+            Self::Transport(m) => TokenError::Transport(m),
+            Self::Partial(refresh_token) => TokenError::PartialResponse { refresh_token },
+        }
+    }
+}
 
 type AdapterFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, AdapterError>> + Send>>;
@@ -439,22 +511,263 @@ fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<>
     move |request: oauth2::HttpRequest| {
         let http = http.clone();
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError(e.to_string()))?;
-            let response = http.send(request, false).await.map_err(|e| AdapterError(e.to_string()))?;
+            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError::Transport(e.to_string()))?;
+            let mut response = http.send(request, false).await.map_err(|e| AdapterError::Transport(e.to_string()))?;
             // 5xx is transient: say so instead of letting it parse as an OAuth error.
             if response.status.is_server_error() {
-                return Err(AdapterError(format!("HTTP {} from {}", response.status, response.url)));
+                return Err(AdapterError::Transport(format!("HTTP {} from {}", response.status, response.url)));
+            }
+            if response.status.is_success() {
+                match lenient_body(&response.body) {
+                    Lenient::AsIs => {}
+                    Lenient::Rewritten(body) => response.body = body,
+                    Lenient::OnlyRefreshToken(kept) => return Err(AdapterError::Partial(kept)),
+                }
             }
             let mut builder = oauth2::http::Response::builder().status(response.status.as_u16());
             for (name, value) in &response.headers {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
-            builder.body(response.body).map_err(|e| AdapterError(e.to_string()))
+            builder.body(response.body).map_err(|e| AdapterError::Transport(e.to_string()))
         })
+    }
+}
+
+/// `url` parsed, when it passes the endpoint rule
+/// ([`super::endpoint::check_endpoint`]); a record kept from before that rule
+/// existed is checked here too, before anything is sent.
+fn checked(what: &str, url: &str) -> Result<url::Url, TokenError> {
+    super::endpoint::check_endpoint(url).map_err(|reason| {
+        TokenError::Config(format!(
+            "refusing to send to the {what} endpoint `{}`: {reason}",
+            super::endpoint::shown(url)
+        ))
+    })
+}
+
+/// An OAuth error code from a server: made safe, and short.
+fn server_code(code: &str) -> String {
+    crate::text::server_text_max(code, 80)
+}
+
+fn server_text(text: &str) -> String {
+    crate::text::server_text(text)
+}
+
+/// Longest lifetime we believe, in seconds (a year): a longer or absurd one
+/// (`1e20`) is cut to it, so the refresh only comes earlier than promised.
+pub const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
+
+/// A lifetime (`expires_in`, `interval`) as real servers write it: a JSON
+/// integer, a float, or a string of either (`"3600"` is common). Capped at
+/// [`MAX_LIFETIME_SECS`]; `None` for negative, non-finite or non-numeric
+/// values (the lifetime is then unknown, as if absent).
+pub fn lenient_seconds(value: &serde_json::Value) -> Option<u64> {
+    let number = match value {
+        serde_json::Value::Number(n) => match n.as_u64() {
+            Some(whole) => return Some(whole.min(MAX_LIFETIME_SECS)),
+            None => n.as_f64()?,
+        },
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<u64>() {
+                Ok(whole) => return Some(whole.min(MAX_LIFETIME_SECS)),
+                Err(_) => s.parse::<f64>().ok()?,
+            }
+        }
+        _ => return None,
+    };
+    // Float to integer only once it is known to be finite, >= 0 and in range.
+    (number.is_finite() && number >= 0.0).then(|| number.min(MAX_LIFETIME_SECS as f64).floor() as u64)
+}
+
+/// What [`lenient_body`] made of a successful answer.
+#[derive(Debug, PartialEq)]
+enum Lenient {
+    /// Standard already, or not a token answer at all: leave it to the parser.
+    AsIs,
+    /// Rewritten into the standard shape.
+    Rewritten(Vec<u8>),
+    /// No usable access token, but a refresh token that must not be lost.
+    OnlyRefreshToken(SecretString),
+}
+
+/// A successful token (or device authorization) answer, forgiven what real
+/// servers get wrong, so the strict parser after it accepts it: lifetimes
+/// through [`lenient_seconds`], a missing `token_type` taken as Bearer (what
+/// every MCP server issues), `scope` as a JSON array joined with spaces.
+fn lenient_body(body: &[u8]) -> Lenient {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Lenient::AsIs;
+    };
+    let mut changed = false;
+    for field in ["expires_in", "interval"] {
+        let Some(value) = map.get(field) else { continue };
+        if value.as_u64().is_some_and(|v| v <= MAX_LIFETIME_SECS) {
+            continue;
+        }
+        changed = true;
+        match lenient_seconds(value) {
+            Some(seconds) => {
+                map.insert(field.to_owned(), seconds.into());
+            }
+            None => {
+                tracing::warn!(field, "the server's `{field}` is not a usable number of seconds; ignoring it");
+                map.remove(field);
+            }
+        }
+    }
+    if let Some(scopes) = map.get("scope").and_then(serde_json::Value::as_array) {
+        let joined: Vec<&str> = scopes.iter().filter_map(serde_json::Value::as_str).collect();
+        let joined = joined.join(" ");
+        map.insert("scope".to_owned(), joined.into());
+        changed = true;
+    }
+    let access_token = map.get("access_token").and_then(serde_json::Value::as_str).is_some_and(|a| !a.is_empty());
+    if access_token && !map.contains_key("token_type") {
+        map.insert("token_type".to_owned(), "Bearer".into());
+        changed = true;
+    }
+    let usable = access_token && map.get("token_type").is_some_and(serde_json::Value::is_string);
+    if !usable && let Some(refresh) = map.get("refresh_token").and_then(serde_json::Value::as_str) {
+        return Lenient::OnlyRefreshToken(SecretString::new(refresh));
+    }
+    if !changed {
+        return Lenient::AsIs;
+    }
+    serde_json::to_vec(&map).map_or(Lenient::AsIs, Lenient::Rewritten)
+}
+
+/// [`lenient_body`] for a token request sent by rmcp (the code exchange):
+/// the body rewritten when it needed forgiving. `None`: leave it as it is.
+pub(crate) fn lenient_token_body(body: &[u8]) -> Option<Vec<u8>> {
+    match lenient_body(body) {
+        Lenient::Rewritten(body) => Some(body),
+        Lenient::AsIs | Lenient::OnlyRefreshToken(_) => None,
     }
 }
 
 /// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lifetimes_are_read_leniently() {
+        let cases = [
+            (json!(3600), Some(3600)),
+            (json!("3600"), Some(3600)),
+            (json!(" 60 "), Some(60)),
+            (json!(59.99), Some(59)),
+            (json!("1.5"), Some(1)),
+            (json!(0), Some(0)),
+            (json!(1e20), Some(MAX_LIFETIME_SECS)),
+            (json!(u64::MAX), Some(MAX_LIFETIME_SECS)),
+            (json!("99999999999999999999999"), Some(MAX_LIFETIME_SECS)),
+            (json!(-1), None),
+            (json!(-0.5), None),
+            (json!("NaN"), None),
+            (json!("-inf"), None),
+            (json!("an hour"), None),
+            (json!(null), None),
+            (json!([3600]), None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(lenient_seconds(&value), want, "{value}");
+        }
+    }
+
+    fn lenient(body: serde_json::Value) -> Lenient {
+        lenient_body(&serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    fn rewritten(body: serde_json::Value) -> serde_json::Value {
+        match lenient(body) {
+            Lenient::Rewritten(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            other => panic!("not rewritten: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_bodies_are_forgiven() {
+        let standard = json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60, "refresh_token": "r"});
+        assert_eq!(lenient(standard), Lenient::AsIs);
+        assert_eq!(lenient(json!({"error": "invalid_grant"})), Lenient::AsIs);
+        assert_eq!(lenient_body(b"not json"), Lenient::AsIs);
+        assert_eq!(
+            rewritten(json!({"access_token": "a", "token_type": "Bearer", "expires_in": "60"})),
+            json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60})
+        );
+        assert_eq!(
+            rewritten(json!({"access_token": "a", "token_type": "Bearer", "expires_in": -3})),
+            json!({"access_token": "a", "token_type": "Bearer"})
+        );
+        assert_eq!(rewritten(json!({"access_token": "a"})), json!({"access_token": "a", "token_type": "Bearer"}));
+        assert_eq!(
+            rewritten(json!({"access_token": "a", "token_type": "Bearer", "scope": ["x", "y"]})),
+            json!({"access_token": "a", "token_type": "Bearer", "scope": "x y"})
+        );
+        assert_eq!(
+            rewritten(
+                json!({"device_code": "d", "user_code": "u", "verification_uri": "https://v", "expires_in": "600", "interval": "5"})
+            ),
+            json!({"device_code": "d", "user_code": "u", "verification_uri": "https://v", "expires_in": 600, "interval": 5})
+        );
+        for partial in [
+            json!({"refresh_token": "r2"}),
+            json!({"access_token": 7, "refresh_token": "r2"}),
+            json!({"access_token": "", "refresh_token": "r2", "token_type": "Bearer"}),
+            json!({"access_token": "a", "refresh_token": "r2", "token_type": 1}),
+        ] {
+            assert_eq!(lenient(partial.clone()), Lenient::OnlyRefreshToken(SecretString::new("r2")), "{partial}");
+        }
+    }
+
+    fn refused(error: &str) -> Result<(), TokenError> {
+        Err(TokenError::RevocationRefused { error: error.to_owned(), description: None })
+    }
+
+    #[test]
+    fn what_a_revocation_achieved() {
+        let unsupported = refused("unsupported_token_type");
+        let down = || Err(TokenError::Transport("HTTP 503".to_owned()));
+        type Answer = Result<(), TokenError>;
+        let cases: Vec<(Option<Answer>, Answer, bool, Option<&str>)> = vec![
+            (Some(Ok(())), Ok(()), true, None),
+            // RFC 7009 §2.2.1: the grant ended with the refresh token.
+            (Some(Ok(())), refused("unsupported_token_type"), true, None),
+            (
+                Some(Ok(())),
+                refused("invalid_request"),
+                true,
+                Some("the access token was not revoked: the revocation endpoint refused: invalid_request"),
+            ),
+            (
+                Some(refused("invalid_client")),
+                Ok(()),
+                false,
+                Some("the refresh token was not revoked: the revocation endpoint refused: invalid_client"),
+            ),
+            (Some(down()), down(), false, Some("token request failed: HTTP 503; token request failed: HTTP 503")),
+            (None, Ok(()), true, None),
+            (
+                None,
+                unsupported,
+                false,
+                Some(
+                    "the server cannot revoke access tokens (unsupported_token_type); it stays valid until it expires",
+                ),
+            ),
+            (None, down(), false, Some("token request failed: HTTP 503")),
+        ];
+        for (refresh, access, revoked, note) in cases {
+            let got = revocation_outcome(refresh.as_ref(), &access);
+            assert_eq!(got, (revoked, note.map(str::to_owned)), "{refresh:?} / {access:?}");
+        }
+    }
 }

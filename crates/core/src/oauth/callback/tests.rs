@@ -46,10 +46,8 @@ async fn error_responses_reach_the_flow() {
     let router = CallbackRouter::new();
     let pending = router.register(&state("s"), None);
     let delivery = router.deliver("error=access_denied&error_description=The+user+said+no%0A%1B%5B31m&state=s");
-    let want = CallbackError::Denied {
-        error: "access_denied".to_owned(),
-        description: Some("The user said no  [31m".to_owned()),
-    };
+    let want =
+        CallbackError::Denied { error: "access_denied".to_owned(), description: Some("The user said no".to_owned()) };
     assert_eq!(delivery, Delivery::Refused(want.to_string()));
     assert_eq!(pending.wait(T).await.map(|_| ()), Err(want));
 }
