@@ -236,7 +236,7 @@ pub async fn run(
             .min_by(f64::total_cmp);
         let sleep = async {
             match next {
-                Some(at) => tokio::time::sleep(Duration::from_secs_f64((at - clock.now()).max(0.0))).await,
+                Some(at) => tokio::time::sleep(sleep_until(at - clock.now())).await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -246,6 +246,17 @@ pub async fn run(
             changed = stop.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// Longest single sleep of the scheduler; it replans after it.
+pub const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// How long to sleep for `secs` seconds to the next due time: never
+/// negative, at most [`MAX_SLEEP`], and never a panic when an expiry is
+/// absurd (`expires_at: 1e20` or NaN in an agent's file, where
+/// `Duration::from_secs_f64` would panic).
+pub fn sleep_until(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.max(0.0)).map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP))
 }
 
 #[cfg(test)]

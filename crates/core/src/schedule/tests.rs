@@ -226,3 +226,39 @@ async fn tokens_that_expire_at_once_do_not_make_it_spin() {
     let n = ops.refreshes().len();
     assert!((25..=31).contains(&n), "{n} refreshes in 60 s (at most one per {MIN_INTERVAL:?})");
 }
+
+#[test]
+fn sleeps_are_bounded_whatever_the_expiry() {
+    let cases = [
+        (12.5, Duration::from_secs_f64(12.5)),
+        (0.0, Duration::ZERO),
+        (-30.0, Duration::ZERO),
+        (f64::NAN, Duration::ZERO),
+        (1e20, MAX_SLEEP),
+        (f64::INFINITY, MAX_SLEEP),
+        (f64::NEG_INFINITY, Duration::ZERO),
+        (2.0 * 24.0 * 3600.0, MAX_SLEEP),
+    ];
+    for (secs, want) in cases {
+        assert_eq!(sleep_until(secs), want, "{secs}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absurd_expiry_does_not_stop_the_scheduler() {
+    let clock = clock();
+    let ops = FakeOps::new(clock.clone(), 3600, &["absurd"]);
+    // `expires_at: 1e20` in an agent's file, adopted as it is: the only
+    // server, so the next wake is computed from it.
+    ops.expiry.lock().expect("lock").insert("absurd".to_owned(), 1e20);
+    let (handle, _stop) = start(ops.clone(), clock.clone());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // A server signed in later is still looked after.
+    ops.expiry.lock().expect("lock").insert("b".to_owned(), clock.now() + 3600.0);
+    handle.wake();
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    let refreshes = ops.refreshes();
+    assert_eq!(refreshes.iter().filter(|(id, _)| id == "absurd").count(), 0);
+    let b = refreshes.iter().filter(|(id, _)| id == "b").count();
+    assert!((4..=5).contains(&b), "the other server was refreshed {b} times: {refreshes:?}");
+}
