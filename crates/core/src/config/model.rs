@@ -403,13 +403,15 @@ mod tests {
         let cfg = check(json!({
             "url": "https://${HOST}/mcp", "auth": " OAuth ",
             "oauth": {"client_id": "cid", "client_secret": "${TOKEN}", "scope": "read write",
-                      "redirect_port": "8765", "client_name": "Me", "timeout": 60}
+                      "redirect_port": "8765", "client_name": "Me", "timeout": 60,
+                      "issuer": "https://auth.example.com"}
         }));
         let cfg = cfg.expect("valid");
         assert_eq!(cfg.url.as_deref(), Some("https://mcp.example.com/mcp"));
         let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth: {:?}", cfg.auth) };
         assert_eq!(o.client_id.as_deref(), Some("cid"));
         assert_eq!(o.client_secret.as_ref().map(SecretString::expose), Some("secret-token-value"));
+        assert_eq!(o.issuer.as_deref(), Some("https://auth.example.com"));
         assert_eq!(o.redirect_port, Some(8765));
         assert_eq!(o.timeout_secs, 60.0);
         assert_eq!(o.client_name.as_deref(), Some("Me"));

@@ -300,3 +300,80 @@ fn config_failures_stand_alone() {
     assert_eq!(json["steps"][0]["status"], "fail");
     assert_eq!(json["steps"][0]["step"], "config");
 }
+
+#[test]
+fn an_unsafe_endpoint_is_refused_with_a_hint() {
+    use crate::oauth::endpoint::UnsafeUrl;
+    let mut o = healthy();
+    let mut doc = asm_doc("https://auth.example", json!(["S256"]));
+    doc["authorization_endpoint"] = json!("javascript:alert(1)\u{1b}[2J");
+    o.exchanges[1] = get(ASM, 200, doc);
+    o.discovery = Some(Err(EngineError::UnsafeEndpoint {
+        field: "authorization_endpoint",
+        url: "javascript:alert(1)".to_owned(),
+        reason: UnsafeUrl::Scheme("javascript".to_owned()),
+    }));
+    o.registration = None;
+    let steps = diagnose(&o);
+    assert_eq!(failing(&steps), vec![StepName::AuthorizationServer]);
+    assert_eq!(step(&steps, StepName::Registration).status, Outcome::Skipped);
+    let asm = step(&steps, StepName::AuthorizationServer);
+    assert_eq!(
+        asm.summary,
+        "refusing the authorization server's authorization_endpoint `javascript:alert(1)`: the `javascript:` scheme is not a web address (only https://, or http:// on this machine); nothing was opened or sent"
+    );
+    assert!(asm.hint.as_deref().is_some_and(|h| h.contains("only used over https://")), "{:?}", asm.hint);
+    // The server's value is evidence, made safe for the terminal.
+    assert!(asm.evidence.contains(&"authorization_endpoint: javascript:alert(1)".to_owned()), "{:?}", asm.evidence);
+}
+
+#[test]
+fn an_unsafe_client_metadata_document_is_refused_at_registration() {
+    use crate::oauth::endpoint::UnsafeUrl;
+    let mut o = healthy();
+    o.registration = Some(Err(EngineError::UnsafeEndpoint {
+        field: "client_metadata_url",
+        url: "http://me.example/c.json".to_owned(),
+        reason: UnsafeUrl::PlainHttp,
+    }));
+    let steps = diagnose(&o);
+    assert_eq!(failing(&steps), vec![StepName::Registration]);
+    let r = step(&steps, StepName::Registration);
+    assert!(r.hint.as_deref().is_some_and(|h| h.contains("mcp_auth_tray.client_metadata_url")), "{:?}", r.hint);
+}
+
+#[test]
+fn a_client_secret_for_another_issuer_is_refused_at_registration() {
+    let mut o = healthy();
+    o.registration = Some(Err(EngineError::SecretIssuerMismatch {
+        server: "linear".to_owned(),
+        bound: "https://old-auth.example".to_owned(),
+        found: "https://auth.example".to_owned(),
+        why: "the issuer it was first used with",
+    }));
+    let steps = diagnose(&o);
+    assert_eq!(failing(&steps), vec![StepName::Registration]);
+    let r = step(&steps, StepName::Registration);
+    assert!(
+        r.summary.starts_with("refusing to send the client secret configured for `linear` to https://auth.example")
+    );
+    assert!(r.hint.as_deref().is_some_and(|h| h.contains("`oauth.issuer: https://auth.example`")), "{:?}", r.hint);
+}
+
+#[test]
+fn hostile_registration_text_is_made_safe() {
+    let mut o = healthy();
+    o.exchanges[2] = Exchange {
+        method: "POST".to_owned(),
+        url: "https://auth.example/register".to_owned(),
+        outcome: Ok(403),
+        body: Some(
+            json!({"error": "access\u{1b}[2J_denied", "error_description": "\u{1b}]8;;https://evil.example\u{7}closed\u{1b}]8;;\u{7}\r\u{202e}"}),
+        ),
+    };
+    o.registration = Some(Err(EngineError::Registration("HTTP 403 Forbidden: …".to_owned())));
+    let steps = diagnose(&o);
+    let r = step(&steps, StepName::Registration);
+    assert_eq!(r.summary, "the server refused dynamic client registration (HTTP 403 access_denied: closed)");
+    assert_eq!(r.evidence, vec!["error: access_denied".to_owned(), "error_description: closed".to_owned()]);
+}
