@@ -136,7 +136,8 @@ impl HeadlessBrowser {
 impl Browser for HeadlessBrowser {
     fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
         Box::pin(async move {
-            let mut next = url::Url::parse(url).map_err(|e| BrowserError::Other(format!("bad URL: {e}")))?;
+            let mut next = url::Url::parse(url)
+                .map_err(|e| BrowserError::Other(format!("cannot open the authorization URL: {e}")))?;
             for _ in 0..10 {
                 let is_redirect_target =
                     next.path() == super::loopback::CALLBACK_PATH && super::http::is_loopback_host(&next);

@@ -145,7 +145,9 @@ pub enum EngineError {
     NoDeviceEndpoint { issuer: String },
     #[error("client registration failed: {0}")]
     Registration(String),
-    #[error("cannot open the browser: {0}")]
+    /// Every [`BrowserError`] says that it is about the browser; transparent,
+    /// so its own source is printed once by the chain.
+    #[error(transparent)]
     Browser(#[from] BrowserError),
     #[error(transparent)]
     Callback(#[from] CallbackError),
