@@ -67,8 +67,12 @@ pub fn check_url(url: &Url) -> Result<(), UnsafeUrl> {
 }
 
 /// The endpoint fields of authorization server metadata (RFC 8414 §2,
-/// RFC 8628 §4, RFC 7009 §2) that we send to or open.
+/// RFC 8628 §4, RFC 7009 §2) that we send to or open, and the `issuer`:
+/// metadata fetched over plain `http://` from another machine could have
+/// been rewritten on the way, endpoints and all (RFC 8414 §2 requires an
+/// `https` issuer).
 pub const METADATA_ENDPOINTS: &[&str] = &[
+    "issuer",
     "authorization_endpoint",
     "token_endpoint",
     "registration_endpoint",
@@ -147,7 +151,14 @@ mod tests {
             "registration_endpoint": null,
         });
         assert_eq!(unsafe_metadata_endpoint(&ok), None);
+        let in_clear =
+            serde_json::json!({"issuer": "http://as.example", "authorization_endpoint": "https://as.example/a"});
+        assert_eq!(
+            unsafe_metadata_endpoint(&in_clear),
+            Some(("issuer", "http://as.example".to_owned(), UnsafeUrl::PlainHttp))
+        );
         let bad = serde_json::json!({
+            "issuer": "https://as.example",
             "authorization_endpoint": "https://as.example/a",
             "token_endpoint": "https://as.example/t",
             "revocation_endpoint": "http://as.example/r",

@@ -419,7 +419,7 @@ fn jti_nonce() -> u64 {
 async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
     let request = http
         .reqwest_no_redirects()
-        .post(token_url)
+        .post(checked("token", token_url)?)
         .form(form)
         .build()
         .map_err(|e| TokenError::Config(e.to_string()))?;
