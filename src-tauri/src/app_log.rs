@@ -9,7 +9,7 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _, fmt};
+use tracing_subscriber::{Layer as _, fmt};
 
 const PREFIX: &str = "mcp-auth-tray";
 const SUFFIX: &str = "log";
@@ -20,9 +20,11 @@ const KEEP_FILES: usize = 7;
 pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] Option<WorkerGuard>);
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level
-/// (`info`). Without a writable log folder, logs go to stderr only.
+/// (`info`), within the core's cap on the crates that see secrets
+/// ([`mcp_auth_core::log_filter`]). Without a writable log folder, logs go
+/// to stderr only.
 pub fn init(dir: &Path) -> LogGuard {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || mcp_auth_core::log_filter("info");
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(mcp_auth_core::colour_stderr())
