@@ -368,5 +368,5 @@ async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
 
 fn until(epoch_secs: f64) -> Duration {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    Duration::from_secs_f64((epoch_secs - now).max(0.0))
+    mcp_auth_core::schedule::wait_secs(epoch_secs - now)
 }

@@ -39,6 +39,16 @@ impl Clock for SystemClock {
     }
 }
 
+/// `secs` as a wait: negative and NaN are no wait, and anything a `Duration`
+/// cannot hold (an `expires_at` of 1e20 in a file) is the longest wait, where
+/// `Duration::from_secs_f64` would panic.
+pub fn wait_secs(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
 /// First retry delay after a transient failure.
 pub const BACKOFF_START: Duration = Duration::from_secs(30);
 /// Longest retry delay.
@@ -236,7 +246,7 @@ pub async fn run(
             .min_by(f64::total_cmp);
         let sleep = async {
             match next {
-                Some(at) => tokio::time::sleep(Duration::from_secs_f64((at - clock.now()).max(0.0))).await,
+                Some(at) => tokio::time::sleep(wait_secs(at - clock.now())).await,
                 None => std::future::pending::<()>().await,
             }
         };

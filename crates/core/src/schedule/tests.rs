@@ -7,6 +7,16 @@ use rstest::rstest;
 use super::*;
 
 #[rstest]
+#[case::later(90.5, Duration::from_millis(90_500))]
+#[case::past(-3.0, Duration::ZERO)]
+#[case::nan(f64::NAN, Duration::ZERO)]
+#[case::huge(1e20, Duration::MAX)]
+#[case::infinite(f64::INFINITY, Duration::MAX)]
+fn waits(#[case] secs: f64, #[case] want: Duration) {
+    assert_eq!(wait_secs(secs), want);
+}
+
+#[rstest]
 #[case(10_000.0, Some(3600), 0.0, 10_000.0 - 3600.0 * 0.40)]
 #[case(10_000.0, Some(3600), 1.0, 10_000.0 - 3600.0 * 0.25)]
 #[case(10_000.0, Some(4), 0.0, 10_000.0 - 1.6)]
