@@ -1,12 +1,14 @@
 //! The app's log: to stderr and to a daily file in the app's log folder
 //! (the menu's "Open logs folder"; the window shows its tail). Old files are
 //! pruned to a week. Nothing secret is ever logged (tokens, codes and
-//! secrets never reach a `tracing` field), so the files are safe to share.
+//! secrets never reach a `tracing` field, and the crates that see them are
+//! capped at `info`), so the files are safe to share; the folder is 0700 and
+//! the files 0600 all the same ([`mcp_auth_core::DailyLog`]).
 
 use std::path::{Path, PathBuf};
 
+use mcp_auth_core::DailyLog;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
@@ -30,15 +32,7 @@ pub fn init(dir: &Path) -> LogGuard {
         .with_ansi(mcp_auth_core::colour_stderr())
         .with_target(false)
         .with_filter(filter());
-    let appender = std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| {
-        RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix(PREFIX)
-            .filename_suffix(SUFFIX)
-            .max_log_files(KEEP_FILES)
-            .build(dir)
-            .map_err(|e| e.to_string())
-    });
+    let appender = DailyLog::open(dir, PREFIX, SUFFIX, KEEP_FILES);
     match appender {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);

@@ -26,6 +26,7 @@ pub mod export;
 mod fence;
 mod home;
 mod interpolate;
+mod log_file;
 mod logging;
 pub mod mcp_client;
 mod menu;
@@ -58,6 +59,7 @@ pub use fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
+pub use log_file::DailyLog;
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
