@@ -26,17 +26,20 @@ pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] Option<Wor
 /// ([`mcp_auth_core::log_filter`]). Without a writable log folder, logs go
 /// to stderr only.
 pub fn init(dir: &Path) -> LogGuard {
-    let filter = || mcp_auth_core::log_filter("info");
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(mcp_auth_core::colour_stderr())
         .with_target(false)
-        .with_filter(filter());
+        .with_filter(mcp_auth_core::log_filter("info"));
     let appender = DailyLog::open(dir, PREFIX, SUFFIX, KEEP_FILES);
     match appender {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let file = fmt::layer().with_writer(writer).with_ansi(false).with_target(false).with_filter(filter());
+            let file = fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(mcp_auth_core::log_filter("info"));
             tracing_subscriber::registry().with(stderr).with(file).init();
             LogGuard(Some(guard))
         }
