@@ -66,7 +66,8 @@ pub fn server_details(
             ServerDetails {
                 profile: s.profile.clone(),
                 name: s.name.clone(),
-                url: s.url.clone(),
+                // Shown in the window: query values (interpolated API keys) hidden.
+                url: s.url.as_deref().map(crate::status::redact_url),
                 auth: s.auth,
                 state: s.state,
                 summary: menu_line(s, report.computed_at),

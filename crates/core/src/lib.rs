@@ -67,8 +67,8 @@ pub use secret::SecretString;
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, VaultView, menu_line, refresh_due_at,
-    time_left,
+    AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
+    redact_url, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
 pub use vault_open::{default_credential_file, open_default_vault, open_vault, vault_status, vault_views};
