@@ -61,6 +61,8 @@ pub struct Shell {
     pub activity: watch::Sender<Activity>,
     /// Whether the OS starts the app at login, as last read.
     pub autostart: watch::Sender<bool>,
+    /// The menu's "Start at login" item as last drawn (see `ToggleAutostart`).
+    pub autostart_item: Mutex<Option<tauri::menu::CheckMenuItem<tauri::Wry>>>,
     pub engine: OnceLock<Engine>,
     /// `None` while the engine starts; then ready, or why there is none.
     pub engine_state: watch::Sender<Option<Result<(), String>>>,
@@ -125,6 +127,7 @@ pub fn start(app: &AppHandle, from_login: bool) -> anyhow::Result<()> {
         watcher: Mutex::new(Some(watcher)),
         activity: watch::Sender::new(Activity::default()),
         autostart: watch::Sender::new(false),
+        autostart_item: Mutex::new(None),
         engine: OnceLock::new(),
         engine_state: watch::Sender::new(None),
         latest: Mutex::new(Latest::default()),
