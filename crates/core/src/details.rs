@@ -154,4 +154,30 @@ mod tests {
         );
         assert!(rows[1].actions.is_empty(), "no actions for a local command");
     }
+
+    #[test]
+    fn the_window_shows_urls_redacted_but_finds_the_vault_record() {
+        let url = "https://keyed.example/mcp?api_key=sk-live-99";
+        let report = StatusReport {
+            servers: vec![ServerStatus {
+                profile: None,
+                name: "keyed".to_owned(),
+                url: Some(url.to_owned()),
+                auth: AuthLabel::Oauth,
+                state: AuthState::Connected,
+                expires_at: None,
+                detail: None,
+                refresh_due_at: None,
+                last_error: None,
+            }],
+            ..Default::default()
+        };
+        let views = HashMap::from([(
+            VaultKey::new(None, "keyed", url),
+            VaultView::Present(TokenFileSummary { scope: Some("read".to_owned()), ..Default::default() }),
+        )]);
+        let rows = server_details(&report, &views, &Activity::default());
+        assert_eq!(rows[0].url.as_deref(), Some("https://keyed.example/mcp?api_key=[redacted]"));
+        assert_eq!(rows[0].scopes, vec!["read"], "the vault record is found by the real URL");
+    }
 }
