@@ -1,3 +1,13 @@
+//! Tauri's build step, with the app's commands declared: each gets an
+//! `allow-<command>` permission, and a window may call only the commands its
+//! capability grants (without this list, every window may call every command).
+
+/// Every `#[tauri::command]` of the shell (`generate_handler!` in main.rs).
+const COMMANDS: &[&str] = &["status_rows", "menu_action", "log_tail"];
+
 fn main() {
-    tauri_build::build();
+    let attributes = tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(e) = tauri_build::try_build(attributes) {
+        panic!("tauri build step failed: {e:#}");
+    }
 }

@@ -455,3 +455,73 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+/// At the highest verbosity (`-vv` and `RUST_LOG=trace`, which reaches every
+/// dependency), a sign-in and a refresh print none of the secrets involved:
+/// the code, the PKCE verifier, the tokens and the configured client secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_the_output_at_trace_level() {
+    const SECRET: &str = "configured-client-secret-5f1d";
+    let server = FakeServer::start(Behaviour {
+        registration: false,
+        preregistered_client: Some(("pre-id".to_owned(), SECRET.to_owned())),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let config = format!(
+        "mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n    oauth:\n      client_id: pre-id\n      client_secret: {SECRET}\n",
+        server.mcp_url()
+    );
+    std::fs::write(setup.home.path().join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
+    let traced = |args: &[&str]| {
+        let mut cmd = setup.command(args);
+        cmd.arg("-vv").env("RUST_LOG", "trace");
+        cmd
+    };
+
+    let mut guard = ChildGuard(traced(&["connect", "fake", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let stderr = mcp_auth_e2e::Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let mut seen = Vec::new();
+    let url = next_matching(&stderr, is_url, &mut seen).trim().to_owned();
+    HeadlessBrowser::new(Http::new().unwrap_or_else(|e| panic!("{e}")))
+        .open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("browser: {e}"));
+    let (code, connect_out, connect_err) = finish(&mut guard.0, seen, Some(stderr)).await;
+    assert_eq!(code, 0, "stdout: {connect_out}\nstderr: {connect_err}");
+    assert!(connect_err.contains("TRACE") || connect_err.contains("DEBUG"), "not traced at all:\n{connect_err}");
+    let first = read_json(&setup.tokens_dir().join("fake.json"));
+
+    let out = traced(&["refresh", "fake"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let (refresh_out, refresh_err) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert_eq!(out.status.code(), Some(0), "{refresh_out}{refresh_err}");
+    let second = read_json(&setup.tokens_dir().join("fake.json"));
+
+    let log = server.log();
+    let exchange = log
+        .token_requests
+        .iter()
+        .find(|r| r.get("grant_type").map(String::as_str) == Some("authorization_code"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no code exchange at the server"));
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("the authorization code", exchange.get("code").cloned().unwrap_or_default()),
+        ("the PKCE verifier", exchange.get("code_verifier").cloned().unwrap_or_default()),
+        ("the client secret", SECRET.to_owned()),
+    ];
+    for (what, tokens) in [("first", &first), ("refreshed", &second)] {
+        for field in ["access_token", "refresh_token"] {
+            let value = tokens[field].as_str().unwrap_or_default().to_owned();
+            secrets.push((if what == "first" { field } else { "a refreshed token" }, value));
+        }
+    }
+    let output = [connect_out, connect_err, refresh_out, refresh_err].join("\n");
+    for (what, secret) in secrets {
+        assert!(secret.len() >= 8, "{what} was not found at the server: `{secret}`");
+        let line = output.lines().find(|l| l.contains(&secret));
+        assert!(line.is_none(), "{what} is in the output: {}", line.unwrap_or_default());
+    }
+}

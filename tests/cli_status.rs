@@ -255,3 +255,26 @@ fn no_secret_is_ever_printed() {
         }
     }
 }
+
+/// An API key interpolated into a server URL is hidden in the table and in
+/// `--json` (query values replaced), never printed.
+#[test]
+fn status_redacts_secrets_in_server_urls() {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "mcp_servers:\n  keyed:\n    url: https://mcp.example/mcp?api_key=${KEYED_API_KEY}&region=eu\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(home.path().join(".env"), "KEYED_API_KEY=sk-live-do-not-print-4711\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = "https://mcp.example/mcp?api_key=[redacted]&region=[redacted]";
+    let rows = status_json(home.path());
+    assert_eq!(rows[0]["url"], shown, "{rows}");
+    let out = mcp_auth(&["status", "--hermes-home", &home.path().display().to_string()], None);
+    let table = text(&out.stdout);
+    assert!(table.contains(shown), "{table}");
+    for output in [table, rows.to_string(), text(&out.stderr)] {
+        assert!(!output.contains("sk-live-do-not-print-4711"), "the key was printed:\n{output}");
+    }
+}

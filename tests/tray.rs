@@ -320,6 +320,15 @@ fn connect_home(mcp_url: &str) -> tempfile::TempDir {
     home
 }
 
+/// Waits (at most 10 s) until `done` holds.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn autostart_entries(session: &Session) -> Vec<String> {
     // auto-launch writes to ~/.config/autostart whatever XDG_CONFIG_HOME says.
     std::fs::read_dir(session.dir.path().join("home/.config/autostart"))
@@ -405,9 +414,33 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
         "{registrations:#?}"
     );
 
-    // The status window (opened by the first run) with both servers signed in.
-    std::thread::sleep(Duration::from_secs(1));
+    // The status window (opened by the first run) with both servers signed
+    // in: its capability lets it call the app's commands and hear its events.
+    for line in [
+        "the status window read its rows",
+        "the status window read the log",
+        "the status window follows the app's status-changed events",
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !probe.log_text().contains(line) {
+            assert!(Instant::now() < deadline, "the app log never said `{line}`:\n{}", probe.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     screenshot(&xvfb.display, "tray-status-window.png");
+    // Its log folder is private, and so is each file in it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let logs = session.dir.path().join("data/dev.mcpauthtray.app/logs");
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode(&logs), 0o700, "{}", logs.display());
+        let files: Vec<_> = std::fs::read_dir(&logs).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        assert!(!files.is_empty(), "no log file in {}", logs.display());
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
 
     // Disconnect revokes and removes the agent's files.
     probe.send("click fake — >> Disconnect");
@@ -417,10 +450,13 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
     probe.wait_for_notification("Disconnected from fake", 1);
 
     // "Start at login" follows the checkbox both ways.
+    // The outcome is the login item on disk; the tick follows it.
     probe.send("click Start at login");
+    wait_until("the login item to be removed", || autostart_entries(&session).is_empty());
     probe.wait_for("autostart off", |l| l.contains(&"[[ ] Start at login]".to_owned()));
-    assert!(autostart_entries(&session).is_empty(), "login item still there");
+    assert!(autostart_entries(&session).is_empty(), "the login item came back");
     probe.send("click Start at login");
+    wait_until("the login item to be added", || autostart_entries(&session).len() == 1);
     probe.wait_for("autostart on", |l| l.contains(&"[[x] Start at login]".to_owned()));
     assert_eq!(autostart_entries(&session).len(), 1);
 
@@ -462,4 +498,34 @@ fn shows_in_a_real_panel_with_screenshots() {
         let size = std::fs::metadata(out.join(name)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 0, "no screenshot {name}");
     }
+}
+
+/// The status window's capability grants exactly what its page uses: an
+/// `allow-<command>` for each command `ui/*.js` invokes, `core:event:allow-listen`
+/// when it listens, and nothing else (no `core:default`).
+#[test]
+fn the_status_window_may_call_only_what_its_page_calls() {
+    let mut used = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(repo_root().join("ui")).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        if entry.path().extension().is_none_or(|x| x != "js") {
+            continue;
+        }
+        let js = std::fs::read_to_string(entry.path()).unwrap_or_else(|e| panic!("{e}"));
+        for call in js.split("invoke(\"").skip(1) {
+            let command = call.split('"').next().unwrap_or_default();
+            used.insert(format!("allow-{}", command.replace('_', "-")));
+        }
+        if js.contains("event.listen(") {
+            used.insert("core:event:allow-listen".to_owned());
+        }
+    }
+    let capability = read_json(&repo_root().join("src-tauri/capabilities/default.json"));
+    let granted: std::collections::BTreeSet<String> = capability["permissions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no permissions list: {capability}"))
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(capability["windows"], serde_json::json!(["status"]));
+    assert_eq!(granted, used);
 }

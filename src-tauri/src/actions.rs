@@ -61,7 +61,13 @@ fn item(app: &AppHandle, line: &MenuLine) -> tauri::Result<Box<dyn IsMenuItem<Wr
     Ok(match line {
         MenuLine::Item { id, label, enabled } => Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?),
         MenuLine::Check { id, label, checked } => {
-            Box::new(CheckMenuItem::with_id(app, id, label, true, *checked, None::<&str>)?)
+            let check = CheckMenuItem::with_id(app, id, label, true, *checked, None::<&str>)?;
+            if *id == MenuAction::ToggleAutostart.id()
+                && let Some(shell) = app.try_state::<Shell>()
+            {
+                *lock(&shell.autostart_item) = Some(check.clone());
+            }
+            Box::new(check)
         }
         MenuLine::Submenu { id, label, lines } => {
             let submenu = Submenu::with_id(app, id, label, true)?;
@@ -123,8 +129,17 @@ pub fn run(app: &AppHandle, action: MenuAction) {
         }
         MenuAction::OpenWindow => window::open(app, None),
         MenuAction::ToggleAutostart => {
-            let want = !autostart_enabled(app);
-            if let Err(e) = set_autostart(app, want) {
+            let was = autostart_enabled(app);
+            // GTK ticks a check item itself when it is clicked: put the tick
+            // back to what the OS says, so it changes only once the login
+            // item did (set_autostart publishes the OS state, and the menu is
+            // redrawn from it), and stays right when the change fails.
+            if let Some(item) = lock(&shell.autostart_item).as_ref()
+                && let Err(e) = item.set_checked(was)
+            {
+                tracing::debug!(error = %e, "cannot reset the login item's tick");
+            }
+            if let Err(e) = set_autostart(app, !was) {
                 notices::problem(app, "Cannot change “Start at login”", &e);
             }
         }

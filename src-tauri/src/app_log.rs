@@ -1,15 +1,17 @@
 //! The app's log: to stderr and to a daily file in the app's log folder
 //! (the menu's "Open logs folder"; the window shows its tail). Old files are
 //! pruned to a week. Nothing secret is ever logged (tokens, codes and
-//! secrets never reach a `tracing` field), so the files are safe to share.
+//! secrets never reach a `tracing` field, and the crates that see them are
+//! capped at `info`), so the files are safe to share; the folder is 0700 and
+//! the files 0600 all the same ([`mcp_auth_core::DailyLog`]).
 
 use std::path::{Path, PathBuf};
 
+use mcp_auth_core::DailyLog;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _, fmt};
+use tracing_subscriber::{Layer as _, fmt};
 
 const PREFIX: &str = "mcp-auth-tray";
 const SUFFIX: &str = "log";
@@ -20,27 +22,24 @@ const KEEP_FILES: usize = 7;
 pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] Option<WorkerGuard>);
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level
-/// (`info`). Without a writable log folder, logs go to stderr only.
+/// (`info`), within the core's cap on the crates that see secrets
+/// ([`mcp_auth_core::log_filter`]). Without a writable log folder, logs go
+/// to stderr only.
 pub fn init(dir: &Path) -> LogGuard {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(mcp_auth_core::colour_stderr())
         .with_target(false)
-        .with_filter(filter());
-    let appender = std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| {
-        RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix(PREFIX)
-            .filename_suffix(SUFFIX)
-            .max_log_files(KEEP_FILES)
-            .build(dir)
-            .map_err(|e| e.to_string())
-    });
+        .with_filter(mcp_auth_core::log_filter("info"));
+    let appender = DailyLog::open(dir, PREFIX, SUFFIX, KEEP_FILES);
     match appender {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let file = fmt::layer().with_writer(writer).with_ansi(false).with_target(false).with_filter(filter());
+            let file = fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(mcp_auth_core::log_filter("info"));
             tracing_subscriber::registry().with(stderr).with(file).init();
             LogGuard(Some(guard))
         }

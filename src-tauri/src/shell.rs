@@ -61,6 +61,8 @@ pub struct Shell {
     pub activity: watch::Sender<Activity>,
     /// Whether the OS starts the app at login, as last read.
     pub autostart: watch::Sender<bool>,
+    /// The menu's "Start at login" item as last drawn (see `ToggleAutostart`).
+    pub autostart_item: Mutex<Option<tauri::menu::CheckMenuItem<tauri::Wry>>>,
     pub engine: OnceLock<Engine>,
     /// `None` while the engine starts; then ready, or why there is none.
     pub engine_state: watch::Sender<Option<Result<(), String>>>,
@@ -125,6 +127,7 @@ pub fn start(app: &AppHandle, from_login: bool) -> anyhow::Result<()> {
         watcher: Mutex::new(Some(watcher)),
         activity: watch::Sender::new(Activity::default()),
         autostart: watch::Sender::new(false),
+        autostart_item: Mutex::new(None),
         engine: OnceLock::new(),
         engine_state: watch::Sender::new(None),
         latest: Mutex::new(Latest::default()),
@@ -368,5 +371,5 @@ async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
 
 fn until(epoch_secs: f64) -> Duration {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    Duration::from_secs_f64((epoch_secs - now).max(0.0))
+    mcp_auth_core::schedule::sleep_until(epoch_secs - now)
 }

@@ -3,6 +3,8 @@
 //! processes. Its page (`ui/`) reads rows through [`status_rows`] and acts
 //! through [`menu_action`], the same actions as the tray menu.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use mcp_auth_core::activity::ServerRef;
 use mcp_auth_core::details::{ServerDetails, server_details};
 use mcp_auth_core::{MenuAction, tail_lines};
@@ -58,8 +60,21 @@ pub struct StatusPage {
     engine_missing: Option<String>,
 }
 
+/// How often the page asked for its rows: the first time is its load, the
+/// second can only be its `status-changed` listener (both logged once, so a
+/// test sees that the page's capability lets it work).
+static ROWS_READ: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the page read the log yet.
+static LOG_READ: AtomicBool = AtomicBool::new(false);
+
 #[tauri::command]
 pub fn status_rows(app: AppHandle) -> StatusPage {
+    match ROWS_READ.fetch_add(1, Ordering::Relaxed) {
+        0 => tracing::info!("the status window read its rows"),
+        1 => tracing::info!("the status window follows the app's status-changed events"),
+        _ => {}
+    }
     let shell = app.state::<Shell>();
     let activity = shell.activity.borrow().clone();
     let latest = lock(&shell.latest);
@@ -85,6 +100,9 @@ pub fn menu_action(app: AppHandle, id: String) -> Result<(), String> {
 /// The end of today's log file.
 #[tauri::command]
 pub fn log_tail(app: AppHandle) -> Vec<String> {
+    if !LOG_READ.swap(true, Ordering::Relaxed) {
+        tracing::info!("the status window read the log");
+    }
     let shell = app.state::<Shell>();
     crate::app_log::current_file(&shell.logs_dir)
         .map(|path| tail_lines(&path, LOG_TAIL_BYTES).unwrap_or_else(|e| vec![format!("cannot read the log: {e}")]))

@@ -104,7 +104,7 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint:
                     serde_plain(&s.auth),
                     state_text(s.state).to_owned(),
                     expiry_text(s, now),
-                    s.url.clone().unwrap_or_else(|| "-".to_owned()),
+                    s.url.as_deref().map_or_else(|| "-".to_owned(), mcp_auth_core::redact_url),
                 ]
             })
             .collect();

@@ -66,7 +66,8 @@ pub fn server_details(
             ServerDetails {
                 profile: s.profile.clone(),
                 name: s.name.clone(),
-                url: s.url.clone(),
+                // Shown in the window: query values (interpolated API keys) hidden.
+                url: s.url.as_deref().map(crate::status::redact_url),
                 auth: s.auth,
                 state: s.state,
                 summary: menu_line(s, report.computed_at),
@@ -152,5 +153,31 @@ mod tests {
             Some(MenuAction::Disconnect(ServerRef::new(None, "linear")))
         );
         assert!(rows[1].actions.is_empty(), "no actions for a local command");
+    }
+
+    #[test]
+    fn the_window_shows_urls_redacted_but_finds_the_vault_record() {
+        let url = "https://keyed.example/mcp?api_key=sk-live-99";
+        let report = StatusReport {
+            servers: vec![ServerStatus {
+                profile: None,
+                name: "keyed".to_owned(),
+                url: Some(url.to_owned()),
+                auth: AuthLabel::Oauth,
+                state: AuthState::Connected,
+                expires_at: None,
+                detail: None,
+                refresh_due_at: None,
+                last_error: None,
+            }],
+            ..Default::default()
+        };
+        let views = HashMap::from([(
+            VaultKey::new(None, "keyed", url),
+            VaultView::Present(TokenFileSummary { scope: Some("read".to_owned()), ..Default::default() }),
+        )]);
+        let rows = server_details(&report, &views, &Activity::default());
+        assert_eq!(rows[0].url.as_deref(), Some("https://keyed.example/mcp?api_key=[redacted]"));
+        assert_eq!(rows[0].scopes, vec!["read"], "the vault record is found by the real URL");
     }
 }

@@ -7,26 +7,69 @@
 //! in unquoted and double-quoted values, resolved against earlier lines first,
 //! then the environment. Lines that don't parse are skipped, as python-dotenv
 //! skips them.
+//!
+//! Expansion is bounded: each line may refer to the lines before it, so 40
+//! lines of `X=${W}${W}` would double 40 times (a terabyte). An expanded
+//! value may not exceed [`MAX_VALUE_BYTES`] nor all values together
+//! [`MAX_TOTAL_BYTES`]; the file is refused, naming the variable, before the
+//! memory is taken. Expanded text is never expanded again, so there is no
+//! depth to bound.
 
 use std::collections::HashMap;
+
+/// The longest value a line may expand to (a PEM key or a JSON credential
+/// fits many times over).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// The most all values of one file may expand to together (the size of the
+/// largest config file read).
+pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a `.env` file was refused: a variable expands beyond a bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}` (line {line}) expands to more than {limit} bytes{}", if *.total { " together with the lines before it" } else { "" })]
+pub struct TooLarge {
+    /// The variable being defined.
+    pub key: String,
+    /// Its 1-based line.
+    pub line: usize,
+    /// The bound it crossed.
+    pub limit: usize,
+    /// The bound is [`MAX_TOTAL_BYTES`] (else [`MAX_VALUE_BYTES`]).
+    pub total: bool,
+}
 
 /// Parses `.env` text into `(key, value)` pairs in file order.
 ///
 /// `env` resolves `${VAR}` references not defined earlier in the file.
-pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, TooLarge> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut defined: HashMap<String, String> = HashMap::new();
+    let mut total = 0usize;
     let mut rest = text;
+    let mut line = 1;
     while !rest.is_empty() {
         let (entry, after) = parse_entry(rest);
+        let entry_line = line;
+        line += rest[..rest.len() - after.len()].matches('\n').count();
         rest = after;
         let Some((key, value, expand)) = entry else { continue };
-        let value =
-            if expand { expand_refs(&value, &|name| defined.get(name).cloned().or_else(|| env(name))) } else { value };
+        let budget = MAX_VALUE_BYTES.min(MAX_TOTAL_BYTES - total);
+        let value = if expand {
+            expand_refs(&value, &|name| defined.get(name).cloned().or_else(|| env(name)), budget)
+        } else {
+            (value.len() <= budget).then_some(value)
+        };
+        let Some(value) = value else {
+            let total = budget < MAX_VALUE_BYTES;
+            let limit = if total { MAX_TOTAL_BYTES } else { MAX_VALUE_BYTES };
+            return Err(TooLarge { key, line: entry_line, limit, total });
+        };
+        total += value.len();
         defined.insert(key.clone(), value.clone());
         out.push((key, value));
     }
-    out
+    Ok(out)
 }
 
 /// Parses one entry from the start of `input`; returns it (if the line held
@@ -114,24 +157,25 @@ fn strip_inline_comment(raw: &str) -> &str {
 }
 
 /// Expands `${NAME}` and `${NAME:-default}`; unknown names become empty, as in
-/// python-dotenv.
-fn expand_refs(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(value.len());
+/// python-dotenv. `None` as soon as the result would exceed `budget` bytes.
+fn expand_refs(value: &str, lookup: &dyn Fn(&str) -> Option<String>, budget: usize) -> Option<String> {
+    let mut out = String::with_capacity(value.len().min(budget));
+    let push = |out: &mut String, piece: &str| (out.len() + piece.len() <= budget).then(|| out.push_str(piece));
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         let Some(len) = rest[start + 2..].find('}') else { break };
-        out.push_str(&rest[..start]);
+        push(&mut out, &rest[..start])?;
         let body = &rest[start + 2..start + 2 + len];
         let (name, default) = match body.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (body, None),
         };
         let resolved = lookup(name).filter(|v| !v.is_empty());
-        out.push_str(&resolved.unwrap_or_else(|| default.unwrap_or_default().to_owned()));
+        push(&mut out, resolved.as_deref().unwrap_or_else(|| default.unwrap_or_default()))?;
         rest = &rest[start + 3 + len..];
     }
-    out.push_str(rest);
-    out
+    push(&mut out, rest)?;
+    Some(out)
 }
 
 #[cfg(test)]
@@ -141,7 +185,7 @@ mod tests {
 
     fn pairs(text: &str) -> Vec<(String, String)> {
         let env = |name: &str| (name == "FROM_ENV").then(|| "env-value".to_owned());
-        parse(text, &env)
+        parse(text, &env).expect("within the bounds")
     }
 
     fn kv(k: &str, v: &str) -> (String, String) {
@@ -183,5 +227,44 @@ mod tests {
     #[test]
     fn unterminated_quote_skips_only_that_line() {
         assert_eq!(pairs("BAD=\"open\nGOOD=1\n"), vec![kv("GOOD", "1")]);
+    }
+
+    /// 40 lines doubling the one before: a terabyte if expanded.
+    fn bomb(lines: usize) -> String {
+        let mut text = "W0=0123456789abcdef\n".to_owned();
+        for i in 1..=lines {
+            text.push_str(&format!("W{i}=${{W{}}}${{W{}}}\n", i - 1, i - 1));
+        }
+        text
+    }
+
+    #[test]
+    fn an_exponential_expansion_is_refused_quickly() {
+        let started = std::time::Instant::now();
+        let err = parse(&bomb(40), &|_| None).expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        // 16 bytes doubled 13 times is 128 KiB: `W13` (line 14) is the first too large.
+        assert_eq!(err, TooLarge { key: "W13".to_owned(), line: 14, limit: MAX_VALUE_BYTES, total: false });
+        assert_eq!(err.to_string(), "`W13` (line 14) expands to more than 65536 bytes");
+    }
+
+    #[test]
+    fn many_large_values_are_refused_in_total() {
+        // Each value is 32 KiB: 128 of them reach 4 MiB; the 129th crosses it.
+        let mut text = format!("BIG={}\n", "x".repeat(32 * 1024));
+        for i in 1..200 {
+            text.push_str(&format!("# comment\nB{i}=${{BIG}}\n"));
+        }
+        let err = parse(&text, &|_| None).expect_err("refused");
+        assert_eq!(err, TooLarge { key: "B128".to_owned(), line: 257, limit: MAX_TOTAL_BYTES, total: true });
+        assert!(err.to_string().ends_with("together with the lines before it"), "{err}");
+    }
+
+    #[test]
+    fn values_up_to_the_bound_are_kept() {
+        let exact = "y".repeat(MAX_VALUE_BYTES / 2);
+        let got = pairs(&format!("A={exact}\nB=${{A}}${{A}}\n'Q'='{exact}'\n"));
+        assert_eq!(got[1].1.len(), MAX_VALUE_BYTES);
+        assert_eq!(got[2], kv("Q", &exact));
     }
 }

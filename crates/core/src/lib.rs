@@ -26,6 +26,7 @@ pub mod export;
 mod fence;
 mod home;
 mod interpolate;
+mod log_file;
 mod logging;
 pub mod mcp_client;
 mod menu;
@@ -58,15 +59,16 @@ pub use fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
-pub use logging::{colour_for, colour_stderr, init_stderr_logging};
+pub use log_file::DailyLog;
+pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, ServerStatus, StatusReport, VaultView, menu_line, refresh_due_at,
-    time_left,
+    AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
+    redact_url, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
 pub use vault_open::{default_credential_file, open_default_vault, open_vault, vault_status, vault_views};

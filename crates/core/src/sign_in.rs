@@ -9,8 +9,10 @@
 //! checks apply.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -25,6 +27,9 @@ use crate::oauth::http::Http;
 use crate::oauth::loopback::{CALLBACK_PATH, LoopbackListener, bind_stable};
 use crate::settings::SettingsFile;
 use crate::vault::Vault;
+
+/// The reason of a sign-in that ended in a panic (a bug: its message is in the log).
+pub const PANICKED: &str = "the sign-in stopped on an internal error (see the log); try again";
 
 /// What became of a sign-in, in order: `Started`, then one of the others.
 #[derive(Debug, Clone)]
@@ -174,9 +179,17 @@ impl SignIns {
         let inner = self.inner.clone();
         let key = r.clone();
         let task = tokio::spawn(async move {
-            let event = match inner.run(&server, browser).await {
-                Ok(connected) => SignInEvent::Connected(key.clone(), Box::new(connected)),
-                Err(reason) => SignInEvent::Failed(key.clone(), reason),
+            // A panic anywhere in the flow (a browser launcher, a dependency)
+            // still ends it: otherwise the flow stays registered, the listener
+            // bound and the server "Signing in…" until the app restarts.
+            let outcome = AssertUnwindSafe(inner.run(&server, browser)).catch_unwind().await;
+            let event = match outcome {
+                Ok(Ok(connected)) => SignInEvent::Connected(key.clone(), Box::new(connected)),
+                Ok(Err(reason)) => SignInEvent::Failed(key.clone(), reason),
+                Err(_) => {
+                    tracing::error!(server = %key.name, "the sign-in task panicked");
+                    SignInEvent::Failed(key.clone(), PANICKED.to_owned())
+                }
             };
             inner.finish(&key, event, false).await;
         });
@@ -239,6 +252,40 @@ mod tests {
         }
         // Ours, but no flow waits for this state.
         assert_eq!(s.deliver_redirect("dev.example.app:/callback?code=x&state=y"), Delivery::UnknownState);
+    }
+
+    /// A browser launcher with a bug.
+    struct PanickingBrowser;
+
+    impl Browser for PanickingBrowser {
+        fn open<'a>(&'a self, _url: &'a str) -> crate::oauth::browser::BrowserFuture<'a> {
+            Box::pin(async { panic!("the browser launcher crashed") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_sign_in_still_ends_and_frees_the_server() {
+        let server = mcp_auth_test_support::FakeServer::start(Default::default()).await.expect("server");
+        let (s, mut rx, dir) = sign_ins();
+        let target = OAuthServer {
+            home: crate::home::Home { profile: None, path: dir.path().join("home") },
+            name: "fake".to_owned(),
+            siblings: vec!["fake".to_owned()],
+            url: url::Url::parse(&server.mcp_url()).expect("url"),
+            oauth: crate::config::OAuthSettings { timeout_secs: 30.0, ..Default::default() },
+        };
+        let r = ServerRef::new(None, "fake");
+        assert!(s.start(target.clone(), Arc::new(PanickingBrowser)));
+        assert!(matches!(rx.recv().await, Some(SignInEvent::Started(ref got)) if *got == r));
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.expect("no end event");
+        match ended {
+            Some(SignInEvent::Failed(got, reason)) => assert_eq!((got, reason.as_str()), (r.clone(), PANICKED)),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        assert!(s.running().is_empty(), "the flow is still registered");
+        assert!(s.inner.listeners.lock().await.is_empty(), "the listener is still bound");
+        // Not stuck: the server can be signed in to again.
+        assert!(s.start(target, Arc::new(PanickingBrowser)));
     }
 
     #[tokio::test]

@@ -57,6 +57,9 @@ pub struct ServerStatus {
     /// The profile the server belongs to (`null` for the default home).
     pub profile: Option<String>,
     pub name: String,
+    /// Serialised with its secrets replaced ([`redact_url`]): a config may
+    /// interpolate an API key into the query, and this output is for sharing.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: Option<String>,
     pub auth: AuthLabel,
     pub state: AuthState,
@@ -454,6 +457,64 @@ fn next_time_left_change(remaining: f64) -> Option<f64> {
     };
     let into_unit = remaining % unit;
     Some(if into_unit > 0.0 { into_unit } else { unit } + 0.001)
+}
+
+/// What replaces a secret part of a URL.
+pub const REDACTED: &str = "[redacted]";
+
+/// `url` safe to show and log: the value of every query parameter, the
+/// fragment and a userinfo password replaced by [`REDACTED`] (configs
+/// interpolate API keys into URLs: `?api_key=${KEY}`). Keys, host and path
+/// stay, so the server is still recognisable. Works on text, so a URL that
+/// does not parse is redacted too.
+pub fn redact_url(url: &str) -> String {
+    let (url, fragment) = match url.split_once('#') {
+        Some((u, f)) => (u, (!f.is_empty()).then_some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(base);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) if !value.is_empty() => format!("{key}={REDACTED}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if fragment.is_some() {
+        out.push('#');
+        out.push_str(REDACTED);
+    }
+    out
+}
+
+/// `scheme://user:password@host/…` with the password replaced.
+fn redact_userinfo(base: &str) -> String {
+    let Some((scheme, rest)) = base.split_once("://") else { return base.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { format!("{user}:{REDACTED}") } else { userinfo.to_owned() };
+            format!("{scheme}://{hidden}@{host}{path}")
+        }
+        None => base.to_owned(),
+    }
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&redact_url(url)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// One tray-menu line: "● name — Connected · 52 min".

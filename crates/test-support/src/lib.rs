@@ -101,6 +101,21 @@ pub struct Behaviour {
     /// RFC 7009 §2.2.1: revoking an access token answers 400
     /// `unsupported_token_type` (a JWT access token cannot be revoked).
     pub unsupported_access_token_revocation: bool,
+    /// How `tools/list` pages (a hostile server can page forever).
+    pub tool_paging: ToolPaging,
+}
+
+/// The `nextCursor` of `tools/list` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolPaging {
+    /// One page, no cursor.
+    #[default]
+    Single,
+    /// Every page names a new cursor (`page-1`, `page-2`, …) and holds one
+    /// more tool: the listing never ends.
+    Endless,
+    /// Every page names the same cursor again.
+    Repeated,
 }
 
 impl Default for Behaviour {
@@ -137,6 +152,7 @@ impl Default for Behaviour {
             error_description: None,
             oidc_offline_access: false,
             unsupported_access_token_revocation: false,
+            tool_paging: ToolPaging::Single,
         }
     }
 }
@@ -359,6 +375,15 @@ impl FakeServer {
     pub fn approve_device(&self, user_code: &str) -> bool {
         self.shared
             .with(|i| i.devices.values_mut().find(|d| d.user_code == user_code).map(|d| d.approved = true).is_some())
+    }
+
+    /// A valid access token issued without a sign-in, for tests of the MCP
+    /// half alone.
+    pub fn mint_access_token(&self) -> String {
+        let lifetime = self.shared.behaviour().access_token_lifetime;
+        let token = self.shared.token("access");
+        self.shared.with(|i| i.access.insert(token.clone(), Access { expires_at: now() + lifetime, scope: None }));
+        token
     }
 
     /// Whether `token` is a currently valid access token.

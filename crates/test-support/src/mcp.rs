@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::{Shared, now};
+use crate::{Shared, ToolPaging, now};
 
 pub async fn method_not_allowed() -> Response {
     StatusCode::METHOD_NOT_ALLOWED.into_response()
@@ -59,11 +59,18 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
                 "serverInfo": {"name": "mcp-auth-test-server", "version": "1.0.0"}
             })
         }
-        "tools/list" => json!({"tools": [{
-            "name": "test-tool",
-            "description": "Answers ok",
-            "inputSchema": {"type": "object", "properties": {}}
-        }]}),
+        "tools/list" => {
+            let tool = |name: String| json!({"name": name, "description": "Answers ok", "inputSchema": {"type": "object", "properties": {}}});
+            let cursor = request["params"]["cursor"].as_str().map(str::to_owned);
+            match (s.behaviour().tool_paging, cursor) {
+                (ToolPaging::Single, _) => json!({"tools": [tool("test-tool".to_owned())]}),
+                (ToolPaging::Endless, cursor) => {
+                    let n = cursor.and_then(|c| c.strip_prefix("page-")?.parse::<u64>().ok()).unwrap_or(0) + 1;
+                    json!({"tools": [tool(format!("tool-{n}"))], "nextCursor": format!("page-{n}")})
+                }
+                (ToolPaging::Repeated, _) => json!({"tools": [tool("test-tool".to_owned())], "nextCursor": "again"}),
+            }
+        }
         "tools/call" => {
             if let Some(needed) = s.behaviour().tool_scope {
                 let granted = access.scope.unwrap_or_default();

@@ -17,6 +17,11 @@ pub enum ConfigError {
     /// The file is larger than we are willing to parse.
     #[error("{} is larger than {limit} bytes; refusing to read it", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    /// A variable of the home's `.env` expands beyond the bounds of
+    /// [`crate::dotenv`] (an expansion bomb): refused whole, as a half-read
+    /// `.env` would give servers the wrong values.
+    #[error("{}:{line}: `{key}` expands to more than {limit} bytes; refusing this file's variables", path.display())]
+    EnvTooLarge { path: PathBuf, key: String, line: usize, limit: usize },
     /// The file is not UTF-8 text.
     #[error("{} is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf },

@@ -46,7 +46,9 @@ pub fn load_home_config(home: &Home) -> Result<ConfigLoad, ConfigError> {
     };
     let entries = raw::parse_document(&text).map_err(|e| e.at(&path))?;
     let dotenv_pairs = match read_bounded(&home.env_path()) {
-        Ok(Some(text)) => dotenv::parse(&text, &|name| std::env::var(name).ok()),
+        Ok(Some(text)) => dotenv::parse(&text, &|name| std::env::var(name).ok()).map_err(|e| {
+            ConfigError::EnvTooLarge { path: home.env_path(), key: e.key, line: e.line, limit: e.limit }
+        })?,
         Ok(None) => Vec::new(),
         Err(e) => {
             tracing::warn!(path = %home.env_path().display(), error = %e, "ignoring unreadable .env");
@@ -69,4 +71,32 @@ fn read_bounded(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
         Err(source) => return Err(ConfigError::Io { path: path.to_path_buf(), source: Arc::new(source) }),
     };
     String::from_utf8(bytes).map(Some).map_err(|_| ConfigError::NotUtf8 { path: path.to_path_buf() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expansion_bomb_in_dotenv_is_refused_naming_the_file_and_variable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("config.yaml"), "mcp_servers:\n  a:\n    url: https://a/${W40}\n")
+            .expect("write");
+        let mut bomb = "W0=0123456789abcdef\n".to_owned();
+        for i in 1..=40 {
+            bomb.push_str(&format!("W{i}=${{W{}}}${{W{}}}\n", i - 1, i - 1));
+        }
+        std::fs::write(dir.path().join(".env"), bomb).expect("write");
+        let home = Home { profile: None, path: dir.path().to_path_buf() };
+        let started = std::time::Instant::now();
+        let err = load_home_config(&home).expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:14: `W13` expands to more than 65536 bytes; refusing this file's variables",
+                home.env_path().display()
+            )
+        );
+    }
 }

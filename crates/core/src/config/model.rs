@@ -112,6 +112,11 @@ pub struct EnvRef {
 
 const DEFAULT_OAUTH_TIMEOUT_SECS: f64 = 300.0;
 
+/// The longest wait for a browser step we honour: a sign-in nobody finished
+/// within a day is abandoned, and larger values overflow a `Duration`
+/// (`1e20` seconds made `Duration::from_secs_f64` panic).
+pub const MAX_OAUTH_TIMEOUT_SECS: f64 = 86_400.0;
+
 pub(crate) fn validate(raw: RawServer, scope: &EnvScope) -> ServerEntry {
     let RawServer { name, line, value } = raw;
     let config = validate_value(&value, scope);
@@ -171,7 +176,7 @@ fn validate_value(value: &Value, scope: &EnvScope) -> Result<ServerConfig, Strin
         }
         AuthKind::Stdio
     } else if auth_value == "oauth" {
-        let mut oauth = parse_oauth(entry.get("oauth"))?;
+        let mut oauth = parse_oauth(entry.get("oauth"), &mut warnings)?;
         parse_own_settings(entry.get("mcp_auth_tray"), &mut oauth)?;
         AuthKind::OAuth(oauth)
     } else {
@@ -217,7 +222,7 @@ fn parse_enabled(value: Option<&Value>, warnings: &mut Vec<String>) -> bool {
     }
 }
 
-fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
+fn parse_oauth(value: Option<&Value>, warnings: &mut Vec<String>) -> Result<OAuthSettings, String> {
     let block = match value {
         None | Some(Value::Null) => {
             return Ok(OAuthSettings { timeout_secs: DEFAULT_OAUTH_TIMEOUT_SECS, ..Default::default() });
@@ -238,10 +243,11 @@ fn parse_oauth(value: Option<&Value>) -> Result<OAuthSettings, String> {
     };
     let timeout_secs = match block.get("timeout") {
         None | Some(Value::Null) => DEFAULT_OAUTH_TIMEOUT_SECS,
-        Some(v) => match number(v) {
-            Some(t) if t > 0.0 && t.is_finite() => t,
-            _ => return Err(format!("`oauth.timeout` must be a positive number of seconds, found {}", show_scalar(v))),
-        },
+        Some(v) => {
+            let (secs, warning) = oauth_timeout(v)?;
+            warnings.extend(warning);
+            secs
+        }
     };
     Ok(OAuthSettings {
         client_id: field("client_id")?.filter(|s| !s.is_empty()),
@@ -347,6 +353,19 @@ fn port_number(v: &Value) -> Option<u16> {
         Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
         Value::String(s) => s.trim().parse::<u16>().ok(),
         _ => None,
+    }
+}
+
+/// `oauth.timeout` in seconds: a positive finite number (or numeric string),
+/// clamped to [`MAX_OAUTH_TIMEOUT_SECS`] with a warning for the entry.
+fn oauth_timeout(v: &Value) -> Result<(f64, Option<String>), String> {
+    match number(v) {
+        Some(t) if t > MAX_OAUTH_TIMEOUT_SECS && t.is_finite() => Ok((
+            MAX_OAUTH_TIMEOUT_SECS,
+            Some(format!("`oauth.timeout` of {} seconds is more than a day; waiting a day instead", show_scalar(v))),
+        )),
+        Some(t) if t > 0.0 && t.is_finite() => Ok((t, None)),
+        _ => Err(format!("`oauth.timeout` must be a positive number of seconds, found {}", show_scalar(v))),
     }
 }
 
@@ -512,6 +531,38 @@ mod tests {
     #[case(json!({"url": "https://x/", "headers": {"A": {"b": 1}}}), "header `A` must be a string, found a mapping")]
     fn invalid_entries(#[case] value: Value, #[case] reason: &str) {
         assert_eq!(check(value), Err(reason.to_owned()));
+    }
+
+    #[rstest]
+    #[case::plain(json!(60), Ok((60.0, None)))]
+    #[case::fraction(json!(0.5), Ok((0.5, None)))]
+    #[case::string(json!(" 90 "), Ok((90.0, None)))]
+    #[case::a_day(json!(86400), Ok((86400.0, None)))]
+    #[case::huge(json!(1e20), Ok((86400.0, Some("`oauth.timeout` of 1e+20 seconds is more than a day; waiting a day instead"))))]
+    #[case::huge_integer(json!(u64::MAX), Ok((86400.0, Some("`oauth.timeout` of 18446744073709551615 seconds is more than a day; waiting a day instead"))))]
+    #[case::huge_string(json!("1e300"), Ok((86400.0, Some("`oauth.timeout` of `1e300` seconds is more than a day; waiting a day instead"))))]
+    #[case::zero(json!(0), Err("`oauth.timeout` must be a positive number of seconds, found 0"))]
+    #[case::negative(json!(-5), Err("`oauth.timeout` must be a positive number of seconds, found -5"))]
+    #[case::nan(json!("NaN"), Err("`oauth.timeout` must be a positive number of seconds, found `NaN`"))]
+    #[case::infinite(json!("1e400"), Err("`oauth.timeout` must be a positive number of seconds, found `1e400`"))]
+    #[case::infinity(json!("inf"), Err("`oauth.timeout` must be a positive number of seconds, found `inf`"))]
+    #[case::a_list(json!([1]), Err("`oauth.timeout` must be a positive number of seconds, found a list"))]
+    fn oauth_timeouts(#[case] value: Value, #[case] expected: Result<(f64, Option<&str>), &str>) {
+        let expected = expected.map(|(t, w)| (t, w.map(str::to_owned))).map_err(str::to_owned);
+        assert_eq!(oauth_timeout(&value), expected);
+        // Whatever was accepted converts to a Duration (this panicked for 1e20).
+        if let Ok((secs, _)) = oauth_timeout(&value) {
+            assert!(std::time::Duration::try_from_secs_f64(secs).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_huge_timeout_is_clamped_with_a_warning_on_the_entry() {
+        let cfg = check(json!({"url": "https://x/", "auth": "oauth", "oauth": {"timeout": 1e20}})).expect("valid");
+        let AuthKind::OAuth(o) = &cfg.auth else { panic!("{:?}", cfg.auth) };
+        assert_eq!(o.timeout_secs, MAX_OAUTH_TIMEOUT_SECS);
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].contains("more than a day"), "{:?}", cfg.warnings);
     }
 
     #[test]

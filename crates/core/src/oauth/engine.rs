@@ -256,7 +256,7 @@ impl Engine {
     }
 
     /// Sends an unauthenticated MCP `initialize` to `url` and reads the answer.
-    #[tracing::instrument(skip_all, fields(url = %url))]
+    #[tracing::instrument(skip_all, fields(url = %crate::status::redact_url(url.as_str())))]
     pub async fn probe(&self, url: &Url) -> Result<Probe, EngineError> {
         let body = serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",

@@ -354,3 +354,35 @@ fn a_failed_refresh_noted_in_the_vault_shows() {
     let json = serde_json::to_value(&flaky).expect("json");
     assert_eq!(json["last_error"], "timed out");
 }
+
+#[rstest]
+#[case::plain("https://mcp.example/mcp", "https://mcp.example/mcp")]
+#[case::api_key("https://mcp.example/mcp?api_key=sk-123", "https://mcp.example/mcp?api_key=[redacted]")]
+#[case::several("https://h/p?a=1&flag&b=&c=x=y", "https://h/p?a=[redacted]&flag&b=&c=[redacted]")]
+#[case::fragment("https://h/p#token=abc", "https://h/p#[redacted]")]
+#[case::empty_fragment("https://h/p#", "https://h/p")]
+#[case::password("https://me:hunter2@h:8443/p?k=v", "https://me:[redacted]@h:8443/p?k=[redacted]")]
+#[case::user_only("https://me@h/p", "https://me@h/p")]
+#[case::at_in_path("https://h/p@x", "https://h/p@x")]
+#[case::not_a_url("no scheme?secret=1", "no scheme?secret=[redacted]")]
+fn urls_are_redacted(#[case] url: &str, #[case] want: &str) {
+    assert_eq!(redact_url(url), want);
+}
+
+#[test]
+fn the_json_url_is_redacted() {
+    let row = ServerStatus {
+        profile: None,
+        name: "s".to_owned(),
+        url: Some("https://h/mcp?api_key=sk-live-1".to_owned()),
+        auth: AuthLabel::Headers,
+        state: AuthState::NotApplicable,
+        expires_at: None,
+        detail: None,
+        last_error: None,
+        refresh_due_at: None,
+    };
+    let json = serde_json::to_value(&row).expect("json");
+    assert_eq!(json["url"], "https://h/mcp?api_key=[redacted]");
+    assert_eq!(row.url.as_deref(), Some("https://h/mcp?api_key=sk-live-1"), "kept whole inside");
+}
