@@ -12,6 +12,12 @@
 //!   and split across entries when needed ([`chunked`]); the split path is
 //!   tested on every OS by forcing small chunks.
 //!
+//! - Every read-modify-write of a record (sync, adopt, noting a failure,
+//!   connect, disconnect, refresh) runs under [`Vault::lock`]: one lock per
+//!   server, shared by the tray and the CLI through a lock file (`flock`) in
+//!   the vault's lock folder, so two processes never interleave their writes
+//!   and lose one.
+//!
 //! Keychain calls block (D-Bus, Security framework): call them from
 //! `spawn_blocking` in async code.
 
@@ -19,7 +25,10 @@ mod backend;
 mod chunked;
 mod record;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
 pub use record::{CredentialRecord, RECORD_VERSION, RefreshFailure, StoredTokens};
@@ -63,6 +72,17 @@ pub enum VaultError {
     Corrupt { account: String, reason: String },
     #[error("keychain error: {0}")]
     Backend(String),
+    /// Another process kept the record's lock for too long.
+    #[error("another process has held the lock of the keychain record for {account} too long")]
+    Busy { account: String },
+}
+
+/// A lock file's name: the account hashed (accounts hold `/` and `#`).
+fn lock_file_name(key: &VaultKey) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.account().as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.lock")
 }
 
 impl From<BackendError> for VaultError {
@@ -81,17 +101,73 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| VaultError::Backend(format!("vault task failed: {e}")))?
 }
 
+/// How long a read-modify-write waits for another holder of the server's
+/// lock: longer than a refresh holds it (the agent's fence, 60 s, plus the
+/// token request), so a wait means a stuck process, not a busy one.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// One server's lock, held for a whole read-modify-write; released on drop.
+#[derive(Debug)]
+pub struct VaultLock {
+    _file: Option<crate::fence::FenceGuard>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
 /// The vault.
 #[derive(Debug, Clone)]
 pub struct Vault {
     backend: Arc<dyn SecretBackend>,
     chunk_chars: usize,
+    /// Where the cross-process lock files live; `None`: this process only (tests).
+    lock_dir: Option<PathBuf>,
+    /// In-process side of the locks (a file lock taken twice by one process
+    /// through two descriptors would also exclude, but would block a thread).
+    local_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Vault {
-    /// A vault over `backend`.
+    /// A vault over `backend`, locking within this process only (see
+    /// [`Vault::with_lock_dir`] for the cross-process locks the apps use).
     pub fn new(backend: Arc<dyn SecretBackend>) -> Self {
-        Self { backend, chunk_chars: DEFAULT_CHUNK_CHARS }
+        Self { backend, chunk_chars: DEFAULT_CHUNK_CHARS, lock_dir: None, local_locks: Arc::default() }
+    }
+
+    /// The same vault taking its per-server locks as files in `dir` (0700,
+    /// created on first use), shared with every process that uses `dir`.
+    pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// Takes the lock of `key`'s record, waiting at most [`LOCK_TIMEOUT`]:
+    /// hold it across load → change → store so no other writer (another
+    /// task, the tray, the CLI) interleaves.
+    pub async fn lock(&self, key: &VaultKey) -> Result<VaultLock, VaultError> {
+        self.lock_within(key, LOCK_TIMEOUT).await
+    }
+
+    /// [`Vault::lock`] with another timeout.
+    pub async fn lock_within(&self, key: &VaultKey, timeout: Duration) -> Result<VaultLock, VaultError> {
+        let local = {
+            let mut locks = self.local_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(key.account().to_owned()).or_default().clone()
+        };
+        let local = tokio::time::timeout(timeout, local.lock_owned())
+            .await
+            .map_err(|_| VaultError::Busy { account: key.account().to_owned() })?;
+        let file = match &self.lock_dir {
+            None => None,
+            Some(dir) => {
+                let path = dir.join(lock_file_name(key));
+                let account = key.account().to_owned();
+                let guard = crate::fence::acquire_async(path, timeout).await.map_err(|e| match e {
+                    crate::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
+                    crate::fence::FenceError::Io { .. } => VaultError::Backend(e.to_string()),
+                })?;
+                Some(guard)
+            }
+        };
+        Ok(VaultLock { _file: file, _local: local })
     }
 
     /// The same vault writing at most `chars` characters per entry (tests
