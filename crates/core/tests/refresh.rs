@@ -457,3 +457,57 @@ async fn a_refresh_in_flight_cannot_overwrite_a_new_sign_in() {
     assert_eq!(read_tokens(&rig.target.paths()).expect("file").expires_in, Some(7200));
     assert!(rig.server.is_valid_access_token(record.tokens.access_token.expose()));
 }
+
+#[tokio::test]
+async fn the_agents_own_new_sign_in_brings_its_registration_along() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let rig = connected(reuse_detecting()).await;
+    let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record").client.client_id;
+    // The agent signed in again by itself: a new registration, new tokens,
+    // its own files (played by a sign-in that knows nothing of our vault).
+    let paths = rig.target.paths();
+    std::fs::remove_file(&paths.client).expect("remove client file");
+    let elsewhere = Vault::new(Arc::new(MemoryBackend::default()));
+    let redirect = rig.listener.redirect_uri();
+    connect(&rig.engine, &elsewhere, &HermesExporter, &rig.target, &redirect, &|_| {}).await.expect("agent sign-in");
+    let theirs = mcp_auth_core::read_client(&paths).expect("client file").client_id;
+    assert_ne!(theirs, ours, "the agent registered a new client");
+
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
+    let record = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    assert_eq!(record.client.client_id, theirs, "new tokens paired with the old client");
+    assert_eq!(record.tokens.access_token.expose(), rig.file_access());
+    assert_eq!(record.metadata, read_json(&paths.meta), "the agent's metadata came along");
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed with the agent's client");
+}
+
+#[tokio::test]
+async fn a_corrupt_vault_record_is_recovered_from_the_agents_files() {
+    use mcp_auth_core::refresh::{RECOVERED_NOTE, SyncOutcome};
+    let backend = Arc::new(MemoryBackend::default());
+    let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
+    let before = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    backend.write(rig.target.vault_key().account(), "mcpv2:damaged").expect("damage the record");
+    assert!(rig.vault.load(&rig.target.vault_key()).is_err(), "the record is unreadable");
+
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Recovered);
+    let record = rig.vault.load(&rig.target.vault_key()).expect("readable again").expect("record");
+    assert_eq!(record.tokens, before.tokens);
+    assert_eq!(record.client, before.client);
+    assert_eq!(record.metadata, before.metadata);
+    assert_eq!(record.issuer, before.issuer);
+    assert_eq!(rig.status_last_error().as_deref(), Some(RECOVERED_NOTE), "the status says it was recovered");
+
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.status_last_error(), None);
+}
+
+#[tokio::test]
+async fn a_corrupt_vault_record_does_not_wedge_a_refresh() {
+    let backend = Arc::new(MemoryBackend::default());
+    let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
+    backend.write(rig.target.vault_key().account(), "mcpv2:damaged").expect("damage the record");
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed after recovery");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(rig.vault_access(), rig.file_access());
+}
