@@ -236,7 +236,7 @@ pub async fn run(
             .min_by(f64::total_cmp);
         let sleep = async {
             match next {
-                Some(at) => tokio::time::sleep(Duration::from_secs_f64((at - clock.now()).max(0.0))).await,
+                Some(at) => tokio::time::sleep(sleep_until(at, clock.now())).await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -250,3 +250,10 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests;
+
+/// How long to sleep until `at` from `now`: never negative, and a time too
+/// far away for a `Duration` (an absurd expiry) is "as long as possible"
+/// rather than a panic.
+pub(crate) fn sleep_until(at: f64, now: f64) -> Duration {
+    Duration::try_from_secs_f64((at - now).max(0.0)).unwrap_or(Duration::MAX)
+}

@@ -16,6 +16,15 @@ fn refresh_points(#[case] expires_at: f64, #[case] lifetime: Option<u64>, #[case
 }
 
 #[rstest]
+#[case(110.0, 100.0, Duration::from_secs(10))]
+#[case(90.0, 100.0, Duration::ZERO)]
+#[case(1e20, 1_800_000_000.0, Duration::MAX)]
+#[case(f64::INFINITY, 0.0, Duration::MAX)]
+fn sleeps_are_never_negative_nor_a_panic(#[case] at: f64, #[case] now: f64, #[case] want: Duration) {
+    assert_eq!(sleep_until(at, now), want);
+}
+
+#[rstest]
 #[case(1, 0.0, 30)]
 #[case(2, 0.0, 60)]
 #[case(3, 0.0, 120)]

@@ -197,6 +197,10 @@ fn refresh_due(#[case] expires_at: f64, #[case] lifetime: Option<u64>, #[case] w
 #[case(7199.0, "119 min")]
 #[case(7200.0, "2 h")]
 #[case(3.0 * 86400.0 + 5.0, "3 d")]
+#[case(3649.0 * 86400.0, "3649 d")]
+#[case(1e20, "> 3650 d")]
+#[case(f64::INFINITY, "> 3650 d")]
+#[case(f64::NEG_INFINITY, "<1 min")]
 fn time_left_text(#[case] secs: f64, #[case] want: &str) {
     assert_eq!(time_left(secs), want);
 }
