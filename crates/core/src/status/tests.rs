@@ -306,9 +306,9 @@ fn the_vault_is_the_source_of_truth() {
     let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
     let lookup = |key: &VaultKey| {
         let account = key.account();
-        if account.starts_with("default/both#") || account.starts_with("default/gone#") {
+        if account.starts_with("~/both#") || account.starts_with("~/gone#") {
             VaultView::Present(vault_summary(NOW + 3120.0))
-        } else if account.starts_with("default/locked#") {
+        } else if account.starts_with("~/locked#") {
             VaultView::Unavailable("the keychain is locked".to_owned())
         } else {
             VaultView::Missing
@@ -337,7 +337,7 @@ fn a_failed_refresh_noted_in_the_vault_shows() {
     f.tokens("flaky", &token_json(NOW + 3000.0, 3600, true));
     let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
     let lookup = |key: &VaultKey| {
-        let needs_reauth = key.account().starts_with("default/dead#");
+        let needs_reauth = key.account().starts_with("~/dead#");
         VaultView::Present(TokenFileSummary {
             last_failure: Some(crate::vault::RefreshFailure {
                 message: if needs_reauth { "the refresh token was rejected" } else { "timed out" }.to_owned(),

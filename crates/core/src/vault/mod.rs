@@ -41,10 +41,24 @@ pub const SERVICE: &str = "mcp-auth-tray";
 pub const DEFAULT_CHUNK_CHARS: usize = 1200;
 
 /// Where one server's record lives.
+///
+/// Accounts are `<profile>/<name>#<url hash>` for a profile and
+/// `~/<name>#<url hash>` for the default home: `~` is never part of a
+/// profile id, so no profile (not even one named `default`) shares a key
+/// with the default home. Earlier versions keyed the default home
+/// `default/<name>#…`, which a profile named `default` also produced; such
+/// records are moved on first read ([`Vault::load`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VaultKey {
     account: String,
+    /// Where a default-home record of an earlier version lives.
+    legacy: Option<String>,
+    /// Whose record this key names (the record says it too).
+    profile: Option<String>,
 }
+
+/// The default home's part of an account.
+const DEFAULT_HOME: &str = "~";
 
 impl VaultKey {
     /// The key for server `name` at `url` in `profile` (`None`: default home).
@@ -52,7 +66,9 @@ impl VaultKey {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(url.trim().as_bytes());
         let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        Self { account: format!("{}/{name}#{hash}", profile.unwrap_or("default")) }
+        let account = format!("{}/{name}#{hash}", profile.unwrap_or(DEFAULT_HOME));
+        let legacy = profile.is_none().then(|| format!("default/{name}#{hash}"));
+        Self { account, legacy, profile: profile.map(str::to_owned) }
     }
 
     /// The keychain account name.
@@ -182,12 +198,47 @@ impl Vault {
         self.backend.describe()
     }
 
-    /// The record for `key`, if any.
+    /// The record for `key`, if any. A default-home record kept under the
+    /// earlier key is moved to the current one.
     pub fn load(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {
-        let Some(bytes) = chunked::read(self.backend.as_ref(), key.account())? else { return Ok(None) };
+        let record = self.load_account(key.account())?;
+        let record = match (record, &key.legacy) {
+            (Some(record), _) => Some(record),
+            (None, Some(legacy)) => self.migrate(key, legacy)?,
+            (None, None) => None,
+        };
+        // Under `default/…` a profile named `default` may find a default-home
+        // record of an earlier version, waiting to be moved: not its own.
+        Ok(record.filter(|r| r.profile == key.profile))
+    }
+
+    fn load_account(&self, account: &str) -> Result<Option<CredentialRecord>, VaultError> {
+        let Some(bytes) = chunked::read(self.backend.as_ref(), account)? else { return Ok(None) };
         CredentialRecord::from_bytes(&bytes)
             .map(Some)
-            .map_err(|reason| VaultError::Corrupt { account: key.account().to_owned(), reason })
+            .map_err(|reason| VaultError::Corrupt { account: account.to_owned(), reason })
+    }
+
+    /// Moves the default home's record from its earlier key, when the record
+    /// there is the default home's (a profile named `default` had the same key).
+    fn migrate(&self, key: &VaultKey, legacy: &str) -> Result<Option<CredentialRecord>, VaultError> {
+        let record = match self.load_account(legacy) {
+            Ok(Some(record)) if record.profile.is_none() => record,
+            Ok(_) => return Ok(None),
+            Err(VaultError::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match self.store(key, &record) {
+            Ok(()) => {
+                if let Err(e) = chunked::delete(self.backend.as_ref(), legacy) {
+                    tracing::debug!(error = %e, "cannot remove a record from its earlier key");
+                }
+                tracing::info!(account = key.account(), "moved a record to its new key");
+            }
+            // Readable all the same; moved on a later read.
+            Err(e) => tracing::debug!(error = %e, "cannot move a record to its new key"),
+        }
+        Ok(Some(record))
     }
 
     /// Stores `record` under `key`, replacing what was there.
@@ -195,9 +246,16 @@ impl Vault {
         chunked::write(self.backend.as_ref(), key.account(), &record.to_bytes(), self.chunk_chars)
     }
 
-    /// Removes the record (absent is fine).
+    /// Removes the record (absent is fine), and a default-home record still
+    /// under its earlier key.
     pub fn remove(&self, key: &VaultKey) -> Result<(), VaultError> {
-        chunked::delete(self.backend.as_ref(), key.account())
+        chunked::delete(self.backend.as_ref(), key.account())?;
+        if let Some(legacy) = &key.legacy
+            && matches!(self.load_account(legacy), Ok(Some(record)) if record.profile.is_none())
+        {
+            chunked::delete(self.backend.as_ref(), legacy)?;
+        }
+        Ok(())
     }
 }
 

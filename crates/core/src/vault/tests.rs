@@ -122,7 +122,42 @@ fn keys_change_with_the_url_and_profile() {
     assert_eq!(a, VaultKey::new(None, "s", "https://a.example/mcp"));
     assert_ne!(a, VaultKey::new(None, "s", "https://b.example/mcp"));
     assert_ne!(a, VaultKey::new(Some("work"), "s", "https://a.example/mcp"));
-    assert!(a.account().starts_with("default/s#"));
+    assert!(a.account().starts_with("~/s#"));
+}
+
+#[test]
+fn the_default_home_and_a_profile_named_default_never_share_a_record() -> Result<(), VaultError> {
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    let home = VaultKey::new(None, "linear", "https://mcp.linear.example/mcp");
+    let named_default = VaultKey::new(Some("default"), "linear", "https://mcp.linear.example/mcp");
+    assert_ne!(home.account(), named_default.account());
+    let mut theirs = record(2);
+    theirs.profile = Some("default".to_owned());
+    vault.store(&home, &record(1))?;
+    vault.store(&named_default, &theirs)?;
+    assert_eq!(vault.load(&home)?, Some(record(1)));
+    assert_eq!(vault.load(&named_default)?, Some(theirs));
+    vault.remove(&home)?;
+    assert_eq!(vault.load(&home)?, None);
+    assert!(vault.load(&named_default)?.is_some(), "removing the default home's record removed the profile's");
+    Ok(())
+}
+
+#[test]
+fn default_home_records_under_the_earlier_key_are_moved() -> Result<(), VaultError> {
+    let backend = Arc::new(MemoryBackend::default());
+    let vault = Vault::new(backend.clone());
+    let home = key();
+    // As an earlier version stored it: the profile's key scheme, "default".
+    let earlier = VaultKey::new(Some("default"), "linear", "https://mcp.linear.example/mcp");
+    assert!(earlier.account().starts_with("default/linear#"));
+    super::chunked::write(backend.as_ref(), earlier.account(), &record(3).to_bytes(), DEFAULT_CHUNK_CHARS)?;
+    // A profile named `default` does not take it for its own.
+    assert_eq!(vault.load(&earlier)?, None);
+    assert_eq!(vault.load(&home)?, Some(record(3)), "the earlier key is read when the new one is absent");
+    assert_eq!(backend.accounts(), vec![home.account().to_owned()], "moved, not copied");
+    assert_eq!(vault.load(&home)?, Some(record(3)));
+    Ok(())
 }
 
 #[test]
