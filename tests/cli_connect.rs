@@ -193,8 +193,8 @@ async fn connect_keeps_the_credentials_in_the_real_secret_service() {
     setup.session.apply(&mut cmd, ":none");
     let listed = cmd.output().unwrap_or_else(|e| panic!("{e}"));
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains("attribute.username = default/fake#"), "not in the keyring:\n{listed}");
-    assert!(listed.contains("secret = mcpv1:"), "not our record format:\n{listed}");
+    assert!(listed.contains("attribute.username = ~/fake#"), "not in the keyring:\n{listed}");
+    assert!(listed.contains("secret = mcpv2:"), "not our record format:\n{listed}");
     let access =
         read_json(&setup.tokens_dir().join("fake.json"))["access_token"].as_str().unwrap_or_default().to_owned();
     assert!(!access.is_empty() && !listed.contains(&access), "the record should be compressed, not plain JSON");

@@ -32,7 +32,7 @@ fn records_reach_the_secret_service_and_come_back_in_another_process() {
     let script = r#"
         "$MCP_AUTH" keychain-check --keep --split || exit 11
         echo "--- stored"
-        secret-tool search --all service mcp-auth-tray 2>&1 | grep -c '^attribute.username = default/keychain-check#'
+        secret-tool search --all service mcp-auth-tray 2>&1 | grep -c '^attribute.username = ~/keychain-check#'
         echo "--- read back"
         "$MCP_AUTH" keychain-check --read-back --split || exit 12
         echo "--- after"

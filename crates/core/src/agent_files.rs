@@ -16,6 +16,7 @@ use crate::agent_layout::AgentPaths;
 use crate::atomic_file::{ensure_private_dir, write_private};
 use crate::read_capped::{Capped, read_capped};
 use crate::secret::SecretString;
+use crate::token_file::{usable_expires_at, usable_expires_in};
 
 /// Client registration as the agent stores it (`OAuthClientInformationFull`).
 #[derive(Debug, Clone, PartialEq)]
@@ -171,8 +172,10 @@ pub fn read_tokens(paths: &AgentPaths) -> Option<TokenRecord> {
     Some(TokenRecord {
         access_token: SecretString::new(s("access_token")?),
         refresh_token: s("refresh_token").filter(|r| !r.is_empty()).map(SecretString::new),
-        expires_in: v.get("expires_in").and_then(Value::as_u64),
-        expires_at: v.get("expires_at").and_then(Value::as_f64),
+        // Odd numbers are clamped or dropped here, at the edge, so nothing
+        // downstream (timers, status, the vault) computes with them.
+        expires_in: v.get("expires_in").and_then(usable_expires_in).map(|(secs, _)| secs),
+        expires_at: v.get("expires_at").and_then(Value::as_f64).and_then(|e| usable_expires_at(e).ok()),
         scope: s("scope"),
         issuer: s("hermes_issuer"),
     })
@@ -264,6 +267,29 @@ mod tests {
         remove_server_files(&paths)?;
         assert!(!paths.tokens.exists() && !paths.client.exists() && !paths.meta.exists());
         remove_server_files(&paths)?;
+        Ok(())
+    }
+
+    /// What the agent's file says, as we adopt it: odd numbers clamped or
+    /// dropped, never a panic.
+    #[rstest::rstest]
+    #[case::sane(r#""expires_in":3600,"expires_at":1800000000.5"#, Some(3600), Some(1_800_000_000.5))]
+    #[case::huge(r#""expires_in":1e20,"expires_at":1e20"#, Some(crate::token_file::MAX_LIFETIME_SECS), None)]
+    #[case::max_integer(r#""expires_in":18446744073709551615"#, Some(crate::token_file::MAX_LIFETIME_SECS), None)]
+    #[case::negative(r#""expires_in":-1,"expires_at":-1e20"#, None, Some(0.0))]
+    #[case::milliseconds(r#""expires_at":1700000000000"#, None, None)]
+    #[case::string_lifetime(r#""expires_in":"120""#, Some(120), None)]
+    #[case::not_numbers(r#""expires_in":[1],"expires_at":{}"#, None, None)]
+    fn odd_numbers_in_the_agents_file(
+        #[case] fields: &str,
+        #[case] expires_in: Option<u64>,
+        #[case] expires_at: Option<f64>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let paths = AgentPaths::new(dir.path(), "s");
+        std::fs::write(&paths.tokens, format!(r#"{{"access_token":"a","token_type":"Bearer",{fields}}}"#))?;
+        let tokens = read_tokens(&paths).ok_or("unreadable")?;
+        assert_eq!((tokens.expires_in, tokens.expires_at), (expires_in, expires_at));
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 //! issuer and redirect URI. The vault record and the agent's files are
 //! replaced only after the new tokens are in hand, so a failed or cancelled
 //! sign-in leaves the previous credentials untouched. The vault is written
-//! first: the keychain is the copy we trust.
+//! first: the keychain is the copy we trust. Storing a sign-in's result and
+//! disconnecting take the server's vault lock, so they serialise with a
+//! refresh of the same server in flight (see [`crate::refresh`]).
 
 use crate::agent_files::{AgentFilesError, ClientRecord, read_client, read_json};
 use crate::agent_layout::AgentPaths;
@@ -235,10 +237,13 @@ pub async fn connect_with(
         last_error: None,
     };
     {
-        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        crate::vault::blocking(move || vault.store(&key, &record)).await?;
+        // After any refresh in flight for the old credentials has finished,
+        // so it cannot overwrite this sign-in.
+        let _lock = vault.lock(&key).await?;
+        let (vault, key, stored) = (vault.clone(), key.clone(), record.clone());
+        crate::vault::blocking(move || vault.store(&key, &stored)).await?;
+        exporter.export(&server.export_target(), &record)?;
     }
-    exporter.export(&server.export_target(), &record)?;
     tracing::info!(expires_at = ?record.tokens.expires_at, "connected; vault and agent files written");
     Ok(Connected {
         registered: previous_client.as_deref() != Some(auth.client.client_id.as_str()),
@@ -290,6 +295,9 @@ pub async fn disconnect(
     server: &OAuthServer,
 ) -> Result<Disconnected, ConnectError> {
     let key = server.vault_key();
+    // Held to the end: a refresh in flight finishes first (and what it
+    // stored is what gets revoked), and none can bring the record back.
+    let _lock = vault.lock(&key).await?;
     let record = {
         let (vault, key) = (vault.clone(), key.clone());
         match crate::vault::blocking(move || vault.load(&key)).await {
@@ -365,6 +373,8 @@ pub async fn drift(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer)
 /// `Ok(false)` when the vault holds nothing for it.
 pub async fn export_server(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<bool, ConnectError> {
     let key = server.vault_key();
+    // Not while a refresh replaces the record: the file would get the old pair.
+    let _lock = vault.lock(&key).await?;
     let record = {
         let vault = vault.clone();
         crate::vault::blocking(move || vault.load(&key)).await?

@@ -7,7 +7,8 @@
 use serde_json::Value;
 
 use crate::agent_files::{
-    AgentFilesError, ClientRecord, TokenRecord, read_tokens, remove_server_files, write_server_files,
+    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, read_tokens, remove_server_files,
+    write_server_files,
 };
 use crate::agent_layout::{AgentPaths, token_file_stem};
 use crate::home::Home;
@@ -48,6 +49,9 @@ pub trait Exporter: Send + Sync + std::fmt::Debug {
     fn remove(&self, target: &ExportTarget) -> Result<(), ExportError>;
     /// The tokens the agent currently has for `target`.
     fn agent_tokens(&self, target: &ExportTarget) -> Option<TokenRecord>;
+    /// The registration the agent currently has for `target`, with its
+    /// authorization server metadata (when the agent keeps any).
+    fn agent_registration(&self, target: &ExportTarget) -> Option<(ClientRecord, Option<Value>)>;
 }
 
 /// Hermes Agent's `<home>/mcp-tokens/` layout.
@@ -100,6 +104,12 @@ impl Exporter for HermesExporter {
 
     fn agent_tokens(&self, target: &ExportTarget) -> Option<TokenRecord> {
         Self::paths(target).ok().and_then(|p| read_tokens(&p))
+    }
+
+    fn agent_registration(&self, target: &ExportTarget) -> Option<(ClientRecord, Option<Value>)> {
+        let paths = Self::paths(target).ok()?;
+        let client = read_client(&paths)?;
+        Some((client, read_json(&paths.meta)))
     }
 }
 

@@ -71,5 +71,7 @@ pub use status::{
     redact_url, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
-pub use vault_open::{default_credential_file, open_default_vault, open_vault, vault_status, vault_views};
+pub use vault_open::{
+    default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
+};
 pub use watch::{HomeWatcher, WatchError};

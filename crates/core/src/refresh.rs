@@ -15,6 +15,21 @@
 //!    still has one (a deleted file is the agent's decision to sign out);
 //! 6. releases the fence.
 //!
+//! Steps 3–5 (and every other change of the record: sync, noting a failure)
+//! run under the vault's per-server lock ([`Vault::lock`]), which connect and
+//! disconnect take too: a refresh in flight finishes before a disconnect
+//! removes the record, or before a new sign-in replaces it, never after.
+//!
+//! A rotated refresh token is never dropped: once the token endpoint answered,
+//! the old refresh token is dead. If the vault cannot take the new pair
+//! (keychain locked, access denied, D-Bus timeout), it still goes to the
+//! agent's file and stays in this [`Refresher`]'s memory, and the next sync or
+//! refresh stores it (taking it from memory, or back from the agent's file,
+//! which is newer). If the agent's file cannot be written, the vault has the
+//! pair and the next sync or refresh writes the file again. Either way the
+//! attempt reports a [`RefreshError::Transient`] that says where the tokens
+//! are, so the schedule retries soon.
+//!
 //! The work runs in its own task, so a caller that gives up cannot cancel it
 //! between receiving a rotated token and persisting it.
 
@@ -24,11 +39,15 @@ use std::time::Duration;
 
 use crate::agent_files::TokenRecord;
 use crate::connect::OAuthServer;
+use crate::export::ExportTarget;
 use crate::export::{ExportError, Exporter};
 use crate::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::oauth::http::Http;
 use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
 use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
+
+/// A record the vault could not take, kept until it can.
+type Pending = Arc<Mutex<Option<CredentialRecord>>>;
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +76,7 @@ pub enum RefreshError {
 impl From<VaultError> for RefreshError {
     fn from(e: VaultError) -> Self {
         match e {
-            VaultError::Unavailable(_) => Self::Transient(e.to_string()),
+            VaultError::Unavailable(_) | VaultError::Busy { .. } => Self::Transient(e.to_string()),
             other => Self::Failed(other.to_string()),
         }
     }
@@ -80,6 +99,8 @@ struct Slot {
     lock: tokio::sync::Mutex<()>,
     /// Bumped by every finished transaction, with its result.
     last: Mutex<(u64, Option<Result<RefreshOutcome, RefreshError>>)>,
+    /// New tokens a refresh received that the vault could not store yet.
+    pending: Pending,
 }
 
 /// Runs refresh transactions; one per process is enough (cheap to clone).
@@ -115,16 +136,22 @@ impl Refresher {
     }
 
     /// Takes what the agent wrote into the vault when it is newer (the agent
-    /// refreshed, or signed in by itself), without any network request.
-    /// Serialised with this server's refreshes.
+    /// refreshed, or signed in by itself), writes the agent's file again when
+    /// ours is newer (an earlier write failed), and stores tokens a refresh
+    /// could not store — without any network request. Serialised with this
+    /// server's refreshes.
     #[tracing::instrument(skip_all, fields(server = %server.name), err)]
     pub async fn sync(&self, vault: &Vault, server: &OAuthServer) -> Result<SyncOutcome, RefreshError> {
         let slot = self.slot(server.vault_key());
         let _turn = slot.lock.lock().await;
-        let (vault, server, exporter) = (vault.clone(), server.clone(), self.exporter.clone());
-        tokio::spawn(async move { sync_once(&vault, exporter.as_ref(), &server).await })
-            .await
-            .unwrap_or_else(|e| Err(RefreshError::Failed(format!("sync task failed: {e}"))))
+        let (vault, server, exporter, pending) =
+            (vault.clone(), server.clone(), self.exporter.clone(), slot.pending.clone());
+        tokio::spawn(async move {
+            let _lock = vault.lock(&server.vault_key()).await?;
+            sync_locked(&vault, exporter.as_ref(), &server, &pending).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("sync task failed: {e}"))))
     }
 
     /// Refreshes `server` now (see the module docs for the steps).
@@ -143,9 +170,11 @@ impl Refresher {
             }
         }
         let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
-        let exporter = self.exporter.clone();
+        let (exporter, pending) = (self.exporter.clone(), slot.pending.clone());
         let result = tokio::spawn(async move {
-            let result = transaction(&http, &vault, exporter.as_ref(), &server, timeout).await;
+            let _fence = acquire_async(server.paths().refresh_lock.clone(), timeout).await?;
+            let _lock = vault.lock(&server.vault_key()).await?;
+            let result = transaction(&http, &vault, exporter.as_ref(), &server, &pending).await;
             if let Err(e) = &result {
                 note_failure(&vault, &server, e).await;
             }
@@ -168,51 +197,191 @@ pub enum SyncOutcome {
     Adopted,
     /// The agent signed in by itself; its credentials are now in the vault.
     AdoptedNew,
+    /// The agent's file was older than the vault (an earlier write of it
+    /// failed); it has the vault's tokens again.
+    Exported,
+    /// New tokens an earlier refresh could not store are now in the vault.
+    Stored,
+    /// The vault's record was unreadable; it was rebuilt from the agent's files.
+    Recovered,
     /// The agent removed its files: its decision, nothing is restored.
     AgentSignedOut,
     /// Neither side has credentials.
     NotConnected,
 }
 
-async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<SyncOutcome, RefreshError> {
+/// The note a recovered record carries, so every front end says what happened.
+pub const RECOVERED_NOTE: &str = "the keychain record was unreadable; recovered from the agent's files";
+
+/// The record for `server`, or `None`. A corrupt record is rebuilt from the
+/// agent's files when they are whole (tokens and registration): the
+/// agent's copy is as good as ours, and a damaged record must not wedge
+/// every later sync and refresh. Call with the server's lock held.
+async fn load_or_recover(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+) -> Result<(Option<CredentialRecord>, bool), RefreshError> {
+    let key = server.vault_key();
+    let loaded = {
+        let (vault, key) = (vault.clone(), key.clone());
+        crate::vault::blocking(move || vault.load(&key)).await
+    };
+    match loaded {
+        Ok(record) => Ok((record, false)),
+        Err(corrupt @ VaultError::Corrupt { .. }) => {
+            let Some(mut record) = from_agent_files(exporter, server) else { return Err(corrupt.into()) };
+            tracing::warn!(error = %corrupt, "recovering the keychain record from the agent's files");
+            record.last_error =
+                Some(RefreshFailure { message: RECOVERED_NOTE.to_owned(), needs_reauth: false, at: now() });
+            store(vault, &key, &record).await?;
+            Ok((Some(record), true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A whole record from the agent's files (its own sign-in, or our export):
+/// tokens, registration and metadata together, never one without the others.
+fn from_agent_files(exporter: &dyn Exporter, server: &OAuthServer) -> Option<CredentialRecord> {
+    let target = server.export_target();
+    let file = exporter.agent_tokens(&target)?;
+    let (client, metadata) = exporter.agent_registration(&target)?;
+    let issuer = file.issuer.clone().or_else(|| metadata_issuer(metadata.as_ref()));
+    Some(CredentialRecord {
+        server: server.name.clone(),
+        url: server.url.to_string(),
+        profile: server.home.profile.clone(),
+        tokens: StoredTokens::from_agent(&file),
+        issuer,
+        client,
+        metadata,
+        obtained_at: now(),
+        last_error: None,
+    })
+}
+
+fn metadata_issuer(metadata: Option<&serde_json::Value>) -> Option<String> {
+    metadata.and_then(|m| m.get("issuer")).and_then(|i| i.as_str()).map(str::to_owned)
+}
+
+async fn store(vault: &Vault, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
+    let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
+    crate::vault::blocking(move || vault.store(&key, &record)).await
+}
+
+fn take_pending(pending: &Pending) -> Option<CredentialRecord> {
+    pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
+
+fn keep_pending(pending: &Pending, record: &CredentialRecord) {
+    *pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record.clone());
+}
+
+/// Stores tokens an earlier refresh could not store, when they still belong
+/// to this record (same client) and are newer than it. `Some(record)` when
+/// they were stored. A vault that still cannot take them keeps them pending.
+async fn flush_pending(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    record: &CredentialRecord,
+    pending: &Pending,
+) -> Result<Option<CredentialRecord>, RefreshError> {
+    let Some(kept) = take_pending(pending) else { return Ok(None) };
+    if kept.client.client_id != record.client.client_id || !tokens_newer(&kept.tokens, &record.tokens) {
+        // A new sign-in (or an adoption) superseded them.
+        return Ok(None);
+    }
+    if let Err(e) = store(vault, &server.vault_key(), &kept).await {
+        keep_pending(pending, &kept);
+        return Err(RefreshError::Transient(kept_message(&e, exporter.agent_tokens(&server.export_target()))));
+    }
+    tracing::info!("stored the tokens of an earlier refresh the keychain could not take then");
+    if let Err(e) = exporter.update_tokens(&server.export_target(), &kept) {
+        return Err(RefreshError::Transient(export_failed_message(&e)));
+    }
+    Ok(Some(kept))
+}
+
+/// `ours` is a newer pair than `theirs`.
+fn tokens_newer(ours: &StoredTokens, theirs: &StoredTokens) -> bool {
+    if ours.access_token == theirs.access_token {
+        return false;
+    }
+    match (ours.expires_at, theirs.expires_at) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
+}
+
+fn kept_message(error: &VaultError, file: Option<TokenRecord>) -> String {
+    let place = if file.is_some() { "the agent's file and memory" } else { "memory" };
+    format!("{error}: new tokens kept in {place}; they go to the keychain as soon as it can take them")
+}
+
+fn export_failed_message(error: &ExportError) -> String {
+    format!(
+        "cannot write the agent's token file ({error}): new tokens kept in the keychain; the file is written again on the next sync or refresh"
+    )
+}
+
+async fn sync_locked(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    pending: &Pending,
+) -> Result<SyncOutcome, RefreshError> {
     let key = server.vault_key();
     let target = server.export_target();
-    let record = {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.load(&key)).await?
-    };
+    let (record, recovered) = load_or_recover(vault, exporter, server).await?;
+    if recovered {
+        return Ok(SyncOutcome::Recovered);
+    }
     let file = exporter.agent_tokens(&target);
     match (record, file) {
-        (None, None) => Ok(SyncOutcome::NotConnected),
-        (Some(_), None) => Ok(SyncOutcome::AgentSignedOut),
-        (Some(mut record), Some(file)) => {
-            Ok(match adopt_if_newer(vault, exporter, &target, &key, &mut record, Some(&file)).await? {
-                Some(_) => SyncOutcome::Adopted,
-                None => SyncOutcome::InSync,
-            })
+        (None, None) => {
+            take_pending(pending);
+            Ok(SyncOutcome::NotConnected)
         }
-        (None, Some(file)) => {
+        (Some(record), None) => {
+            if flush_pending(vault, exporter, server, &record, pending).await?.is_some() {
+                return Ok(SyncOutcome::Stored);
+            }
+            Ok(SyncOutcome::AgentSignedOut)
+        }
+        (Some(mut record), Some(file)) => {
+            if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, Some(&file)).await? {
+                take_pending(pending);
+                return Ok(match outcome {
+                    RefreshOutcome::Adopted { .. } | RefreshOutcome::Refreshed { .. } => SyncOutcome::Adopted,
+                });
+            }
+            if flush_pending(vault, exporter, server, &record, pending).await?.is_some() {
+                return Ok(SyncOutcome::Stored);
+            }
+            if tokens_newer(&record.tokens, &StoredTokens::from_agent(&file)) {
+                // An earlier write of the agent's file failed: the agent holds
+                // a spent refresh token. Give it ours again.
+                exporter
+                    .update_tokens(&target, &record)
+                    .map_err(|e| RefreshError::Transient(export_failed_message(&e)))?;
+                if record.last_error.as_ref().is_some_and(|f| !f.needs_reauth) {
+                    record.last_error = None;
+                    store(vault, &key, &record).await?;
+                }
+                tracing::info!("the agent's token file was behind the keychain; written again");
+                return Ok(SyncOutcome::Exported);
+            }
+            Ok(SyncOutcome::InSync)
+        }
+        (None, Some(_)) => {
             // The agent's own sign-in: its registration and metadata come along.
-            let paths = server.paths();
-            let Some(client) = crate::agent_files::read_client(&paths) else {
+            let Some(record) = from_agent_files(exporter, server) else {
                 return Ok(SyncOutcome::NotConnected);
             };
-            let record = CredentialRecord {
-                server: server.name.clone(),
-                url: server.url.to_string(),
-                profile: server.home.profile.clone(),
-                tokens: StoredTokens::from_agent(&file),
-                issuer: file.issuer.clone(),
-                client,
-                metadata: crate::agent_files::read_json(&paths.meta),
-                obtained_at: now(),
-                last_error: None,
-            };
-            crate::vault::blocking({
-                let vault = vault.clone();
-                move || vault.store(&key, &record)
-            })
-            .await?;
+            take_pending(pending);
+            store(vault, &key, &record).await?;
             Ok(SyncOutcome::AdoptedNew)
         }
     }
@@ -220,20 +389,13 @@ async fn sync_once(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer)
 
 /// The agent's tokens, when they are a newer pair than ours.
 fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
-    let Some(file) = file else { return false };
-    if file.access_token == ours.access_token {
-        return false;
-    }
-    match (file.expires_at, ours.expires_at) {
-        (Some(theirs), Some(mine)) => theirs > mine,
-        // Without expiries, a different token in the file is the agent's newer one.
-        _ => true,
-    }
+    file.is_some_and(|file| tokens_newer(&StoredTokens::from_agent(file), ours))
 }
 
 /// Notes a failed refresh in the vault record (the reason, and whether
 /// sign-in is needed), for every front end and the next run; the next
 /// success or adoption clears it. A record that is gone has nothing to note.
+/// Call with the server's lock held.
 async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError) {
     let (message, needs_reauth) = match error {
         RefreshError::NeedsReauth(m) => (m, true),
@@ -255,22 +417,36 @@ async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError)
     }
 }
 
+/// Steps 3–5; the caller holds the fence and the server's lock.
 async fn transaction(
     http: &Http,
     vault: &Vault,
     exporter: &dyn Exporter,
     server: &OAuthServer,
-    fence_timeout: Duration,
+    pending: &Pending,
 ) -> Result<RefreshOutcome, RefreshError> {
-    let paths = server.paths();
     let key = server.vault_key();
     let target = server.export_target();
-    let _fence = acquire_async(paths.refresh_lock.clone(), fence_timeout).await?;
-
-    let mut record = {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.load(&key)).await?.ok_or(RefreshError::NotConnected)?
+    let mut record = match load_or_recover(vault, exporter, server).await {
+        Ok((Some(record), _)) => record,
+        Ok((None, _)) => {
+            // Signed out meanwhile: nothing kept may come back.
+            take_pending(pending);
+            return Err(RefreshError::NotConnected);
+        }
+        Err(RefreshError::Transient(m))
+            if pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() =>
+        {
+            return Err(RefreshError::Transient(format!(
+                "{m}: new tokens of an earlier refresh are still kept outside the keychain"
+            )));
+        }
+        Err(e) => return Err(e),
     };
+    if let Some(kept) = flush_pending(vault, exporter, server, &record, pending).await? {
+        // That refresh's tokens are fresh: no need to spend its refresh token.
+        return Ok(RefreshOutcome::Refreshed { expires_at: kept.tokens.expires_at });
+    }
     let file = exporter.agent_tokens(&target);
     if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
         return Ok(outcome);
@@ -297,7 +473,7 @@ async fn transaction(
         // only live one, so it is kept before the failure is reported.
         Err(e @ TokenError::PartialResponse { .. }) => {
             record.tokens.refresh_token = e.kept_refresh_token().cloned();
-            persist(vault, exporter, &target, &key, &record).await?;
+            persist(vault, exporter, &target, &key, &record, pending).await?;
             return Err(RefreshError::Transient(format!("{e}; the new refresh token was kept")));
         }
         Err(e) => return Err(RefreshError::Failed(e.to_string())),
@@ -307,16 +483,19 @@ async fn transaction(
     record.tokens.scope = record.tokens.scope.take().or(previous_scope);
     record.obtained_at = tokens.received_at;
     record.last_error = None;
-    persist(vault, exporter, &target, &key, &record).await?;
+    persist(vault, exporter, &target, &key, &record, pending).await?;
     Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
 }
 
 /// Adopts the agent's newer pair, restoring our refresh token if the agent's
-/// write-back dropped it (mcp 1.26 does when a response omits it).
+/// write-back dropped it (mcp 1.26 does when a response omits it). When the
+/// agent signed in again by itself (another `client_id` in its client file),
+/// its registration and metadata come along: new tokens are never paired
+/// with an old client.
 async fn adopt_if_newer(
     vault: &Vault,
     exporter: &dyn Exporter,
-    target: &crate::export::ExportTarget,
+    target: &ExportTarget,
     key: &VaultKey,
     record: &mut CredentialRecord,
     file: Option<&TokenRecord>,
@@ -326,39 +505,64 @@ async fn adopt_if_newer(
     }
     let Some(file) = file else { return Ok(None) };
     let mut tokens = StoredTokens::from_agent(file);
-    let restore = tokens.refresh_token.is_none() && record.tokens.refresh_token.is_some();
-    if restore {
-        tokens.refresh_token = record.tokens.refresh_token.clone();
-    }
+    let new_client =
+        exporter.agent_registration(target).filter(|(client, _)| client.client_id != record.client.client_id);
+    let restore = match new_client {
+        Some((client, metadata)) => {
+            tracing::info!("the agent signed in again by itself; adopting its registration with its tokens");
+            record.issuer = file.issuer.clone().or_else(|| metadata_issuer(metadata.as_ref())).or(record.issuer.take());
+            record.client = client;
+            if metadata.is_some() {
+                record.metadata = metadata;
+            }
+            // Our refresh token belongs to the old client: never restore it.
+            false
+        }
+        None => {
+            let restore = tokens.refresh_token.is_none() && record.tokens.refresh_token.is_some();
+            if restore {
+                tokens.refresh_token = record.tokens.refresh_token.clone();
+            }
+            restore
+        }
+    };
     record.tokens = tokens;
     record.obtained_at = now();
     record.last_error = None;
     tracing::info!("the agent had refreshed; adopting its tokens");
-    {
-        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        crate::vault::blocking(move || vault.store(&key, &record)).await?;
-    }
+    store(vault, key, record).await?;
     if restore {
         exporter.update_tokens(target, record)?;
     }
     Ok(Some(RefreshOutcome::Adopted { expires_at: record.tokens.expires_at }))
 }
 
+/// Vault first, then the agent's file; whichever fails, the new pair is kept
+/// by the other (and in memory when the vault failed) — see the module docs.
 async fn persist(
     vault: &Vault,
     exporter: &dyn Exporter,
-    target: &crate::export::ExportTarget,
+    target: &ExportTarget,
     key: &VaultKey,
     record: &CredentialRecord,
+    pending: &Pending,
 ) -> Result<(), RefreshError> {
-    {
-        let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-        crate::vault::blocking(move || vault.store(&key, &record)).await?;
+    let stored = store(vault, key, record).await;
+    let exported = exporter.update_tokens(target, record);
+    match (stored, exported) {
+        (Ok(()), Ok(true)) => Ok(()),
+        (Ok(()), Ok(false)) => {
+            tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
+            Ok(())
+        }
+        (Ok(()), Err(e)) => Err(RefreshError::Transient(export_failed_message(&e))),
+        (Err(e), exported) => {
+            keep_pending(pending, record);
+            let in_file = matches!(exported, Ok(true));
+            tracing::warn!(error = %e, in_file, "the keychain did not take the new tokens; keeping them");
+            Err(RefreshError::Transient(kept_message(&e, in_file.then(|| record.agent_tokens()))))
+        }
     }
-    if !exporter.update_tokens(target, record)? {
-        tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
-    }
-    Ok(())
 }
 
 fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<TokenEndpoint, RefreshError> {

@@ -426,7 +426,10 @@ fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64)
 /// "52 min", "3 h", "2 d", "<1 min": coarse, so a label changes rarely.
 pub fn time_left(secs: f64) -> String {
     let s = secs.max(0.0);
-    if s >= 2.0 * DAY {
+    if s >= MAX_SHOWN_DAYS * DAY {
+        // An absurd expiry (milliseconds, 1e20) reads as what it means.
+        format!("> {MAX_SHOWN_DAYS} d")
+    } else if s >= 2.0 * DAY {
         format!("{} d", (s / DAY).floor())
     } else if s >= 2.0 * HOUR {
         format!("{} h", (s / HOUR).floor())
@@ -438,6 +441,8 @@ pub fn time_left(secs: f64) -> String {
 }
 
 const MINUTE: f64 = 60.0;
+/// Beyond this many days `time_left` stops counting.
+const MAX_SHOWN_DAYS: f64 = 3650.0;
 const HOUR: f64 = 3600.0;
 const DAY: f64 = 86400.0;
 

@@ -23,6 +23,36 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 256 * 1024;
 /// seconds); the agent then never sees the token expire.
 const MILLISECONDS_THRESHOLD: f64 = 1e11;
 
+/// Lifetimes (`expires_in`) above this (ten years) are clamped to it: no
+/// server grants more, and larger values only overflow clocks and timers.
+pub(crate) const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+
+/// An agent's `expires_at` made safe to compute with: seconds since the
+/// epoch, at least 0 (a negative one is long expired). `Err` with the reason
+/// when it cannot be seconds (milliseconds by mistake, or absurd).
+pub(crate) fn usable_expires_at(value: f64) -> Result<f64, &'static str> {
+    if !value.is_finite() || value > MILLISECONDS_THRESHOLD {
+        return Err("`expires_at` looks like milliseconds; the agent never sees this token expire");
+    }
+    Ok(value.max(0.0))
+}
+
+/// An agent's `expires_in` (a JSON number, or a string of one as sloppy
+/// writers leave) as whole seconds within [`MAX_LIFETIME_SECS`]; `None`
+/// when it is no number of seconds at all. The flag says it was clamped.
+pub(crate) fn usable_expires_in(value: &Value) -> Option<(u64, bool)> {
+    let secs = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    let clamped = secs > MAX_LIFETIME_SECS as f64;
+    Some((if clamped { MAX_LIFETIME_SECS } else { secs as u64 }, clamped))
+}
+
 /// The non-secret facts of a token file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenFileSummary {
@@ -99,21 +129,33 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
     let has_refresh_token = optional_str("refresh_token")?.is_some_and(|t| !t.is_empty());
     let scope = optional_str("scope")?;
     let issuer = optional_str("hermes_issuer")?;
+    let mut note = None;
     let lifetime_secs = match map.get("expires_in") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64),
-        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => return Err("`expires_in` must be a number".to_owned()),
-    };
-    let mut note = None;
-    let expires_at = match map.get("expires_at") {
-        None | Some(Value::Null) => lifetime_secs.map(|l| mtime + l as f64),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v > MILLISECONDS_THRESHOLD => {
-                note = Some("`expires_at` looks like milliseconds; the agent never sees this token expire".to_owned());
+        Some(v @ (Value::Number(_) | Value::String(_))) => match usable_expires_in(v) {
+            Some((secs, clamped)) => {
+                if clamped {
+                    note = Some("`expires_in` is more than ten years; counted as ten".to_owned());
+                }
+                Some(secs)
+            }
+            None if v.is_number() => {
+                note = Some("`expires_in` is negative; ignored".to_owned());
                 None
             }
-            other => other,
+            None => None,
+        },
+        Some(_) => return Err("`expires_in` must be a number".to_owned()),
+    };
+    let expires_at = match map.get("expires_at") {
+        None | Some(Value::Null) => lifetime_secs.map(|l| mtime + l as f64),
+        Some(Value::Number(n)) => match n.as_f64().map(usable_expires_at) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(reason)) => {
+                note = Some(reason.to_owned());
+                None
+            }
+            None => None,
         },
         Some(_) => return Err("`expires_at` must be a number of seconds (the agent cannot load a string)".to_owned()),
     };
@@ -177,6 +219,31 @@ mod tests {
         let s = ok(r#"{"access_token":"a","token_type":"Bearer","expires_at":1700000000000}"#);
         assert_eq!(s.expires_at, None);
         assert!(s.note.is_some());
+    }
+
+    /// Numbers no real token file holds never panic, overflow or mislead.
+    #[rstest]
+    #[case::huge_expires_at(r#""expires_at":1e20"#, None, None, true)]
+    #[case::milliseconds(r#""expires_at":1700000000000"#, None, None, true)]
+    #[case::negative_expires_at(r#""expires_at":-5"#, Some(0.0), None, false)]
+    #[case::huge_expires_in(r#""expires_in":1e20"#, Some(MTIME + MAX_LIFETIME_SECS as f64), Some(MAX_LIFETIME_SECS), true)]
+    #[case::max_integer_expires_in(
+        r#""expires_in":18446744073709551615"#,
+        Some(MTIME + MAX_LIFETIME_SECS as f64),
+        Some(MAX_LIFETIME_SECS),
+        true
+    )]
+    #[case::negative_expires_in(r#""expires_in":-60"#, None, None, true)]
+    #[case::string_expires_in(r#""expires_in":"3600""#, Some(MTIME + 3600.0), Some(3600), false)]
+    #[case::fractional_expires_in(r#""expires_in":59.9"#, Some(MTIME + 59.0), Some(59), false)]
+    fn odd_numbers(
+        #[case] field: &str,
+        #[case] expires_at: Option<f64>,
+        #[case] lifetime: Option<u64>,
+        #[case] noted: bool,
+    ) {
+        let s = ok(&format!(r#"{{"access_token":"a","token_type":"Bearer",{field}}}"#));
+        assert_eq!((s.expires_at, s.lifetime_secs, s.note.is_some()), (expires_at, lifetime, noted), "{s:?}");
     }
 
     #[rstest]

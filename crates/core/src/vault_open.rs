@@ -12,6 +12,20 @@ pub fn default_credential_file() -> Option<std::path::PathBuf> {
     dirs::data_dir().map(|d| d.join("mcp-auth-tray").join("credentials.json"))
 }
 
+/// Where the vault's per-server lock files live: `<data dir>/mcp-auth-tray/locks`.
+pub fn default_lock_dir() -> Option<std::path::PathBuf> {
+    dirs::data_dir().map(|d| d.join("mcp-auth-tray").join("locks"))
+}
+
+/// `vault` with the per-user lock folder, so the tray and the CLI exclude
+/// each other; without a data folder, locks are per process.
+fn with_locks(vault: Vault) -> Vault {
+    match default_lock_dir() {
+        Some(dir) => vault.with_lock_dir(dir),
+        None => vault,
+    }
+}
+
 /// The vault the settings ask for: the OS keychain unless the user opted in
 /// to the plain file (`"credential_store": "file"`). Checks that the
 /// keychain answers, so a sign-in never starts when its result could not be
@@ -21,10 +35,10 @@ pub fn open_vault(settings: &AppSettings) -> Result<Vault, VaultError> {
         Some("file") => {
             let path = default_credential_file()
                 .ok_or_else(|| VaultError::Unavailable("no data folder for the credential file".to_owned()))?;
-            Ok(Vault::new(Arc::new(FileBackend::new(path))))
+            Ok(with_locks(Vault::new(Arc::new(FileBackend::new(path)))))
         }
         None | Some("keychain") => {
-            let vault = Vault::new(Arc::new(KeyringBackend::system(SERVICE)?));
+            let vault = with_locks(Vault::new(Arc::new(KeyringBackend::system(SERVICE)?)));
             // A read of a key that never exists: fails only if the keychain does.
             match vault.load(&VaultKey::new(None, "availability-check", "-")) {
                 Ok(_) | Err(VaultError::Corrupt { .. }) => Ok(vault),

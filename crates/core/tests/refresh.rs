@@ -4,42 +4,55 @@
 #![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
 
 mod common;
+mod faults;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_auth_core::connect::{OAuthServer, connect, find_oauth_server};
-use mcp_auth_core::export::HermesExporter;
+use mcp_auth_core::export::{Exporter, HermesExporter};
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::LoopbackListener;
 use mcp_auth_core::refresh::{RefreshError, RefreshOutcome, Refresher};
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::vault::{MemoryBackend, SecretBackend, Vault};
 use mcp_auth_core::{read_json, read_tokens};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
 struct Rig {
     server: FakeServer,
     _home: tempfile::TempDir,
+    snapshot: mcp_auth_core::Snapshot,
     target: OAuthServer,
     vault: Vault,
     refresher: Refresher,
-    _listener: LoopbackListener,
+    engine: mcp_auth_core::oauth::engine::Engine,
+    http: Http,
+    listener: LoopbackListener,
 }
 
 async fn connected(behaviour: Behaviour) -> Rig {
+    connected_with(behaviour, Arc::new(MemoryBackend::default()), Arc::new(HermesExporter)).await
+}
+
+/// Signed in through `backend`'s vault; the refresher hands tokens to the
+/// agent through `exporter`.
+async fn connected_with(behaviour: Behaviour, backend: Arc<dyn SecretBackend>, exporter: Arc<dyn Exporter>) -> Rig {
     let server = FakeServer::start(behaviour).await.expect("server");
     let (home, snapshot) = common::home_with(&server.mcp_url(), &["s"]);
     let target = find_oauth_server(&snapshot, "s", None).expect("found");
     let (engine, listener, http) = common::engine().await;
-    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    let vault = Vault::new(backend);
     connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect("connected");
     Rig {
         server,
         _home: home,
+        snapshot,
         target,
         vault,
-        refresher: Refresher::new(http, Arc::new(HermesExporter)),
-        _listener: listener,
+        refresher: Refresher::new(http.clone(), exporter),
+        engine,
+        http,
+        listener,
     }
 }
 
@@ -58,6 +71,101 @@ impl Rig {
     fn file_access(&self) -> String {
         read_tokens(&self.target.paths()).expect("agent file").access_token.expose().to_owned()
     }
+
+    fn vault_refresh(&self) -> String {
+        let record = self.vault.load(&self.target.vault_key()).expect("vault").expect("record");
+        record.tokens.refresh_token.expect("refresh token").expose().to_owned()
+    }
+
+    fn file_refresh(&self) -> String {
+        read_tokens(&self.target.paths()).expect("agent file").refresh_token.expect("refresh token").expose().to_owned()
+    }
+
+    /// The status line's `last_error` for the server, as every front end shows it.
+    fn status_last_error(&self) -> Option<String> {
+        let report = mcp_auth_core::vault_status(&self.snapshot, &Ok(self.vault.clone()), std::time::SystemTime::now());
+        report.servers.iter().find(|s| s.name == "s").expect("row").last_error.clone()
+    }
+}
+
+/// A server that revokes the grant when a spent refresh token comes back
+/// (RFC 9700), so presenting a lost rotation is a visible failure.
+fn reuse_detecting() -> Behaviour {
+    Behaviour { reuse_detection: true, ..Default::default() }
+}
+
+#[tokio::test]
+async fn tokens_the_keychain_cannot_take_reach_the_agent_and_the_vault_later() {
+    let backend = faults::FlakyBackend::new();
+    let rig = connected_with(reuse_detecting(), backend.clone(), Arc::new(HermesExporter)).await;
+    let old_refresh = rig.vault_refresh();
+    backend.lock(true);
+    let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the keychain refused");
+    assert!(matches!(err, RefreshError::Transient(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("keychain unavailable: the keychain is locked: new tokens kept in the agent's file"),
+        "{err}"
+    );
+    assert!(backend.refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the fault was injected");
+    assert_eq!(rig.server.log().grants("refresh_token"), 1);
+    assert_ne!(rig.file_refresh(), old_refresh, "the rotated pair reached the agent's file");
+    assert!(rig.server.is_valid_access_token(&rig.file_access()));
+    assert_eq!(rig.vault_refresh(), old_refresh, "the vault could not take it yet");
+
+    backend.lock(false);
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("stored now");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 1, "the kept pair is stored, not refreshed again");
+    assert_eq!(rig.vault_refresh(), rig.file_refresh(), "the vault has the new pair");
+
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("the next refresh uses the new refresh token");
+    let log = rig.server.log();
+    assert_eq!(log.grants("refresh_token"), 2);
+    assert_eq!(log.reused_refresh_tokens, 0, "a spent refresh token was presented");
+    assert_eq!(rig.status_last_error(), None);
+}
+
+#[tokio::test]
+async fn a_new_process_takes_the_unstored_pair_back_from_the_agents_file() {
+    let backend = faults::FlakyBackend::new();
+    let rig = connected_with(reuse_detecting(), backend.clone(), Arc::new(HermesExporter)).await;
+    backend.lock(true);
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the keychain refused");
+    backend.lock(false);
+    // The tray restarted: nothing in memory, only the agent's file has the pair.
+    let fresh = Refresher::new(rig.http.clone(), Arc::new(HermesExporter));
+    use mcp_auth_core::refresh::SyncOutcome;
+    assert_eq!(fresh.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
+    assert_eq!(rig.vault_refresh(), rig.file_refresh());
+    fresh.refresh(&rig.vault, &rig.target).await.expect("refreshed with the new refresh token");
+    assert_eq!(rig.server.log().reused_refresh_tokens, 0, "a spent refresh token was presented");
+}
+
+#[tokio::test]
+async fn tokens_the_agents_file_cannot_take_are_kept_and_written_again() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let exporter = faults::FailingExporter::new();
+    let rig = connected_with(reuse_detecting(), Arc::new(MemoryBackend::default()), exporter.clone()).await;
+    let old_refresh = rig.vault_refresh();
+    exporter.fail(true);
+    let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the disk is full");
+    assert!(matches!(err, RefreshError::Transient(_)), "{err:?}");
+    assert!(err.to_string().starts_with("cannot write the agent's token file"), "{err}");
+    assert_ne!(rig.vault_refresh(), old_refresh, "the vault has the rotated pair");
+    assert_eq!(rig.file_refresh(), old_refresh, "the agent's file could not take it");
+    let shown = rig.status_last_error().expect("the status says what happened");
+    assert!(shown.contains("new tokens kept in the keychain"), "{shown}");
+    // Still failing: the sync says so and keeps everything.
+    assert!(rig.refresher.sync(&rig.vault, &rig.target).await.is_err());
+
+    exporter.fail(false);
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Exported);
+    assert_eq!(rig.file_refresh(), rig.vault_refresh(), "the agent has the new pair again");
+    assert_eq!(rig.file_access(), rig.vault_access());
+    assert_eq!(rig.status_last_error(), None, "cleared once both copies agree");
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.server.log().reused_refresh_tokens, 0, "a spent refresh token was presented");
 }
 
 #[tokio::test]
@@ -285,4 +393,121 @@ async fn foreign_and_corrupt_files_in_the_token_folder_change_nothing() {
     rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
     assert_eq!(rig.file_access(), rig.vault_access());
     assert_eq!(std::fs::read(dir.join("other.json")).expect("read"), b"{not json", "other files are left alone");
+}
+
+/// Starts a refresh whose answer the server holds back, and waits until the
+/// server has issued it (the old refresh token is spent, the answer in flight).
+async fn refresh_in_flight(rig: &Rig) -> tokio::task::JoinHandle<Result<RefreshOutcome, RefreshError>> {
+    rig.server.hold_refreshes();
+    let (refresher, vault, target) = (rig.refresher.clone(), rig.vault.clone(), rig.target.clone());
+    let refresh = tokio::spawn(async move { refresher.refresh(&vault, &target).await });
+    assert!(rig.server.wait_for_held_refreshes(1, Duration::from_secs(10)).await, "the refresh reached the server");
+    refresh
+}
+
+/// How long a local disconnect or sign-in would take if it did not wait for
+/// the refresh in flight (it talks only to the in-process server).
+const WOULD_HAVE_FINISHED: Duration = Duration::from_millis(1500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_in_flight_finishes_before_disconnect_and_brings_nothing_back() {
+    let rig = connected(Behaviour::default()).await;
+    let old_refresh = rig.vault_refresh();
+    let refresh = refresh_in_flight(&rig).await;
+
+    let disconnect = mcp_auth_core::connect::disconnect(&rig.http, &rig.vault, &HermesExporter, &rig.target);
+    tokio::pin!(disconnect);
+    assert!(
+        tokio::time::timeout(WOULD_HAVE_FINISHED, &mut disconnect).await.is_err(),
+        "disconnect did not wait for the refresh in flight"
+    );
+    rig.server.release_refreshes();
+    refresh.await.expect("task").expect("the refresh in flight completed");
+    let done = disconnect.await.expect("disconnected");
+    assert!(done.had_credentials && done.revoked, "{done:?}");
+
+    assert!(rig.vault.load(&rig.target.vault_key()).expect("vault").is_none(), "the refresh brought the record back");
+    let paths = rig.target.paths();
+    assert!(!paths.tokens.exists() && !paths.client.exists(), "the refresh brought the agent's files back");
+    let revoked = rig.server.log().revocations;
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    assert!(!revoked.contains(&old_refresh), "the spent refresh token was revoked instead of the live one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_in_flight_cannot_overwrite_a_new_sign_in() {
+    let rig = connected(Behaviour::default()).await;
+    let refresh = refresh_in_flight(&rig).await;
+    // The new sign-in's tokens are recognisable by their lifetime.
+    rig.server.set_behaviour(|b| b.access_token_lifetime = 7200);
+
+    let redirect = rig.listener.redirect_uri();
+    let sign_in = connect(&rig.engine, &rig.vault, &HermesExporter, &rig.target, &redirect, &|_| {});
+    tokio::pin!(sign_in);
+    assert!(
+        tokio::time::timeout(WOULD_HAVE_FINISHED, &mut sign_in).await.is_err(),
+        "the sign-in did not wait for the refresh in flight"
+    );
+    rig.server.release_refreshes();
+    refresh.await.expect("task").expect("the refresh in flight completed");
+    sign_in.await.expect("signed in");
+
+    let record = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    assert_eq!(record.tokens.expires_in, Some(7200), "the refresh overwrote the new sign-in");
+    assert_eq!(read_tokens(&rig.target.paths()).expect("file").expires_in, Some(7200));
+    assert!(rig.server.is_valid_access_token(record.tokens.access_token.expose()));
+}
+
+#[tokio::test]
+async fn the_agents_own_new_sign_in_brings_its_registration_along() {
+    use mcp_auth_core::refresh::SyncOutcome;
+    let rig = connected(reuse_detecting()).await;
+    let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record").client.client_id;
+    // The agent signed in again by itself: a new registration, new tokens,
+    // its own files (played by a sign-in that knows nothing of our vault).
+    let paths = rig.target.paths();
+    std::fs::remove_file(&paths.client).expect("remove client file");
+    let elsewhere = Vault::new(Arc::new(MemoryBackend::default()));
+    let redirect = rig.listener.redirect_uri();
+    connect(&rig.engine, &elsewhere, &HermesExporter, &rig.target, &redirect, &|_| {}).await.expect("agent sign-in");
+    let theirs = mcp_auth_core::read_client(&paths).expect("client file").client_id;
+    assert_ne!(theirs, ours, "the agent registered a new client");
+
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
+    let record = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    assert_eq!(record.client.client_id, theirs, "new tokens paired with the old client");
+    assert_eq!(record.tokens.access_token.expose(), rig.file_access());
+    assert_eq!(record.metadata, read_json(&paths.meta), "the agent's metadata came along");
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed with the agent's client");
+}
+
+#[tokio::test]
+async fn a_corrupt_vault_record_is_recovered_from_the_agents_files() {
+    use mcp_auth_core::refresh::{RECOVERED_NOTE, SyncOutcome};
+    let backend = Arc::new(MemoryBackend::default());
+    let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
+    let before = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
+    backend.write(rig.target.vault_key().account(), "mcpv2:damaged").expect("damage the record");
+    assert!(rig.vault.load(&rig.target.vault_key()).is_err(), "the record is unreadable");
+
+    assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Recovered);
+    let record = rig.vault.load(&rig.target.vault_key()).expect("readable again").expect("record");
+    assert_eq!(record.tokens, before.tokens);
+    assert_eq!(record.client, before.client);
+    assert_eq!(record.metadata, before.metadata);
+    assert_eq!(record.issuer, before.issuer);
+    assert_eq!(rig.status_last_error().as_deref(), Some(RECOVERED_NOTE), "the status says it was recovered");
+
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(rig.status_last_error(), None);
+}
+
+#[tokio::test]
+async fn a_corrupt_vault_record_does_not_wedge_a_refresh() {
+    let backend = Arc::new(MemoryBackend::default());
+    let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
+    backend.write(rig.target.vault_key().account(), "mcpv2:damaged").expect("damage the record");
+    let outcome = rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed after recovery");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(rig.vault_access(), rig.file_access());
 }

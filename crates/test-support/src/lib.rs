@@ -103,6 +103,9 @@ pub struct Behaviour {
     pub unsupported_access_token_revocation: bool,
     /// How `tools/list` pages (a hostile server can page forever).
     pub tool_paging: ToolPaging,
+    /// RFC 9700 §4.14.2 refresh token reuse detection: a spent (rotated-out)
+    /// refresh token presented again revokes every token of that client's grant.
+    pub reuse_detection: bool,
 }
 
 /// The `nextCursor` of `tools/list` answers.
@@ -153,6 +156,7 @@ impl Default for Behaviour {
             oidc_offline_access: false,
             unsupported_access_token_revocation: false,
             tool_paging: ToolPaging::Single,
+            reuse_detection: false,
         }
     }
 }
@@ -172,6 +176,9 @@ pub struct Log {
     pub revocations: Vec<String>,
     /// JSON-RPC methods called with a valid token.
     pub mcp_calls: Vec<String>,
+    /// Spent refresh tokens presented again (each revoked the grant when
+    /// [`Behaviour::reuse_detection`] is on).
+    pub reused_refresh_tokens: usize,
 }
 
 impl Log {
@@ -229,6 +236,10 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, Grant>,
     pub access: HashMap<String, Access>,
     pub refresh: HashMap<String, Refresh>,
+    /// Refresh tokens rotated out, with the client they belonged to.
+    pub spent: HashMap<String, String>,
+    /// Access tokens by the client they were issued to (to revoke a grant).
+    pub access_client: HashMap<String, String>,
     pub counter: u64,
 }
 
@@ -239,6 +250,10 @@ pub(crate) struct Shared {
     pub behaviour: Arc<Mutex<Behaviour>>,
     pub inner: Arc<Mutex<Inner>>,
     pub salt: u64,
+    /// `true` while refresh answers are held back ([`FakeServer::hold_refreshes`]).
+    pub hold: tokio::sync::watch::Sender<bool>,
+    /// How many refresh answers are waiting for [`FakeServer::release_refreshes`].
+    pub held: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -290,6 +305,8 @@ impl FakeServer {
             behaviour: Arc::new(Mutex::new(behaviour.clone())),
             inner: Arc::new(Mutex::new(Inner::default())),
             salt,
+            hold: tokio::sync::watch::Sender::new(false),
+            held: tokio::sync::watch::Sender::new(0),
         };
         if let Some((id, secret)) = &behaviour.preregistered_client {
             shared.with(|i| {
@@ -363,6 +380,25 @@ impl FakeServer {
     /// Invalidates every refresh token (revoked, or the grant expired).
     pub fn forget_refresh_tokens(&self) {
         self.shared.with(|i| i.refresh.clear());
+    }
+
+    /// Holds back the answers to refresh requests from now on: the server
+    /// issues the tokens (the old refresh token is spent) but the response
+    /// waits until [`FakeServer::release_refreshes`] — a refresh in flight.
+    pub fn hold_refreshes(&self) {
+        self.shared.hold.send_replace(true);
+    }
+
+    /// Lets every held refresh answer go, and stops holding.
+    pub fn release_refreshes(&self) {
+        self.shared.hold.send_replace(false);
+    }
+
+    /// Waits until `n` refresh answers are held (the requests arrived and
+    /// were processed); `false` if that did not happen within `timeout`.
+    pub async fn wait_for_held_refreshes(&self, n: usize, timeout: Duration) -> bool {
+        let mut held = self.shared.held.subscribe();
+        tokio::time::timeout(timeout, held.wait_for(|h| *h >= n)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Expires every access token now.

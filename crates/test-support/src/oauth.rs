@@ -240,7 +240,11 @@ pub async fn token(
     };
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => exchange_code(&s, &client_id, &form),
-        Some("refresh_token") => refresh(&s, &client_id, &form),
+        Some("refresh_token") => {
+            let response = refresh(&s, &client_id, &form);
+            hold_if_asked(&s).await;
+            response
+        }
         Some("client_credentials") => issue(&s, &client_id, form.get("scope").cloned(), false),
         Some(DEVICE_GRANT) if s.behaviour().device_flow => device_token(&s, &client_id, &form),
         _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unknown grant_type"),
@@ -272,6 +276,19 @@ fn exchange_code(s: &Shared, client_id: &str, form: &HashMap<String, String>) ->
     issue(s, client_id, grant.scope, with_refresh)
 }
 
+/// While refreshes are held, the answer (already computed: tokens issued,
+/// the old refresh token spent) waits for the release, like a response still
+/// in flight.
+async fn hold_if_asked(s: &Shared) {
+    let mut hold = s.hold.subscribe();
+    if !*hold.borrow_and_update() {
+        return;
+    }
+    s.held.send_modify(|h| *h += 1);
+    let _ = hold.wait_for(|held| !*held).await;
+    s.held.send_modify(|h| *h = h.saturating_sub(1));
+}
+
 fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Response {
     let b = s.behaviour();
     let Some(presented) = form.get("refresh_token") else {
@@ -279,6 +296,21 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
     };
     let known = s.with(|i| i.refresh.get(presented).cloned());
     let Some(known) = known.filter(|r| r.client_id == client_id) else {
+        let spent_by = s.with(|i| i.spent.get(presented).cloned());
+        if let Some(owner) = spent_by {
+            s.with(|i| i.log.reused_refresh_tokens += 1);
+            if b.reuse_detection {
+                // RFC 9700 §4.14.2: reuse means theft (or a lost rotation): end the grant.
+                s.with(|i| {
+                    i.refresh.retain(|_, r| r.client_id != owner);
+                    let revoked: Vec<String> =
+                        i.access_client.iter().filter(|(_, c)| **c == owner).map(|(t, _)| t.clone()).collect();
+                    for token in revoked {
+                        i.access.remove(&token);
+                    }
+                });
+            }
+        }
         let description = b.error_description.clone();
         return oauth_error_text(
             StatusCode::BAD_REQUEST,
@@ -288,7 +320,10 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
         );
     };
     if b.rotate_refresh_tokens {
-        s.with(|i| i.refresh.remove(presented));
+        s.with(|i| {
+            i.refresh.remove(presented);
+            i.spent.insert(presented.clone(), client_id.to_owned());
+        });
     }
     let mut response =
         issue_tokens(s, client_id, known.scope, !b.omit_refresh_token_on_refresh && b.rotate_refresh_tokens);
@@ -311,7 +346,10 @@ fn issue_tokens(s: &Shared, client_id: &str, scope: Option<String>, with_refresh
 fn issue_tokens_as_is(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool) -> Value {
     let lifetime = s.behaviour().access_token_lifetime;
     let access = s.token("access");
-    s.with(|i| i.access.insert(access.clone(), Access { expires_at: now() + lifetime, scope: scope.clone() }));
+    s.with(|i| {
+        i.access.insert(access.clone(), Access { expires_at: now() + lifetime, scope: scope.clone() });
+        i.access_client.insert(access.clone(), client_id.to_owned());
+    });
     let mut response = json!({"access_token": access, "token_type": "Bearer", "expires_in": lifetime});
     if let Some(scope) = &scope {
         response["scope"] = json!(scope);

@@ -197,6 +197,10 @@ fn refresh_due(#[case] expires_at: f64, #[case] lifetime: Option<u64>, #[case] w
 #[case(7199.0, "119 min")]
 #[case(7200.0, "2 h")]
 #[case(3.0 * 86400.0 + 5.0, "3 d")]
+#[case(3649.0 * 86400.0, "3649 d")]
+#[case(1e20, "> 3650 d")]
+#[case(f64::INFINITY, "> 3650 d")]
+#[case(f64::NEG_INFINITY, "<1 min")]
 fn time_left_text(#[case] secs: f64, #[case] want: &str) {
     assert_eq!(time_left(secs), want);
 }
@@ -302,9 +306,9 @@ fn the_vault_is_the_source_of_truth() {
     let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
     let lookup = |key: &VaultKey| {
         let account = key.account();
-        if account.starts_with("default/both#") || account.starts_with("default/gone#") {
+        if account.starts_with("~/both#") || account.starts_with("~/gone#") {
             VaultView::Present(vault_summary(NOW + 3120.0))
-        } else if account.starts_with("default/locked#") {
+        } else if account.starts_with("~/locked#") {
             VaultView::Unavailable("the keychain is locked".to_owned())
         } else {
             VaultView::Missing
@@ -333,7 +337,7 @@ fn a_failed_refresh_noted_in_the_vault_shows() {
     f.tokens("flaky", &token_json(NOW + 3000.0, 3600, true));
     let snap = SnapshotLoader::new().load(&HermesRoot::at(f.dir.path()));
     let lookup = |key: &VaultKey| {
-        let needs_reauth = key.account().starts_with("default/dead#");
+        let needs_reauth = key.account().starts_with("~/dead#");
         VaultView::Present(TokenFileSummary {
             last_failure: Some(crate::vault::RefreshFailure {
                 message: if needs_reauth { "the refresh token was rejected" } else { "timed out" }.to_owned(),

@@ -123,6 +123,9 @@ impl SecretBackend for KeyringBackend {
 
 /// Plain-file storage, only when the user opts in explicitly (machines with
 /// no keychain). One JSON map, mode 0600 in a 0700 folder, written atomically.
+/// Every change is a read-modify-write of the whole file, so it runs under a
+/// lock file beside it (`<file>.lock`, `flock`): the tray and the CLI
+/// changing different entries at once must not drop each other's.
 #[derive(Debug)]
 pub struct FileBackend {
     path: PathBuf,
@@ -153,8 +156,16 @@ impl FileBackend {
         write_private(&self.path, &bytes).map_err(err)
     }
 
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
     fn with_map<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> (T, bool)) -> Result<T, BackendError> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _file_lock = crate::fence::acquire(&self.lock_path(), super::LOCK_TIMEOUT)
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         let mut map = self.load()?;
         let (out, changed) = f(&mut map);
         if changed {

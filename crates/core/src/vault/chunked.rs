@@ -1,12 +1,16 @@
 //! A record as one or more keychain entries.
 //!
 //! The bytes are deflated and base64-encoded, then cut into pieces of at most
-//! `chunk_chars` characters. The first entry (the account itself) holds
-//! `mcpv1:<generation>:<count>:<piece 0>`; entries `<account>.<i>` hold
-//! `<generation>:<piece i>`. Pieces are written before the head and the head
-//! last, and every piece carries the head's generation, so a reader never
-//! mistakes a half-written record for a whole one: it sees the old head with
-//! its own pieces, or notices the mismatch and reads again.
+//! `chunk_chars` characters. The first entry (the account itself, the head)
+//! holds `mcpv2:<generation>:<count>:<piece 0>`; the other pieces live in
+//! entries named after their write, `<account>.<generation>.<i>`, holding
+//! `<generation>:<piece i>`. A write puts every new piece under its own new
+//! names, then switches the head (one keychain write), then removes the
+//! previous generation's pieces. So a write that fails halfway (keychain
+//! locked, D-Bus timeout, the process killed) leaves the previous record
+//! whole and readable: its head still names its own pieces, which nothing
+//! touched. Records of the first format (`mcpv1`, pieces `<account>.<i>`) are
+//! still read, and replaced by the next write.
 
 use std::io::{Read, Write};
 
@@ -19,47 +23,65 @@ use flate2::write::DeflateEncoder;
 use super::VaultError;
 use super::backend::SecretBackend;
 
-const MAGIC: &str = "mcpv1";
+/// The current format: pieces under generation-specific names.
+const MAGIC: &str = "mcpv2";
+/// The first format: pieces under `<account>.<i>`, rewritten in place.
+const MAGIC_V1: &str = "mcpv1";
 /// A record never needs more pieces than this; more means damage.
 const MAX_PIECES: usize = 256;
 /// Decompressed records above this are refused.
 const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
 
-fn piece_account(account: &str, i: usize) -> String {
-    format!("{account}.{i}")
-}
-
 struct Head {
+    /// Written in the first format.
+    v1: bool,
     generation: String,
     count: usize,
     first: String,
 }
 
+impl Head {
+    /// The entry holding piece `i` (1-based; piece 0 is in the head).
+    fn piece_account(&self, account: &str, i: usize) -> String {
+        if self.v1 { format!("{account}.{i}") } else { piece_account(account, &self.generation, i) }
+    }
+}
+
+fn piece_account(account: &str, generation: &str, i: usize) -> String {
+    format!("{account}.{generation}.{i}")
+}
+
 fn parse_head(account: &str, value: &str) -> Result<Head, VaultError> {
     let corrupt = |reason: &str| VaultError::Corrupt { account: account.to_owned(), reason: reason.to_owned() };
     let mut parts = value.splitn(4, ':');
-    if parts.next() != Some(MAGIC) {
-        return Err(corrupt("not written by this app (or by a newer version)"));
-    }
+    let v1 = match parts.next() {
+        Some(MAGIC) => false,
+        Some(MAGIC_V1) => true,
+        _ => return Err(corrupt("not written by this app (or by a newer version)")),
+    };
     let generation = parts.next().ok_or_else(|| corrupt("no generation"))?.to_owned();
+    if generation.is_empty() || !generation.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(corrupt("bad generation"));
+    }
     let count: usize = parts.next().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt("no piece count"))?;
     if count == 0 || count > MAX_PIECES {
         return Err(corrupt("impossible piece count"));
     }
     let first = parts.next().ok_or_else(|| corrupt("no data"))?.to_owned();
-    Ok(Head { generation, count, first })
+    Ok(Head { v1, generation, count, first })
 }
 
 /// Reads the record's bytes; `None` when there is none.
 pub(super) fn read(backend: &dyn SecretBackend, account: &str) -> Result<Option<Vec<u8>>, VaultError> {
-    // A concurrent writer can swap the generation between our reads: one retry.
+    // A concurrent writer can switch the head and remove the old pieces
+    // between our reads: one retry reads the new generation.
     for attempt in 0..2 {
         let Some(value) = backend.read(account)? else { return Ok(None) };
         let head = parse_head(account, &value)?;
-        let mut encoded = head.first;
+        let mut encoded = head.first.clone();
         let mut torn = false;
         for i in 1..head.count {
-            let piece = backend.read(&piece_account(account, i))?;
+            let piece = backend.read(&head.piece_account(account, i))?;
             match piece.as_deref().and_then(|p| p.split_once(':')) {
                 Some((generation, data)) if generation == head.generation => encoded.push_str(data),
                 _ => {
@@ -92,7 +114,8 @@ fn decode(account: &str, encoded: &str) -> Result<Vec<u8>, VaultError> {
     Ok(bytes)
 }
 
-/// Writes `bytes` as the record, in pieces of at most `chunk_chars`.
+/// Writes `bytes` as the record, in pieces of at most `chunk_chars`: new
+/// pieces first, the head last, the previous generation removed after.
 pub(super) fn write(
     backend: &dyn SecretBackend,
     account: &str,
@@ -103,7 +126,11 @@ pub(super) fn write(
     encoder.write_all(bytes).and_then(|()| encoder.flush()).map_err(|e| VaultError::Backend(e.to_string()))?;
     let compressed = encoder.finish().map_err(|e| VaultError::Backend(e.to_string()))?;
     let encoded = STANDARD_NO_PAD.encode(compressed);
-    let generation = generation();
+    let previous = backend.read(account)?.and_then(|v| parse_head(account, &v).ok());
+    let mut generation = generation();
+    while previous.as_ref().is_some_and(|p| p.generation == generation) {
+        generation = self::generation();
+    }
     // The head carries its prefix too; leave room for it.
     let head_room = chunk_chars.saturating_sub(MAGIC.len() + generation.len() + 8).max(8);
     let piece_room = chunk_chars.saturating_sub(generation.len() + 1).max(8);
@@ -114,23 +141,41 @@ pub(super) fn write(
     if count > MAX_PIECES {
         return Err(VaultError::Backend("the record is too large for the keychain".to_owned()));
     }
-    let previous = backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map_or(0, |h| h.count);
     for (i, piece) in pieces.iter().enumerate() {
-        backend.write(&piece_account(account, i + 1), &format!("{generation}:{piece}"))?;
+        if let Err(e) = backend.write(&piece_account(account, &generation, i + 1), &format!("{generation}:{piece}")) {
+            // The previous record is untouched; take back what this write left.
+            for j in 1..=i {
+                let _ = backend.delete(&piece_account(account, &generation, j));
+            }
+            return Err(e.into());
+        }
     }
-    backend.write(account, &format!("{MAGIC}:{generation}:{count}:{first}"))?;
-    for i in count..previous {
-        backend.delete(&piece_account(account, i))?;
+    if let Err(e) = backend.write(account, &format!("{MAGIC}:{generation}:{count}:{first}")) {
+        for j in 1..count {
+            let _ = backend.delete(&piece_account(account, &generation, j));
+        }
+        return Err(e.into());
+    }
+    if let Some(previous) = previous {
+        // The new record is whole; a piece left here is only clutter.
+        for i in 1..previous.count {
+            if let Err(e) = backend.delete(&previous.piece_account(account, i)) {
+                tracing::debug!(account, error = %e, "cannot remove a piece of the previous record");
+            }
+        }
     }
     Ok(())
 }
 
-/// Deletes the record and its pieces.
+/// Deletes the record and its pieces (the head first, so nothing half-deleted
+/// is ever read as a record).
 pub(super) fn delete(backend: &dyn SecretBackend, account: &str) -> Result<(), VaultError> {
-    let count = backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map_or(1, |h| h.count);
+    let head = backend.read(account)?.and_then(|v| parse_head(account, &v).ok());
     backend.delete(account)?;
-    for i in 1..count {
-        backend.delete(&piece_account(account, i))?;
+    if let Some(head) = head {
+        for i in 1..head.count {
+            backend.delete(&head.piece_account(account, i))?;
+        }
     }
     Ok(())
 }

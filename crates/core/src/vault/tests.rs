@@ -106,7 +106,7 @@ fn torn_and_foreign_records_are_reported_not_misread() -> Result<(), VaultError>
     big.tokens.access_token = SecretString::new(noisy);
     vault.store(&key(), &big)?;
     // A piece from another write.
-    let piece = format!("{}.1", key().account());
+    let piece = backend.accounts().into_iter().find(|a| a != key().account()).expect("a piece");
     backend.write(&piece, "deadbeef:AAAA").map_err(VaultError::from)?;
     assert!(matches!(vault.load(&key()), Err(VaultError::Corrupt { .. })));
     // Something else under our name.
@@ -122,7 +122,42 @@ fn keys_change_with_the_url_and_profile() {
     assert_eq!(a, VaultKey::new(None, "s", "https://a.example/mcp"));
     assert_ne!(a, VaultKey::new(None, "s", "https://b.example/mcp"));
     assert_ne!(a, VaultKey::new(Some("work"), "s", "https://a.example/mcp"));
-    assert!(a.account().starts_with("default/s#"));
+    assert!(a.account().starts_with("~/s#"));
+}
+
+#[test]
+fn the_default_home_and_a_profile_named_default_never_share_a_record() -> Result<(), VaultError> {
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    let home = VaultKey::new(None, "linear", "https://mcp.linear.example/mcp");
+    let named_default = VaultKey::new(Some("default"), "linear", "https://mcp.linear.example/mcp");
+    assert_ne!(home.account(), named_default.account());
+    let mut theirs = record(2);
+    theirs.profile = Some("default".to_owned());
+    vault.store(&home, &record(1))?;
+    vault.store(&named_default, &theirs)?;
+    assert_eq!(vault.load(&home)?, Some(record(1)));
+    assert_eq!(vault.load(&named_default)?, Some(theirs));
+    vault.remove(&home)?;
+    assert_eq!(vault.load(&home)?, None);
+    assert!(vault.load(&named_default)?.is_some(), "removing the default home's record removed the profile's");
+    Ok(())
+}
+
+#[test]
+fn default_home_records_under_the_earlier_key_are_moved() -> Result<(), VaultError> {
+    let backend = Arc::new(MemoryBackend::default());
+    let vault = Vault::new(backend.clone());
+    let home = key();
+    // As an earlier version stored it: the profile's key scheme, "default".
+    let earlier = VaultKey::new(Some("default"), "linear", "https://mcp.linear.example/mcp");
+    assert!(earlier.account().starts_with("default/linear#"));
+    super::chunked::write(backend.as_ref(), earlier.account(), &record(3).to_bytes(), DEFAULT_CHUNK_CHARS)?;
+    // A profile named `default` does not take it for its own.
+    assert_eq!(vault.load(&earlier)?, None);
+    assert_eq!(vault.load(&home)?, Some(record(3)), "the earlier key is read when the new one is absent");
+    assert_eq!(backend.accounts(), vec![home.account().to_owned()], "moved, not copied");
+    assert_eq!(vault.load(&home)?, Some(record(3)));
+    Ok(())
 }
 
 #[test]
@@ -147,5 +182,103 @@ fn file_backend_is_private_and_persistent() -> Result<(), Box<dyn std::error::Er
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
     }
+    Ok(())
+}
+
+/// A memory keychain whose `n`th write from now fails (then works again).
+#[derive(Debug, Default)]
+struct FailNth {
+    inner: MemoryBackend,
+    /// Writes left before the failing one; `0`: none fails.
+    countdown: std::sync::Mutex<usize>,
+}
+
+impl FailNth {
+    fn fail_write(&self, n: usize) {
+        *self.countdown.lock().expect("lock") = n;
+    }
+}
+
+impl SecretBackend for FailNth {
+    fn read(&self, account: &str) -> Result<Option<String>, BackendError> {
+        self.inner.read(account)
+    }
+
+    fn write(&self, account: &str, value: &str) -> Result<(), BackendError> {
+        let mut countdown = self.countdown.lock().expect("lock");
+        if *countdown > 0 {
+            *countdown -= 1;
+            if *countdown == 0 {
+                return Err(BackendError::Unavailable("D-Bus timeout".to_owned()));
+            }
+        }
+        drop(countdown);
+        self.inner.write(account, value)
+    }
+
+    fn delete(&self, account: &str) -> Result<(), BackendError> {
+        self.inner.delete(account)
+    }
+
+    fn describe(&self) -> String {
+        "fails on demand".to_owned()
+    }
+}
+
+fn noisy(len: u32, seed: u32) -> String {
+    (0..len).map(|i| char::from(b'a' + ((i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) % 26) as u8)).collect()
+}
+
+#[test]
+fn a_write_failing_halfway_leaves_the_previous_record_readable() -> Result<(), VaultError> {
+    let mut old = record(0);
+    old.tokens.access_token = SecretString::new(noisy(1500, 1));
+    let mut new = record(0);
+    new.tokens.access_token = SecretString::new(noisy(1800, 7));
+    // How many writes a whole store of `new` takes.
+    let probe = Arc::new(MemoryBackend::default());
+    Vault::new(probe.clone()).with_chunk_chars(64).store(&key(), &new)?;
+    let writes = probe.accounts().len();
+    assert!(writes > 10, "expected a split record, got {writes} entries");
+    for n in 1..=writes {
+        let backend = Arc::new(FailNth::default());
+        let vault = Vault::new(backend.clone()).with_chunk_chars(64);
+        vault.store(&key(), &old)?;
+        let entries = backend.inner.accounts();
+        backend.fail_write(n);
+        assert!(vault.store(&key(), &new).is_err(), "write {n} of {writes} should have failed");
+        assert_eq!(vault.load(&key())?, Some(old.clone()), "the previous record after a failure at write {n}");
+        assert_eq!(backend.inner.accounts(), entries, "the failed write left pieces behind (write {n})");
+        // And the next write goes through and replaces it cleanly.
+        vault.store(&key(), &new)?;
+        assert_eq!(vault.load(&key())?, Some(new.clone()));
+        assert_eq!(backend.inner.accounts().len(), writes, "stale pieces left after write {n}");
+    }
+    Ok(())
+}
+
+#[test]
+fn records_of_the_first_format_are_read_and_then_replaced() -> Result<(), Box<dyn std::error::Error>> {
+    use base64::Engine;
+    use std::io::Write;
+    let mut old = record(0);
+    old.tokens.access_token = SecretString::new(noisy(600, 3));
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&old.to_bytes())?;
+    let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(encoder.finish()?);
+    // `mcpv1:<gen>:<count>:<piece 0>`, pieces `<account>.<i>` = `<gen>:<piece i>`.
+    let pieces: Vec<&str> =
+        encoded.as_bytes().chunks(100).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    let backend = Arc::new(MemoryBackend::default());
+    let account = key().account().to_owned();
+    backend.write(&account, &format!("mcpv1:abcd1234:{}:{}", pieces.len(), pieces[0]))?;
+    for (i, piece) in pieces.iter().enumerate().skip(1) {
+        backend.write(&format!("{account}.{i}"), &format!("abcd1234:{piece}"))?;
+    }
+    let vault = Vault::new(backend.clone());
+    assert_eq!(vault.load(&key())?, Some(old));
+    vault.store(&key(), &record(1))?;
+    assert_eq!(vault.load(&key())?, Some(record(1)));
+    assert_eq!(backend.accounts(), vec![account], "the first format's pieces are gone");
     Ok(())
 }
