@@ -83,6 +83,10 @@ pub struct Behaviour {
     pub device_flow: bool,
     /// The `interval` of device authorization answers, seconds.
     pub device_interval: u64,
+    /// RFC 9700 §4.14.2 refresh token reuse detection: a rotated-out (spent)
+    /// refresh token presented again revokes the whole grant — every refresh
+    /// and access token descended from the same authorization.
+    pub reuse_detection: bool,
 }
 
 impl Default for Behaviour {
@@ -113,6 +117,7 @@ impl Default for Behaviour {
             refuse_registration: false,
             device_flow: false,
             device_interval: 1,
+            reuse_detection: false,
         }
     }
 }
@@ -132,12 +137,33 @@ pub struct Log {
     pub revocations: Vec<String>,
     /// JSON-RPC methods called with a valid token.
     pub mcp_calls: Vec<String>,
+    /// Every `refresh_token` grant and how it ended, in order.
+    pub refreshes: Vec<RefreshResult>,
+    /// Spent refresh tokens presented again (each revoked its grant, with
+    /// [`Behaviour::reuse_detection`]).
+    pub reuse_events: usize,
+    /// The `User-Agent` of each token request, in order.
+    pub token_user_agents: Vec<Option<String>>,
+}
+
+/// One refresh at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshResult {
+    /// The refresh token presented (test data).
+    pub presented: String,
+    /// `ok`, `invalid_grant` (unknown or revoked) or `reuse` (a spent one).
+    pub outcome: &'static str,
 }
 
 impl Log {
     /// Token requests with this `grant_type`.
     pub fn grants(&self, grant_type: &str) -> usize {
         self.token_requests.iter().filter(|r| r.get("grant_type").map(String::as_str) == Some(grant_type)).count()
+    }
+
+    /// Refreshes that ended with `outcome` (`ok`, `invalid_grant`, `reuse`).
+    pub fn refreshes_ending(&self, outcome: &str) -> usize {
+        self.refreshes.iter().filter(|r| r.outcome == outcome).count()
     }
 }
 
@@ -161,12 +187,16 @@ pub(crate) struct Grant {
 pub(crate) struct Access {
     pub expires_at: u64,
     pub scope: Option<String>,
+    /// The authorization this token descends from.
+    pub family: u64,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Refresh {
     pub client_id: String,
     pub scope: Option<String>,
+    /// The authorization this token descends from.
+    pub family: u64,
 }
 
 /// A device authorization waiting for (or given) the user's approval.
@@ -187,6 +217,8 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, Grant>,
     pub access: HashMap<String, Access>,
     pub refresh: HashMap<String, Refresh>,
+    /// Rotated-out refresh tokens, with the grant they belonged to.
+    pub spent: HashMap<String, u64>,
     pub counter: u64,
 }
 
