@@ -1,7 +1,7 @@
 //! `mcp-auth status`: a table for people, `--json` for scripts.
 //!
 //! The JSON is an array of objects with the fields `profile`, `name`, `url`,
-//! `auth`, `state`, `expires_at`, `detail`, `last_error` (see `ServerStatus`). Problems with
+//! `auth`, `state`, `expires_at`, `detail`, `last_error`, `flow` (see `ServerStatus`). Problems with
 //! a whole config file never change the exit code: the table shows them in
 //! place, and with `--json` they go to stderr so stdout stays an array.
 
@@ -101,7 +101,11 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint:
             .map(|s| {
                 [
                     s.name.clone(),
-                    serde_plain(&s.auth),
+                    // `oauth.flow: device`: `connect` (and the tray) sign in with a code.
+                    match s.flow {
+                        Some(mcp_auth_core::SignInFlow::Device) => format!("{} (device)", serde_plain(&s.auth)),
+                        _ => serde_plain(&s.auth),
+                    },
                     state_text(s.state).to_owned(),
                     expiry_text(s, now),
                     s.url.clone().unwrap_or_else(|| "-".to_owned()),

@@ -112,6 +112,7 @@ mod tests {
                     detail: None,
                     refresh_due_at: None,
                     last_error: None,
+                    flow: None,
                 },
                 ServerStatus {
                     profile: None,
@@ -123,6 +124,7 @@ mod tests {
                     detail: None,
                     refresh_due_at: None,
                     last_error: None,
+                    flow: None,
                 },
             ],
             computed_at: 1000.0,

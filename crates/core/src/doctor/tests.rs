@@ -267,6 +267,7 @@ fn vault_states() {
             issuer: Some(issuer.to_owned()),
             note: None,
             last_failure: None,
+            client: None,
         })
     };
     let run = |view: VaultView| {
