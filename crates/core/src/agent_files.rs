@@ -90,12 +90,19 @@ impl ClientRecord {
         if redirect_uris.is_empty() {
             return None;
         }
+        let client_secret = s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new);
+        // As newer agents read it (`_coerce_secret_auth_method`): a secret
+        // with no method, or with `none`, is posted in the form.
+        let token_endpoint_auth_method = match s("token_endpoint_auth_method").filter(|m| !m.is_empty()) {
+            Some(m) if m == "none" && client_secret.is_some() => "client_secret_post".to_owned(),
+            Some(m) => m,
+            None => "client_secret_post".to_owned(),
+        };
         Some(Self {
             client_id,
-            client_secret: s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new),
+            client_secret,
             redirect_uris,
-            token_endpoint_auth_method: s("token_endpoint_auth_method")
-                .unwrap_or_else(|| "client_secret_post".to_owned()),
+            token_endpoint_auth_method,
             grant_types: list("grant_types"),
             response_types: list("response_types"),
             scope: s("scope"),
@@ -265,6 +272,30 @@ mod tests {
         assert!(!paths.tokens.exists() && !paths.client.exists() && !paths.meta.exists());
         remove_server_files(&paths)?;
         Ok(())
+    }
+
+    #[test]
+    fn a_secret_is_never_sent_with_none() {
+        let read = |v: Value| ClientRecord::from_json(&v).map(|c| c.token_endpoint_auth_method);
+        let base = json!({"client_id": "c", "redirect_uris": ["u"]});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut().map(|m| m.extend(extra.as_object().cloned().unwrap_or_default()));
+            v
+        };
+        assert_eq!(
+            read(with(json!({"client_secret": "s", "token_endpoint_auth_method": "none"}))).as_deref(),
+            Some("client_secret_post")
+        );
+        assert_eq!(read(with(json!({"client_secret": "s"}))).as_deref(), Some("client_secret_post"));
+        assert_eq!(
+            read(with(json!({"client_secret": "s", "token_endpoint_auth_method": "client_secret_basic"}))).as_deref(),
+            Some("client_secret_basic")
+        );
+        assert_eq!(read(with(json!({"token_endpoint_auth_method": "none"}))).as_deref(), Some("none"));
+        // And what we write always names the method.
+        let written = client().to_json();
+        assert_eq!(written["token_endpoint_auth_method"], json!("none"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use serde_json::Value;
 
 use crate::agent_files::{
-    AgentFilesError, ClientRecord, TokenRecord, read_tokens, remove_server_files, write_server_files,
+    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, read_tokens, remove_server_files,
+    write_server_files,
 };
 use crate::agent_layout::{AgentPaths, token_file_stem};
 use crate::home::Home;
@@ -48,6 +49,12 @@ pub trait Exporter: Send + Sync + std::fmt::Debug {
     fn remove(&self, target: &ExportTarget) -> Result<(), ExportError>;
     /// The tokens the agent currently has for `target`.
     fn agent_tokens(&self, target: &ExportTarget) -> Option<TokenRecord>;
+    /// The registration (and authorization server metadata) the agent
+    /// currently has for `target`: after its own sign-in (`hermes mcp login`
+    /// registers anew) its tokens belong to this client, not to ours.
+    fn agent_registration(&self, _target: &ExportTarget) -> Option<(ClientRecord, Option<Value>)> {
+        None
+    }
 }
 
 /// Hermes Agent's `<home>/mcp-tokens/` layout.
@@ -71,7 +78,14 @@ fn write(
     metadata: Option<&Value>,
     record: &CredentialRecord,
 ) -> Result<(), ExportError> {
-    write_server_files(paths, client, metadata, &record.agent_tokens()).map_err(Into::into)
+    let mut tokens = record.agent_tokens();
+    // The agent compares `hermes_issuer` with `meta.json`'s `issuer` (both
+    // without a trailing `/`) and strips the refresh token on a mismatch:
+    // bind the tokens to exactly the issuer of the metadata written beside them.
+    if let Some(issuer) = metadata.and_then(|m| m.get("issuer")).and_then(Value::as_str) {
+        tokens.issuer = Some(issuer.to_owned());
+    }
+    write_server_files(paths, client, metadata, &tokens).map_err(Into::into)
 }
 
 impl Exporter for HermesExporter {
@@ -100,6 +114,11 @@ impl Exporter for HermesExporter {
 
     fn agent_tokens(&self, target: &ExportTarget) -> Option<TokenRecord> {
         Self::paths(target).ok().and_then(|p| read_tokens(&p))
+    }
+
+    fn agent_registration(&self, target: &ExportTarget) -> Option<(ClientRecord, Option<Value>)> {
+        let paths = Self::paths(target).ok()?;
+        read_client(&paths).map(|client| (client, read_json(&paths.meta)))
     }
 }
 

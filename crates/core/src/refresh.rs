@@ -275,6 +275,11 @@ async fn transaction(
     if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
         return Ok(outcome);
     }
+    // A grant of a client the config no longer names is dead to the agent
+    // (it deletes its files); it must not be spent or handed back either.
+    if let Some(reason) = crate::client_identity::superseded(&record.client, &server.oauth) {
+        return Err(RefreshError::NeedsReauth(reason.to_owned()));
+    }
     let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
         RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
     })?;
@@ -326,6 +331,20 @@ async fn adopt_if_newer(
     record.tokens = tokens;
     record.obtained_at = now();
     record.last_error = None;
+    // After its own sign-in (`hermes mcp login`, browser or device) the
+    // agent's tokens belong to the client it registered then: refreshing
+    // them with ours would be refused. Take its registration along.
+    if let Some((client, metadata)) = exporter.agent_registration(target)
+        && client.client_id != record.client.client_id
+    {
+        tracing::info!("the agent signed in with its own client registration; adopting it too");
+        let issuer = metadata.as_ref().and_then(|m| m.get("issuer")).and_then(|i| i.as_str()).map(str::to_owned);
+        record.issuer = file.issuer.clone().or(issuer).or(record.issuer.take());
+        record.client = client;
+        if metadata.is_some() {
+            record.metadata = metadata;
+        }
+    }
     tracing::info!("the agent had refreshed; adopting its tokens");
     {
         let (vault, key, record) = (vault.clone(), key.clone(), record.clone());

@@ -16,7 +16,7 @@ use rmcp::transport::auth::{OAuthHttpClient, OAuthHttpClientFuture, OAuthHttpReq
 
 use super::engine::{
     Authorized, ClientSource, Discovered, Engine, EngineError, Step, Target, initial_scopes, rejects_client,
-    reusable_registration,
+    same_issuer,
 };
 use super::tokens::{TokenEndpoint, TokenSet};
 use crate::agent_files::ClientRecord;
@@ -74,8 +74,15 @@ impl Engine {
         let scopes = initial_scopes(&manager, target).await;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
         progress(Step::Registering);
-        let kept = reusable_registration(stored, &discovered, redirect_uri)
-            .filter(|c| c.grant_types.iter().any(|g| g == DEVICE_GRANT));
+        // The device grant sends no redirect, so any registration of this
+        // issuer allowing it will do: the agent's own device login registers
+        // `http://127.0.0.1:8420/callback`, not our redirect URI.
+        let kept = stored
+            .filter(|(client, issuer)| {
+                same_issuer(issuer.as_deref(), discovered.issuer.as_deref())
+                    && client.grant_types.iter().any(|g| g == DEVICE_GRANT)
+            })
+            .map(|(client, _)| client);
         let mut identify = async |kept| {
             let (mut client, source) =
                 self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, kept).await?;

@@ -558,9 +558,16 @@ pub fn reusable_registration(
 ) -> Option<ClientRecord> {
     stored
         .filter(|(client, issuer)| {
-            issuer.as_deref() == discovered.issuer.as_deref() && client.redirect_uris.iter().any(|u| u == redirect_uri)
+            same_issuer(issuer.as_deref(), discovered.issuer.as_deref())
+                && client.redirect_uris.iter().any(|u| u == redirect_uri)
         })
         .map(|(client, _)| client)
+}
+
+/// Issuers compared as the agent compares them: without a trailing `/`
+/// (its `meta.json` is written by pydantic, which adds one to a bare origin).
+pub fn same_issuer(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(|a| a.trim_end_matches('/')) == b.map(|b| b.trim_end_matches('/'))
 }
 
 /// Whether an error means the server does not know our client (any more).
