@@ -66,16 +66,12 @@ impl Line {
         );
         path
     }
-
-    /// Lifetime of access tokens in the proof, seconds: long enough that the
-    /// agent's first run ends before it expires (the newer line starts slower).
-    fn lifetime(self) -> u64 {
-        match self {
-            Self::Released => 4,
-            Self::Newer => 12,
-        }
-    }
 }
+
+/// Lifetime of access tokens in the proofs, seconds: long enough that an
+/// agent's run (several seconds on a busy machine) ends before it expires,
+/// so only the runs after expiry refresh.
+const LIFETIME: u64 = 12;
 
 /// The agent's command against `setup`'s home, as a script would run it (no stdin).
 fn agent_command(setup: &Setup, line: Line, args: &[&str]) -> Command {
@@ -134,8 +130,7 @@ async fn server(behaviour: Behaviour) -> FakeServer {
 }
 
 async fn proof(line: Line) {
-    let lifetime = line.lifetime();
-    let server = server(Behaviour { access_token_lifetime: lifetime, ..Default::default() }).await;
+    let server = server(Behaviour { access_token_lifetime: LIFETIME, ..Default::default() }).await;
     let setup = Setup::new(&server.mcp_url(), Store::Keyring);
 
     // 1. We sign in and export.
@@ -369,9 +364,7 @@ async fn a_changed_configured_client_retires_the_old_grant() {
 /// our refresh does not "adopt" it, and the issuer it wrote matches ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newer_agents_issuer_stamp_is_no_new_credential() {
-    // Long enough for the newer agent to start and use 0.19's refreshed token.
-    let lifetime = Line::Newer.lifetime();
-    let server = server(Behaviour { access_token_lifetime: lifetime, ..Default::default() }).await;
+    let server = server(Behaviour { access_token_lifetime: LIFETIME, ..Default::default() }).await;
     let setup = Setup::new(&server.mcp_url(), Store::File);
     let (code, out, err) = connect_no_browser(&setup).await;
     assert_eq!(code, 0, "connect failed:\n{out}\n{err}");
