@@ -125,6 +125,24 @@ fn status_json(setup: &Setup) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Waits (at most 60 s) until someone holds the agent's refresh fence
+/// (`flock` on the lock file): a try-lock that fails. A try that succeeds is
+/// released at once.
+async fn until_fence_held(lock: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(lock) {
+            match file.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) => return,
+                Ok(()) => drop(file),
+                Err(e) => panic!("cannot try the fence {}: {e}", lock.display()),
+            }
+        }
+        assert!(Instant::now() < deadline, "nobody took the refresh fence {} within 60 s", lock.display());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn server(behaviour: Behaviour) -> FakeServer {
     FakeServer::start(behaviour).await.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -455,6 +473,11 @@ async fn co_refresh_stress_with_reuse_detection() {
             until_expired(&tokens_file).await;
         }
         let agent = agent_command(&setup, Line::Newer, &["mcp", "test", "fake"]).spawn();
+        if round % 2 == 1 {
+            // The token is spent: the agent must refresh. Start ours while it
+            // holds the fence (they queue behind it), not before its slow start.
+            until_fence_held(&setup.tokens_dir().join("fake.json.refresh.lock")).await;
+        }
         let ours: Vec<_> = (0..2).map(|_| setup.command(&["refresh", "fake"]).spawn()).collect();
         let agent = agent.unwrap_or_else(|e| panic!("{e}")).wait_with_output().unwrap_or_else(|e| panic!("{e}"));
         let text = format!("{}{}", String::from_utf8_lossy(&agent.stdout), String::from_utf8_lossy(&agent.stderr));
@@ -498,4 +521,37 @@ async fn co_refresh_stress_with_reuse_detection() {
     let failures = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!(failures, Vec::<String>::new(), "the background refresher failed");
     assert!(background_renewed > 0, "the background refresher never refreshed");
+    assert!(by_agent > 0, "the agent never refreshed");
+}
+
+/// The newer agent's `oauth:` keys that change what we send: the
+/// registration's `application_type` and `token_endpoint_auth_method`, and
+/// `user_agent` on token requests (code exchange and refresh) only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newer_oauth_keys_shape_registration_and_token_requests() {
+    let server = server(Behaviour::default()).await;
+    let setup = Setup::new(&server.mcp_url(), Store::File);
+    let config = setup.home.path().join("config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap_or_default().replace(
+        "    auth: oauth\n",
+        "    auth: oauth\n    oauth:\n      user_agent: Corp-Gateway/7\n      application_type: web\n      token_endpoint_auth_method: client_secret_post\n",
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "connect failed:\n{out}\n{err}");
+    let (code, text) = mcp_auth(&setup, &["refresh", "fake"]);
+    assert_eq!(code, 0, "{text}");
+
+    let log = server.log();
+    let registered = &log.registrations[0];
+    assert_eq!(registered["application_type"], "web", "{registered}");
+    assert_eq!(registered["token_endpoint_auth_method"], "client_secret_post", "{registered}");
+    let client = read_json(&setup.tokens_dir().join("fake.client.json"));
+    assert_eq!(client["token_endpoint_auth_method"], "client_secret_post", "{client}");
+    assert!(client["client_secret"].is_string(), "{client}");
+    // Code exchange and refresh both carry it (and both were accepted with the post method).
+    let agents: Vec<_> = log.token_user_agents.iter().map(|ua| ua.as_deref().unwrap_or_default()).collect();
+    assert_eq!(agents, ["Corp-Gateway/7", "Corp-Gateway/7"], "{:?}", log.token_requests);
+    assert_eq!(log.refreshes_ending("ok"), 1, "{:?}", log.refreshes);
+    assert!(log.token_requests.iter().all(|r| r.contains_key("client_secret")), "not posted in the form");
 }

@@ -137,6 +137,11 @@ impl OAuthServer {
             client_metadata_url: self.oauth.client_metadata_url.clone(),
             omit_resource: self.oauth.omit_resource,
             timeout: std::time::Duration::from_secs_f64(self.oauth.timeout_secs),
+            user_agent: self.oauth.user_agent.clone(),
+            registration: crate::oauth::registration_options::RegistrationOptions {
+                application_type: self.oauth.application_type.clone(),
+                token_endpoint_auth_method: self.oauth.token_endpoint_auth_method.clone(),
+            },
         }
     }
 

@@ -284,7 +284,8 @@ async fn transaction(
         RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
     })?;
     let endpoint = token_endpoint(&record, server)?;
-    let tokens = match endpoint.refresh(http, &refresh_token, None).await {
+    let http = http.with_token_user_agent(server.oauth.user_agent.as_deref());
+    let tokens = match endpoint.refresh(&http, &refresh_token, None).await {
         Ok(tokens) => tokens,
         Err(TokenError::Rejected { description }) => {
             // The agent may have rotated it under us (older agents take no fence).

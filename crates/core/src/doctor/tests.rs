@@ -22,6 +22,8 @@ fn target() -> Target {
         client_metadata_url: None,
         omit_resource: false,
         timeout: Duration::from_secs(300),
+        user_agent: None,
+        registration: Default::default(),
     }
 }
 

@@ -123,7 +123,8 @@ impl Engine {
             client: client.clone(),
             resource: (!target.omit_resource).then(|| target.url.to_string()),
         };
-        let details = endpoint.device_authorization(self.http(), device_url, scopes).await?;
+        let http = self.http().with_token_user_agent(target.user_agent.as_deref());
+        let details = endpoint.device_authorization(&http, device_url, scopes).await?;
         let wait = target.timeout.min(details.expires_in());
         progress(Step::WaitingForDevice {
             user_code: details.user_code().secret().clone(),
@@ -131,7 +132,7 @@ impl Engine {
             verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().clone()),
             timeout: wait,
         });
-        Ok(endpoint.device_token(self.http(), &details, wait).await?)
+        Ok(endpoint.device_token(&http, &details, wait).await?)
     }
 }
 
