@@ -442,8 +442,7 @@ async fn co_refresh_stress_with_reuse_detection() {
     let root = mcp_auth_core::HermesRoot::at(setup.home.path());
     let servers = mcp_auth_core::connect::oauth_servers(&mcp_auth_core::SnapshotLoader::new().load(&root));
     let http = mcp_auth_core::oauth::http::Http::new().unwrap_or_else(|e| panic!("{e}"));
-    let refresher =
-        mcp_auth_core::refresh::Refresher::new(http, Arc::new(mcp_auth_core::export::HermesExporter::default()));
+    let refresher = mcp_auth_core::refresh::Refresher::new(http, Arc::new(mcp_auth_core::export::HermesExporter));
     let renewed = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let on_event: mcp_auth_core::background::OnEvent = {

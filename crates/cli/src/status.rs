@@ -178,7 +178,7 @@ fn expiry_text(s: &ServerStatus, now: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_auth_core::{AuthLabel, AuthState};
+    use mcp_auth_core::{AuthLabel, AuthState, SignInFlow};
 
     #[test]
     fn table_groups_by_profile_and_shows_details() {
@@ -194,6 +194,7 @@ mod tests {
                     detail: detail.map(str::to_owned),
                     refresh_due_at: None,
                     last_error: None,
+                    flow: Some(if name == "sentry" { SignInFlow::Device } else { SignInFlow::Browser }),
                 }
             };
         let report = StatusReport {
@@ -207,9 +208,9 @@ mod tests {
         };
         let homes = [(None, Path::new("/h/.hermes")), (Some("work".to_owned()), Path::new("/h/.hermes/profiles/work"))];
         let want = "Profile default (/h/.hermes)
-  NAME    AUTH   STATE      EXPIRES    URL
-  notion  oauth  connected  in 52 min  https://notion.example/mcp
-  sentry  oauth  expired    2 h ago    https://sentry.example/mcp
+  NAME    AUTH            STATE      EXPIRES    URL
+  notion  oauth           connected  in 52 min  https://notion.example/mcp
+  sentry  oauth (device)  expired    2 h ago    https://sentry.example/mcp
 
 Profile work (/h/.hermes/profiles/work)
   NAME  AUTH   STATE          EXPIRES  URL
@@ -218,7 +219,7 @@ Profile work (/h/.hermes/profiles/work)
 ";
         pretty_assertions::assert_eq!(render_table(&report, &homes, Paint(false)), want);
         let coloured = render_table(&report, &homes, Paint(true));
-        assert!(coloured.contains("  notion  oauth  \x1b[32mconnected\x1b[0m  in 52 min"), "{coloured}");
+        assert!(coloured.contains("  notion  oauth           \x1b[32mconnected\x1b[0m  in 52 min"), "{coloured}");
         assert!(coloured.contains("\x1b[31mneeds sign-in\x1b[0m  -"), "{coloured}");
     }
 }

@@ -280,7 +280,9 @@ mod tests {
         let base = json!({"client_id": "c", "redirect_uris": ["u"]});
         let with = |extra: Value| {
             let mut v = base.clone();
-            v.as_object_mut().map(|m| m.extend(extra.as_object().cloned().unwrap_or_default()));
+            if let Some(m) = v.as_object_mut() {
+                m.extend(extra.as_object().cloned().unwrap_or_default());
+            }
             v
         };
         assert_eq!(
@@ -296,6 +298,22 @@ mod tests {
         // And what we write always names the method.
         let written = client().to_json();
         assert_eq!(written["token_endpoint_auth_method"], json!("none"));
+    }
+
+    #[test]
+    fn removing_leaves_the_agents_own_markers() -> Result<(), Box<dyn std::error::Error>> {
+        // `.cimd-off` (the server refused the agent's CIMD document) is the
+        // agent's to clear; the fence's lock file must keep its inode.
+        let dir = tempfile::tempdir()?;
+        let paths = AgentPaths::new(dir.path(), "s");
+        let cimd_off = dir.path().join("s.cimd-off");
+        for path in [&paths.tokens, &paths.client, &paths.meta, &paths.refresh_lock, &cimd_off] {
+            std::fs::write(path, b"{}")?;
+        }
+        remove_server_files(&paths)?;
+        assert!(cimd_off.exists() && paths.refresh_lock.exists());
+        assert!(!paths.tokens.exists() && !paths.client.exists() && !paths.meta.exists());
+        Ok(())
     }
 
     #[test]
