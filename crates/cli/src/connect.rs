@@ -47,8 +47,24 @@ pub struct ConnectArgs {
     paste: bool,
     /// Sign in with a code entered on any device (RFC 8628 device
     /// authorization), when the authorization server offers it.
+    /// Servers whose config says `oauth.flow: device` sign in this way by default.
     #[arg(long, conflicts_with_all = ["no_browser", "paste"])]
     device: bool,
+    /// Sign in with the browser even when the config says `oauth.flow: device`.
+    #[arg(long, conflicts_with = "device")]
+    browser: bool,
+}
+
+/// The grant for `server`: what the command line asks for, else the
+/// server's `oauth.flow` (as the agent's own `hermes mcp login` does).
+fn grant_for(args: &ConnectArgs, server: &OAuthServer) -> Grant {
+    if args.device {
+        Grant::Device
+    } else if args.browser || args.no_browser || args.paste {
+        Grant::Browser
+    } else {
+        server.default_grant()
+    }
 }
 
 /// Turns what the user pasted into a redirect query: a whole URL, a bare
@@ -173,11 +189,11 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
         read_pastes(router.clone());
     }
     let engine = Engine::new(Http::new()?, router.clone(), choose_browser(args.no_browser, args.paste));
-    let grant = if args.device { Grant::Device } else { Grant::Browser };
     let several = servers.len() > 1;
     let mut failures = 0;
     for server in &servers {
         let progress = Progress::new(several.then_some(server.name.as_str()));
+        let grant = grant_for(args, server);
         let result = connect_one(&engine, &router, &settings, &vault, server, grant, &progress).await;
         drop(progress);
         match result {

@@ -1,7 +1,7 @@
 //! `mcp-auth status`: a table for people, `--json` for scripts.
 //!
 //! The JSON is an array of objects with the fields `profile`, `name`, `url`,
-//! `auth`, `state`, `expires_at`, `detail`, `last_error` (see `ServerStatus`). Problems with
+//! `auth`, `state`, `expires_at`, `detail`, `last_error`, `flow` (see `ServerStatus`). Problems with
 //! a whole config file never change the exit code: the table shows them in
 //! place, and with `--json` they go to stderr so stdout stays an array.
 
@@ -101,7 +101,11 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint:
             .map(|s| {
                 [
                     s.name.clone(),
-                    serde_plain(&s.auth),
+                    // `oauth.flow: device`: `connect` (and the tray) sign in with a code.
+                    match s.flow {
+                        Some(mcp_auth_core::SignInFlow::Device) => format!("{} (device)", serde_plain(&s.auth)),
+                        _ => serde_plain(&s.auth),
+                    },
                     state_text(s.state).to_owned(),
                     expiry_text(s, now),
                     s.url.as_deref().map_or_else(|| "-".to_owned(), mcp_auth_core::redact_url),
@@ -174,7 +178,7 @@ fn expiry_text(s: &ServerStatus, now: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_auth_core::{AuthLabel, AuthState};
+    use mcp_auth_core::{AuthLabel, AuthState, SignInFlow};
 
     #[test]
     fn table_groups_by_profile_and_shows_details() {
@@ -190,6 +194,7 @@ mod tests {
                     detail: detail.map(str::to_owned),
                     refresh_due_at: None,
                     last_error: None,
+                    flow: Some(if name == "sentry" { SignInFlow::Device } else { SignInFlow::Browser }),
                 }
             };
         let report = StatusReport {
@@ -203,9 +208,9 @@ mod tests {
         };
         let homes = [(None, Path::new("/h/.hermes")), (Some("work".to_owned()), Path::new("/h/.hermes/profiles/work"))];
         let want = "Profile default (/h/.hermes)
-  NAME    AUTH   STATE      EXPIRES    URL
-  notion  oauth  connected  in 52 min  https://notion.example/mcp
-  sentry  oauth  expired    2 h ago    https://sentry.example/mcp
+  NAME    AUTH            STATE      EXPIRES    URL
+  notion  oauth           connected  in 52 min  https://notion.example/mcp
+  sentry  oauth (device)  expired    2 h ago    https://sentry.example/mcp
 
 Profile work (/h/.hermes/profiles/work)
   NAME  AUTH   STATE          EXPIRES  URL
@@ -214,7 +219,7 @@ Profile work (/h/.hermes/profiles/work)
 ";
         pretty_assertions::assert_eq!(render_table(&report, &homes, Paint(false)), want);
         let coloured = render_table(&report, &homes, Paint(true));
-        assert!(coloured.contains("  notion  oauth  \x1b[32mconnected\x1b[0m  in 52 min"), "{coloured}");
+        assert!(coloured.contains("  notion  oauth           \x1b[32mconnected\x1b[0m  in 52 min"), "{coloured}");
         assert!(coloured.contains("\x1b[31mneeds sign-in\x1b[0m  -"), "{coloured}");
     }
 }

@@ -141,6 +141,7 @@ mod tests {
             detail: None,
             refresh_due_at: None,
             last_error: None,
+            flow: None,
         }
     }
 

@@ -91,12 +91,19 @@ impl ClientRecord {
         if redirect_uris.is_empty() {
             return None;
         }
+        let client_secret = s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new);
+        // As newer agents read it (`_coerce_secret_auth_method`): a secret
+        // with no method, or with `none`, is posted in the form.
+        let token_endpoint_auth_method = match s("token_endpoint_auth_method").filter(|m| !m.is_empty()) {
+            Some(m) if m == "none" && client_secret.is_some() => "client_secret_post".to_owned(),
+            Some(m) => m,
+            None => "client_secret_post".to_owned(),
+        };
         Some(Self {
             client_id,
-            client_secret: s("client_secret").filter(|c| !c.is_empty()).map(SecretString::new),
+            client_secret,
             redirect_uris,
-            token_endpoint_auth_method: s("token_endpoint_auth_method")
-                .unwrap_or_else(|| "client_secret_post".to_owned()),
+            token_endpoint_auth_method,
             grant_types: list("grant_types"),
             response_types: list("response_types"),
             scope: s("scope"),
@@ -290,6 +297,48 @@ mod tests {
         std::fs::write(&paths.tokens, format!(r#"{{"access_token":"a","token_type":"Bearer",{fields}}}"#))?;
         let tokens = read_tokens(&paths).ok_or("unreadable")?;
         assert_eq!((tokens.expires_in, tokens.expires_at), (expires_in, expires_at));
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_is_never_sent_with_none() {
+        let read = |v: Value| ClientRecord::from_json(&v).map(|c| c.token_endpoint_auth_method);
+        let base = json!({"client_id": "c", "redirect_uris": ["u"]});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.extend(extra.as_object().cloned().unwrap_or_default());
+            }
+            v
+        };
+        assert_eq!(
+            read(with(json!({"client_secret": "s", "token_endpoint_auth_method": "none"}))).as_deref(),
+            Some("client_secret_post")
+        );
+        assert_eq!(read(with(json!({"client_secret": "s"}))).as_deref(), Some("client_secret_post"));
+        assert_eq!(
+            read(with(json!({"client_secret": "s", "token_endpoint_auth_method": "client_secret_basic"}))).as_deref(),
+            Some("client_secret_basic")
+        );
+        assert_eq!(read(with(json!({"token_endpoint_auth_method": "none"}))).as_deref(), Some("none"));
+        // And what we write always names the method.
+        let written = client().to_json();
+        assert_eq!(written["token_endpoint_auth_method"], json!("none"));
+    }
+
+    #[test]
+    fn removing_leaves_the_agents_own_markers() -> Result<(), Box<dyn std::error::Error>> {
+        // `.cimd-off` (the server refused the agent's CIMD document) is the
+        // agent's to clear; the fence's lock file must keep its inode.
+        let dir = tempfile::tempdir()?;
+        let paths = AgentPaths::new(dir.path(), "s");
+        let cimd_off = dir.path().join("s.cimd-off");
+        for path in [&paths.tokens, &paths.client, &paths.meta, &paths.refresh_lock, &cimd_off] {
+            std::fs::write(path, b"{}")?;
+        }
+        remove_server_files(&paths)?;
+        assert!(cimd_off.exists() && paths.refresh_lock.exists());
+        assert!(!paths.tokens.exists() && !paths.client.exists() && !paths.meta.exists());
         Ok(())
     }
 

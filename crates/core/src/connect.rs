@@ -55,6 +55,9 @@ pub enum ConnectError {
     Vault(#[from] VaultError),
     #[error("cannot hand tokens to the agent: {0}")]
     Export(#[from] ExportError),
+    /// The config names another OAuth client than the one the grant belongs to.
+    #[error("server `{name}`: {reason}")]
+    ClientSuperseded { name: String, reason: &'static str },
 }
 
 /// Finds `name` in the default home or the given profile. Without a profile,
@@ -137,6 +140,19 @@ impl OAuthServer {
             client_metadata_url: self.oauth.client_metadata_url.clone(),
             omit_resource: self.oauth.omit_resource,
             timeout: std::time::Duration::from_secs_f64(self.oauth.timeout_secs),
+            user_agent: self.oauth.user_agent.clone(),
+            registration: crate::oauth::registration_options::RegistrationOptions {
+                application_type: self.oauth.application_type.clone(),
+                token_endpoint_auth_method: self.oauth.token_endpoint_auth_method.clone(),
+            },
+        }
+    }
+
+    /// How this server signs in unless told otherwise (`oauth.flow`).
+    pub fn default_grant(&self) -> Grant {
+        match self.oauth.flow {
+            crate::config::SignInFlow::Browser => Grant::Browser,
+            crate::config::SignInFlow::Device => Grant::Device,
         }
     }
 
@@ -179,8 +195,9 @@ pub enum Grant {
     Device,
 }
 
-/// Signs in to `server` through `engine` (redirecting to `redirect_uri`),
-/// stores the result in `vault`, and writes the agent's files.
+/// Signs in to `server` through `engine` the way its config says
+/// (`oauth.flow`; the browser unless `device`), redirecting to
+/// `redirect_uri`, stores the result in `vault`, and writes the agent's files.
 pub async fn connect(
     engine: &Engine,
     vault: &Vault,
@@ -189,7 +206,7 @@ pub async fn connect(
     redirect_uri: &str,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, ConnectError> {
-    connect_with(engine, vault, exporter, server, redirect_uri, Grant::Browser, progress).await
+    connect_with(engine, vault, exporter, server, redirect_uri, server.default_grant(), progress).await
 }
 
 /// [`connect`] with a choice of grant. Whatever the grant, the tokens are
@@ -380,6 +397,9 @@ pub async fn export_server(vault: &Vault, exporter: &dyn Exporter, server: &OAut
         crate::vault::blocking(move || vault.load(&key)).await?
     };
     let Some(record) = record else { return Ok(false) };
+    if let Some(reason) = crate::client_identity::superseded(&record.client, &server.oauth) {
+        return Err(ConnectError::ClientSuperseded { name: server.name.clone(), reason });
+    }
     exporter.export(&server.export_target(), &record)?;
     Ok(true)
 }

@@ -113,6 +113,7 @@ mod tests {
                     detail: None,
                     refresh_due_at: None,
                     last_error: None,
+                    flow: None,
                 },
                 ServerStatus {
                     profile: None,
@@ -124,6 +125,7 @@ mod tests {
                     detail: None,
                     refresh_due_at: None,
                     last_error: None,
+                    flow: None,
                 },
             ],
             computed_at: 1000.0,
@@ -164,6 +166,7 @@ mod tests {
                 name: "keyed".to_owned(),
                 url: Some(url.to_owned()),
                 auth: AuthLabel::Oauth,
+                flow: Some(crate::config::SignInFlow::Browser),
                 state: AuthState::Connected,
                 expires_at: None,
                 detail: None,

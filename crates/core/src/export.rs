@@ -75,7 +75,14 @@ fn write(
     metadata: Option<&Value>,
     record: &CredentialRecord,
 ) -> Result<(), ExportError> {
-    write_server_files(paths, client, metadata, &record.agent_tokens()).map_err(Into::into)
+    let mut tokens = record.agent_tokens();
+    // The agent compares `hermes_issuer` with `meta.json`'s `issuer` (both
+    // without a trailing `/`) and strips the refresh token on a mismatch:
+    // bind the tokens to exactly the issuer of the metadata written beside them.
+    if let Some(issuer) = metadata.and_then(|m| m.get("issuer")).and_then(Value::as_str) {
+        tokens.issuer = Some(issuer.to_owned());
+    }
+    write_server_files(paths, client, metadata, &tokens).map_err(Into::into)
 }
 
 impl Exporter for HermesExporter {

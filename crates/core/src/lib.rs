@@ -17,6 +17,7 @@ mod agent_files;
 mod agent_layout;
 mod atomic_file;
 pub mod background;
+mod client_identity;
 mod config;
 pub mod connect;
 pub mod details;
@@ -53,7 +54,7 @@ pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
 pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
-    load_home_config,
+    SignInFlow, load_home_config,
 };
 pub use fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,

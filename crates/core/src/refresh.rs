@@ -451,11 +451,17 @@ async fn transaction(
     if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
         return Ok(outcome);
     }
+    // A grant of a client the config no longer names is dead to the agent
+    // (it deletes its files); it must not be spent or handed back either.
+    if let Some(reason) = crate::client_identity::superseded(&record.client, &server.oauth) {
+        return Err(RefreshError::NeedsReauth(reason.to_owned()));
+    }
     let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
         RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
     })?;
     let endpoint = token_endpoint(&record, server)?;
-    let tokens = match endpoint.refresh(http, &refresh_token, None).await {
+    let http = http.with_token_user_agent(server.oauth.user_agent.as_deref());
+    let tokens = match endpoint.refresh(&http, &refresh_token, None).await {
         Ok(tokens) => tokens,
         Err(TokenError::Rejected { description }) => {
             // The agent may have rotated it under us (older agents take no fence).

@@ -119,9 +119,21 @@ impl Inner {
 
     async fn run(&self, server: &OAuthServer, browser: Arc<dyn Browser>) -> Result<Connected, String> {
         let redirect_uri = self.redirect_uri(server).await?;
-        let engine = Engine::new(self.http.clone(), self.router.clone(), browser);
+        let engine = Engine::new(self.http.clone(), self.router.clone(), browser.clone());
         // Only the step's name: the authorization URL carries this flow's `state`.
         let progress = |step: Step| {
+            // `oauth.flow: device`: the verification page (with the code
+            // filled in when the server offers it) opens in the browser,
+            // where the user approves; the code is for their eyes, not a credential.
+            if let Step::WaitingForDevice { verification_uri, verification_uri_complete, .. } = &step {
+                let (browser, page) =
+                    (browser.clone(), verification_uri_complete.clone().unwrap_or(verification_uri.clone()));
+                tokio::spawn(async move {
+                    if let Err(e) = browser.open(&page).await {
+                        tracing::warn!(error = %e, "cannot open the device verification page");
+                    }
+                });
+            }
             let name = match step {
                 Step::Probing => "probing",
                 Step::Discovering => "discovering",

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::agent_layout::{AgentPaths, token_file_stem};
-use crate::config::{AuthKind, ServerConfig, ServerEntry};
+use crate::config::{AuthKind, ServerConfig, ServerEntry, SignInFlow};
 use crate::snapshot::{HomeSnapshot, Snapshot};
 use crate::text::shorten;
 use crate::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
@@ -69,6 +69,9 @@ pub struct ServerStatus {
     pub detail: Option<String>,
     /// The last refresh failure the vault noted (cleared by a success).
     pub last_error: Option<String>,
+    /// How an OAuth server signs in (`oauth.flow`: `browser` or `device`);
+    /// `None` for the others.
+    pub flow: Option<SignInFlow>,
     /// When a refresh becomes due (epoch seconds); not serialised.
     #[serde(skip)]
     pub refresh_due_at: Option<f64>,
@@ -167,6 +170,7 @@ impl VaultView {
                 issuer: r.issuer,
                 note: None,
                 last_failure: r.last_error,
+                client: Some(crate::client_identity::ClientIdentity::of(&r.client)),
             }),
             Ok(None) => Self::Missing,
             Err(VaultError::Unavailable(m)) => Self::Unavailable(m),
@@ -287,6 +291,7 @@ fn evaluate_entry(
         detail: None,
         refresh_due_at: None,
         last_error: None,
+        flow: None,
     };
     let config = match &entry.config {
         Ok(config) => config,
@@ -326,13 +331,19 @@ fn evaluate_entry(
                 status.detail = Some(format!("uses {} (set)", used.join(", ")));
             }
         }
-        AuthKind::OAuth(_) => {
+        AuthKind::OAuth(oauth) => {
             status.auth = AuthLabel::Oauth;
+            status.flow = Some(oauth.flow);
             status.detail = None;
             let paths = AgentPaths::new(tokens_dir, &entry.name);
             let file = read_token_file(&paths.tokens);
             let view = vault(&VaultKey::new(profile, &entry.name, config.url.as_deref().unwrap_or_default()));
             match (view, file) {
+                // Whatever the agent's file says: it deletes it on its next start.
+                (VaultView::Present(ours), _) if ours.client.as_ref().is_some_and(|c| c.superseded_by(oauth)) => {
+                    status.state = AuthState::NeedsReauth;
+                    status.detail = Some(crate::client_identity::SUPERSEDED.to_owned());
+                }
                 (VaultView::Present(ours), Ok(Some(_)) | Err(_)) => apply_tokens(&mut status, &ours, now),
                 (VaultView::Present(_), Ok(None)) => {
                     status.state = AuthState::NotConnected;

@@ -70,6 +70,8 @@ pub struct TokenFileSummary {
     pub note: Option<String>,
     /// The vault's note of the last failed refresh (never from a token file).
     pub last_failure: Option<crate::vault::RefreshFailure>,
+    /// The client the vault's grant belongs to (never from a token file).
+    pub client: Option<crate::client_identity::ClientIdentity>,
 }
 
 /// Why a token file cannot be used.
@@ -159,7 +161,16 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
         },
         Some(_) => return Err("`expires_at` must be a number of seconds (the agent cannot load a string)".to_owned()),
     };
-    Ok(TokenFileSummary { expires_at, lifetime_secs, has_refresh_token, scope, issuer, note, last_failure: None })
+    Ok(TokenFileSummary {
+        expires_at,
+        lifetime_secs,
+        has_refresh_token,
+        scope,
+        issuer,
+        note,
+        last_failure: None,
+        client: None,
+    })
 }
 
 /// Now, as epoch seconds.
@@ -198,6 +209,7 @@ mod tests {
                 issuer: None,
                 note: None,
                 last_failure: None,
+                client: None,
             }
         );
     }

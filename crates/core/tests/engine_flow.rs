@@ -44,6 +44,8 @@ fn target(server: &FakeServer) -> Target {
         client_metadata_url: None,
         omit_resource: false,
         timeout: Duration::from_secs(10),
+        user_agent: None,
+        registration: Default::default(),
     }
 }
 

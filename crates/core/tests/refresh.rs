@@ -122,7 +122,7 @@ async fn tokens_the_keychain_cannot_take_reach_the_agent_and_the_vault_later() {
     rig.refresher.refresh(&rig.vault, &rig.target).await.expect("the next refresh uses the new refresh token");
     let log = rig.server.log();
     assert_eq!(log.grants("refresh_token"), 2);
-    assert_eq!(log.reused_refresh_tokens, 0, "a spent refresh token was presented");
+    assert_eq!(log.reuse_events, 0, "a spent refresh token was presented");
     assert_eq!(rig.status_last_error(), None);
 }
 
@@ -139,7 +139,7 @@ async fn a_new_process_takes_the_unstored_pair_back_from_the_agents_file() {
     assert_eq!(fresh.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
     assert_eq!(rig.vault_refresh(), rig.file_refresh());
     fresh.refresh(&rig.vault, &rig.target).await.expect("refreshed with the new refresh token");
-    assert_eq!(rig.server.log().reused_refresh_tokens, 0, "a spent refresh token was presented");
+    assert_eq!(rig.server.log().reuse_events, 0, "a spent refresh token was presented");
 }
 
 #[tokio::test]
@@ -165,7 +165,7 @@ async fn tokens_the_agents_file_cannot_take_are_kept_and_written_again() {
     assert_eq!(rig.file_access(), rig.vault_access());
     assert_eq!(rig.status_last_error(), None, "cleared once both copies agree");
     rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
-    assert_eq!(rig.server.log().reused_refresh_tokens, 0, "a spent refresh token was presented");
+    assert_eq!(rig.server.log().reuse_events, 0, "a spent refresh token was presented");
 }
 
 #[tokio::test]

@@ -116,3 +116,52 @@ async fn loopback_and_deep_link_sign_ins_run_side_by_side_and_cancel() {
     }
     assert!(!open, "listener still open while idle");
 }
+
+/// A browser that approves the device code of the page it is sent to, as
+/// the user would on the verification page.
+struct ApprovesDevice(Arc<FakeServer>, std::sync::Mutex<Vec<String>>);
+impl Browser for ApprovesDevice {
+    fn open<'a>(&'a self, url: &'a str) -> BrowserFuture<'a> {
+        Box::pin(async move {
+            self.1.lock().expect("lock").push(url.to_owned());
+            let code = url.split_once("user_code=").map(|(_, c)| c.to_owned()).unwrap_or_default();
+            assert!(self.0.approve_device(&code), "no pending code in {url}");
+            Ok(())
+        })
+    }
+}
+
+/// `oauth.flow: device`: the tray's Connect signs in with the device grant,
+/// opening the verification page (code filled in) instead of an authorization URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_flow_server_signs_in_with_a_code_from_the_tray() {
+    let server =
+        Arc::new(FakeServer::start(Behaviour { device_flow: true, ..Default::default() }).await.expect("server"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config =
+        format!("mcp_servers:\n  d:\n    url: {}\n    auth: oauth\n    oauth:\n      flow: device\n", server.mcp_url());
+    std::fs::write(home.path().join("config.yaml"), config).expect("config");
+    let snapshot = mcp_auth_core::SnapshotLoader::new().load(&mcp_auth_core::HermesRoot::at(home.path()));
+    let settings_dir = tempfile::tempdir().expect("tempdir");
+    let (sign_ins, mut events) = SignIns::new(
+        Http::new().expect("http"),
+        Vault::new(Arc::new(MemoryBackend::default())),
+        Arc::new(HermesExporter),
+        SettingsFile::at(settings_dir.path().join("settings.json")),
+        SCHEME,
+    );
+    let browser = Arc::new(ApprovesDevice(server.clone(), std::sync::Mutex::new(Vec::new())));
+    assert!(sign_ins.start(find_oauth_server(&snapshot, "d", None).expect("found"), browser.clone()));
+    assert!(matches!(next(&mut events).await, SignInEvent::Started(r) if r.name == "d"));
+    match next(&mut events).await {
+        SignInEvent::Connected(r, _) => assert_eq!(r.name, "d"),
+        other => panic!("expected Connected, got {other:?}"),
+    }
+    let opened = browser.1.lock().expect("lock").clone();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(opened[0].starts_with(&format!("{}/device?user_code=", server.base_url())), "{opened:?}");
+    let log = server.log();
+    assert!(log.authorizations.is_empty(), "no browser authorization");
+    assert!(log.grants("urn:ietf:params:oauth:grant-type:device_code") >= 1);
+    assert!(read_tokens(&AgentPaths::new(&home.path().join("mcp-tokens"), "d")).is_some(), "no tokens for the agent");
+}

@@ -176,15 +176,33 @@ pub struct Log {
     pub revocations: Vec<String>,
     /// JSON-RPC methods called with a valid token.
     pub mcp_calls: Vec<String>,
-    /// Spent refresh tokens presented again (each revoked the grant when
-    /// [`Behaviour::reuse_detection`] is on).
-    pub reused_refresh_tokens: usize,
+    /// Every `refresh_token` grant and how it ended, in order.
+    pub refreshes: Vec<RefreshResult>,
+    /// Spent refresh tokens presented again (each revoked its grant, with
+    /// [`Behaviour::reuse_detection`]).
+    pub reuse_events: usize,
+    /// The `User-Agent` of each token request, in order.
+    pub token_user_agents: Vec<Option<String>>,
+}
+
+/// One refresh at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshResult {
+    /// The refresh token presented (test data).
+    pub presented: String,
+    /// `ok`, `invalid_grant` (unknown or revoked) or `reuse` (a spent one).
+    pub outcome: &'static str,
 }
 
 impl Log {
     /// Token requests with this `grant_type`.
     pub fn grants(&self, grant_type: &str) -> usize {
         self.token_requests.iter().filter(|r| r.get("grant_type").map(String::as_str) == Some(grant_type)).count()
+    }
+
+    /// Refreshes that ended with `outcome` (`ok`, `invalid_grant`, `reuse`).
+    pub fn refreshes_ending(&self, outcome: &str) -> usize {
+        self.refreshes.iter().filter(|r| r.outcome == outcome).count()
     }
 }
 
@@ -210,12 +228,16 @@ pub(crate) struct Grant {
 pub(crate) struct Access {
     pub expires_at: u64,
     pub scope: Option<String>,
+    /// The authorization this token descends from.
+    pub family: u64,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Refresh {
     pub client_id: String,
     pub scope: Option<String>,
+    /// The authorization this token descends from.
+    pub family: u64,
 }
 
 /// A device authorization waiting for (or given) the user's approval.
@@ -236,10 +258,8 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, Grant>,
     pub access: HashMap<String, Access>,
     pub refresh: HashMap<String, Refresh>,
-    /// Refresh tokens rotated out, with the client they belonged to.
-    pub spent: HashMap<String, String>,
-    /// Access tokens by the client they were issued to (to revoke a grant).
-    pub access_client: HashMap<String, String>,
+    /// Rotated-out refresh tokens, with the grant they belonged to.
+    pub spent: HashMap<String, u64>,
     pub counter: u64,
 }
 
@@ -418,7 +438,9 @@ impl FakeServer {
     pub fn mint_access_token(&self) -> String {
         let lifetime = self.shared.behaviour().access_token_lifetime;
         let token = self.shared.token("access");
-        self.shared.with(|i| i.access.insert(token.clone(), Access { expires_at: now() + lifetime, scope: None }));
+        // A family of its own (0: no authorization ever gets it).
+        self.shared
+            .with(|i| i.access.insert(token.clone(), Access { expires_at: now() + lifetime, scope: None, family: 0 }));
         token
     }
 

@@ -233,7 +233,11 @@ pub async fn token(
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
     s.record("POST /token".to_owned());
-    s.with(|i| i.log.token_requests.push(form.clone()));
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    s.with(|i| {
+        i.log.token_requests.push(form.clone());
+        i.log.token_user_agents.push(user_agent);
+    });
     let client_id = match authenticate(&s, &headers, &form) {
         Ok(id) => id,
         Err(response) => return response,
@@ -294,22 +298,24 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
     let Some(presented) = form.get("refresh_token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token missing");
     };
+    let note = |outcome: &'static str| {
+        s.with(|i| i.log.refreshes.push(crate::RefreshResult { presented: presented.clone(), outcome }));
+    };
     let known = s.with(|i| i.refresh.get(presented).cloned());
     let Some(known) = known.filter(|r| r.client_id == client_id) else {
-        let spent_by = s.with(|i| i.spent.get(presented).cloned());
-        if let Some(owner) = spent_by {
-            s.with(|i| i.log.reused_refresh_tokens += 1);
-            if b.reuse_detection {
-                // RFC 9700 §4.14.2: reuse means theft (or a lost rotation): end the grant.
-                s.with(|i| {
-                    i.refresh.retain(|_, r| r.client_id != owner);
-                    let revoked: Vec<String> =
-                        i.access_client.iter().filter(|(_, c)| **c == owner).map(|(t, _)| t.clone()).collect();
-                    for token in revoked {
-                        i.access.remove(&token);
-                    }
-                });
-            }
+        let reused = s.with(|i| i.spent.get(presented).copied());
+        if let Some(family) = reused {
+            s.with(|i| {
+                i.log.reuse_events += 1;
+                if b.reuse_detection {
+                    // RFC 9700 §4.14.2: someone holds a stolen (or raced) copy; end the whole grant.
+                    i.refresh.retain(|_, r| r.family != family);
+                    i.access.retain(|_, a| a.family != family);
+                }
+            });
+            note("reuse");
+        } else {
+            note("invalid_grant");
         }
         let description = b.error_description.clone();
         return oauth_error_text(
@@ -322,11 +328,17 @@ fn refresh(s: &Shared, client_id: &str, form: &HashMap<String, String>) -> Respo
     if b.rotate_refresh_tokens {
         s.with(|i| {
             i.refresh.remove(presented);
-            i.spent.insert(presented.clone(), client_id.to_owned());
+            i.spent.insert(presented.clone(), known.family);
         });
     }
-    let mut response =
-        issue_tokens(s, client_id, known.scope, !b.omit_refresh_token_on_refresh && b.rotate_refresh_tokens);
+    note("ok");
+    let mut response = issue_in_family(
+        s,
+        client_id,
+        known.scope,
+        !b.omit_refresh_token_on_refresh && b.rotate_refresh_tokens,
+        Some(known.family),
+    );
     if !b.rotate_refresh_tokens && !b.omit_refresh_token_on_refresh {
         response["refresh_token"] = json!(presented);
     }
@@ -338,25 +350,46 @@ fn issue(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool)
 }
 
 fn issue_tokens(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool) -> Value {
-    let mut response = issue_tokens_as_is(s, client_id, scope, with_refresh);
+    issue_in_family(s, client_id, scope, with_refresh, None)
+}
+
+/// Tokens descending from grant `family` (`None`: a new authorization), with
+/// [`crate::Behaviour::token_response_patch`] applied.
+fn issue_in_family(
+    s: &Shared,
+    client_id: &str,
+    scope: Option<String>,
+    with_refresh: bool,
+    family: Option<u64>,
+) -> Value {
+    let mut response = issue_in_family_as_is(s, client_id, scope, with_refresh, family);
     patch(&mut response, &s.behaviour().token_response_patch);
     response
 }
 
-fn issue_tokens_as_is(s: &Shared, client_id: &str, scope: Option<String>, with_refresh: bool) -> Value {
+fn issue_in_family_as_is(
+    s: &Shared,
+    client_id: &str,
+    scope: Option<String>,
+    with_refresh: bool,
+    family: Option<u64>,
+) -> Value {
     let lifetime = s.behaviour().access_token_lifetime;
-    let access = s.token("access");
-    s.with(|i| {
-        i.access.insert(access.clone(), Access { expires_at: now() + lifetime, scope: scope.clone() });
-        i.access_client.insert(access.clone(), client_id.to_owned());
+    let family = family.unwrap_or_else(|| {
+        s.with(|i| {
+            i.counter += 1;
+            i.counter
+        })
     });
+    let access = s.token("access");
+    s.with(|i| i.access.insert(access.clone(), Access { expires_at: now() + lifetime, scope: scope.clone(), family }));
     let mut response = json!({"access_token": access, "token_type": "Bearer", "expires_in": lifetime});
     if let Some(scope) = &scope {
         response["scope"] = json!(scope);
     }
     if with_refresh {
         let refresh = s.token("refresh");
-        s.with(|i| i.refresh.insert(refresh.clone(), Refresh { client_id: client_id.to_owned(), scope }));
+        s.with(|i| i.refresh.insert(refresh.clone(), Refresh { client_id: client_id.to_owned(), scope, family }));
         response["refresh_token"] = json!(refresh);
     }
     response

@@ -15,7 +15,7 @@ mod raw;
 use std::sync::Arc;
 
 pub use error::ConfigError;
-pub use model::{AuthKind, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry};
+pub use model::{AuthKind, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry, SignInFlow};
 
 use crate::dotenv;
 use crate::home::Home;

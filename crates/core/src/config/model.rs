@@ -42,6 +42,10 @@ pub struct ServerConfig {
 
 /// How the agent authenticates to a server.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per config entry, read far more often than built; a box would only add indirection"
+)]
 pub enum AuthKind {
     /// `auth: oauth`: the OAuth 2.1 flow whose credentials this app manages.
     OAuth(OAuthSettings),
@@ -82,7 +86,43 @@ pub struct OAuthSettings {
     pub client_metadata_url: Option<String>,
     /// Ours: how the browser comes back to the app (`mcp_auth_tray.redirect`).
     pub redirect: RedirectKind,
+    /// `oauth.flow` (newer agents): how this server signs in by default.
+    pub flow: SignInFlow,
+    /// `oauth.token_endpoint_auth_method` (newer agents): the method a new
+    /// registration asks for (`none` … `private_key_jwt`); unset: `none`, or
+    /// `client_secret_post` with a configured secret, as the agent does.
+    pub token_endpoint_auth_method: Option<String>,
+    /// `oauth.application_type` (newer agents), sent in a dynamic
+    /// registration (default `native`: a desktop app with a loopback redirect).
+    pub application_type: Option<String>,
+    /// `oauth.user_agent` (newer agents): the `User-Agent` of token requests
+    /// only (code exchange, refresh, device polling), for WAFs that block ours.
+    pub user_agent: Option<String>,
 }
+
+/// How a server signs in (`oauth.flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInFlow {
+    /// Authorization code + PKCE in a browser (the default).
+    #[default]
+    Browser,
+    /// The device authorization grant (RFC 8628): a code entered on any device.
+    Device,
+}
+
+impl SignInFlow {
+    /// `browser` or `device`, as in the config and `status --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Device => "device",
+        }
+    }
+}
+
+/// The token endpoint auth methods the agent's SDK accepts in `client.json`.
+const AUTH_METHODS: [&str; 4] = ["none", "client_secret_post", "client_secret_basic", "private_key_jwt"];
 
 /// Where the authorization server sends the browser back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,7 +289,34 @@ fn parse_oauth(value: Option<&Value>, warnings: &mut Vec<String>) -> Result<OAut
             secs
         }
     };
+    // Like the agent at run time: anything but `device` signs in with the
+    // browser (its `hermes mcp login` refuses other values, so say so).
+    let flow = match field("flow")?.as_deref().map(str::trim) {
+        None | Some("") | Some("browser") => SignInFlow::Browser,
+        Some("device") => SignInFlow::Device,
+        Some(other) => {
+            warnings.push(format!(
+                "`oauth.flow: {}` is neither `browser` nor `device`; signing in with the browser",
+                shorten(other, 24)
+            ));
+            SignInFlow::Browser
+        }
+    };
+    let token_endpoint_auth_method = field("token_endpoint_auth_method")?.filter(|s| !s.is_empty());
+    if let Some(method) = &token_endpoint_auth_method
+        && !AUTH_METHODS.contains(&method.as_str())
+    {
+        return Err(format!(
+            "`oauth.token_endpoint_auth_method` must be one of {}, found {}",
+            AUTH_METHODS.join(", "),
+            show_scalar(&Value::String(method.clone()))
+        ));
+    }
     Ok(OAuthSettings {
+        flow,
+        token_endpoint_auth_method,
+        application_type: field("application_type")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        user_agent: field("user_agent")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
         client_id: field("client_id")?.filter(|s| !s.is_empty()),
         client_secret: field("client_secret")?.filter(|s| !s.is_empty()).map(SecretString::new),
         issuer: field("issuer")?.filter(|s| !s.is_empty()),
@@ -329,10 +396,8 @@ fn parse_headers(
             Value::Bool(b) => b.to_string(),
             other => return Err(format!("header `{name}` must be a string, found {}", kind_of(other))),
         };
-        let refs = referenced_vars(&text)
-            .into_iter()
-            .map(|var| EnvRef { is_set: scope.get(&var).is_some(), name: var })
-            .collect();
+        let refs =
+            referenced_vars(&text).into_iter().map(|var| EnvRef { is_set: scope.resolves(&var), name: var }).collect();
         headers.push((name.clone(), refs));
     }
     Ok(Some(HeaderAuth { headers }))
@@ -449,6 +514,37 @@ mod tests {
     }
 
     #[test]
+    fn newer_agent_keys() {
+        let cfg = check(json!({"url": "https://x/mcp", "auth": "oauth", "protocol": "stateless", "trust": "high",
+            "keepalive_interval": 30, "skip_preflight": true, "lifecycle": {"idle": 5},
+            "oauth": {"flow": "device", "token_endpoint_auth_method": "client_secret_basic",
+                      "application_type": " web ", "user_agent": " Me/1.0 ", "cimd": false,
+                      "client_metadata_url": "https://me.example/c.json"}}))
+        .expect("valid");
+        assert_eq!(cfg.warnings, Vec::<String>::new());
+        let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth") };
+        assert_eq!(o.flow, SignInFlow::Device);
+        assert_eq!(o.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
+        assert_eq!(o.application_type.as_deref(), Some("web"));
+        assert_eq!(o.user_agent.as_deref(), Some("Me/1.0"));
+        // The agent's own CIMD document is not ours to present.
+        assert_eq!(o.client_metadata_url, None);
+    }
+
+    #[rstest]
+    #[case(json!("browser"), SignInFlow::Browser, 0)]
+    #[case(json!("device"), SignInFlow::Device, 0)]
+    #[case(json!(""), SignInFlow::Browser, 0)]
+    #[case(json!(null), SignInFlow::Browser, 0)]
+    #[case(json!("pigeon"), SignInFlow::Browser, 1)]
+    fn flows(#[case] flow: Value, #[case] want: SignInFlow, #[case] warnings: usize) {
+        let cfg = check(json!({"url": "https://x/mcp", "auth": "oauth", "oauth": {"flow": flow}})).expect("valid");
+        assert_eq!(cfg.warnings.len(), warnings, "{:?}", cfg.warnings);
+        let AuthKind::OAuth(o) = cfg.auth else { panic!("not oauth") };
+        assert_eq!(o.flow, want);
+    }
+
+    #[test]
     fn oauth_defaults() {
         let cfg = check(json!({"url": "http://127.0.0.1:9/mcp", "auth": "oauth"})).expect("valid");
         assert_eq!(cfg.auth, AuthKind::OAuth(OAuthSettings { timeout_secs: 300.0, ..Default::default() }));
@@ -527,6 +623,7 @@ mod tests {
     #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"omit_resource": "yes"}}), "`mcp_auth_tray.omit_resource` must be true or false, found a string")]
     #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"redirect": "carrier-pigeon"}}), "`mcp_auth_tray.redirect` must be `loopback` or `custom_scheme`, found `carrier-pigeon`")]
     #[case(json!({"url": "https://x/", "auth": "oauth", "mcp_auth_tray": {"client_metadata_url": "http://x/c.json"}}), "`mcp_auth_tray.client_metadata_url` must be an https:// URL with a path")]
+    #[case(json!({"url": "https://x/", "auth": "oauth", "oauth": {"token_endpoint_auth_method": "magic"}}), "`oauth.token_endpoint_auth_method` must be one of none, client_secret_post, client_secret_basic, private_key_jwt, found `magic`")]
     #[case(json!({"url": "https://x/", "headers": ["a"]}), "`headers` must be a mapping of header names to values, found a list")]
     #[case(json!({"url": "https://x/", "headers": {"A": {"b": 1}}}), "header `A` must be a string, found a mapping")]
     fn invalid_entries(#[case] value: Value, #[case] reason: &str) {

@@ -23,6 +23,8 @@ fn target() -> Target {
         client_metadata_url: None,
         omit_resource: false,
         timeout: Duration::from_secs(300),
+        user_agent: None,
+        registration: Default::default(),
     }
 }
 
@@ -268,6 +270,7 @@ fn vault_states() {
             issuer: Some(issuer.to_owned()),
             note: None,
             last_failure: None,
+            client: None,
         })
     };
     let run = |view: VaultView| {

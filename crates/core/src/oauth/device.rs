@@ -16,7 +16,7 @@ use rmcp::transport::auth::{OAuthHttpClient, OAuthHttpClientFuture, OAuthHttpReq
 
 use super::engine::{
     Authorized, ClientSource, Discovered, Engine, EngineError, Step, Target, check_secret_binding, initial_scopes,
-    rejects_client, reusable_registration,
+    rejects_client, same_issuer,
 };
 use super::tokens::{TokenEndpoint, TokenSet};
 use crate::agent_files::ClientRecord;
@@ -76,8 +76,15 @@ impl Engine {
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
         progress(Step::Registering);
         check_secret_binding(target, stored.as_ref(), &discovered)?;
-        let kept = reusable_registration(stored, &discovered, redirect_uri)
-            .filter(|c| c.grant_types.iter().any(|g| g == DEVICE_GRANT));
+        // The device grant sends no redirect, so any registration of this
+        // issuer allowing it will do: the agent's own device login registers
+        // `http://127.0.0.1:8420/callback`, not our redirect URI.
+        let kept = stored
+            .filter(|(client, issuer)| {
+                same_issuer(issuer.as_deref(), discovered.issuer.as_deref())
+                    && client.grant_types.iter().any(|g| g == DEVICE_GRANT)
+            })
+            .map(|(client, _)| client);
         let mut identify = async |kept| {
             let (mut client, source) =
                 self.client_identity(&mut manager, target, &discovered, redirect_uri, &scope_refs, kept).await?;
@@ -118,7 +125,8 @@ impl Engine {
             client: client.clone(),
             resource: (!target.omit_resource).then(|| target.url.to_string()),
         };
-        let details = endpoint.device_authorization(self.http(), device_url, scopes).await?;
+        let http = self.http().with_token_user_agent(target.user_agent.as_deref());
+        let details = endpoint.device_authorization(&http, device_url, scopes).await?;
         let wait = target.timeout.min(details.expires_in());
         // Shown on a terminal or in a notification: server text, made safe.
         progress(Step::WaitingForDevice {
@@ -127,7 +135,7 @@ impl Engine {
             verification_uri_complete: details.verification_uri_complete().map(|u| server_text_max(u.secret(), 500)),
             timeout: wait,
         });
-        Ok(endpoint.device_token(self.http(), &details, wait).await?)
+        Ok(endpoint.device_token(&http, &details, wait).await?)
     }
 }
 

@@ -65,6 +65,11 @@ pub struct Target {
     pub omit_resource: bool,
     /// How long to wait for the browser step.
     pub timeout: Duration,
+    /// `oauth.user_agent`: the `User-Agent` of token requests only.
+    pub user_agent: Option<String>,
+    /// `oauth.application_type` and `oauth.token_endpoint_auth_method` for a
+    /// new registration.
+    pub registration: super::registration_options::RegistrationOptions,
 }
 
 /// Steps of a sign-in, for progress display.
@@ -319,7 +324,10 @@ impl Engine {
 
     /// The client rmcp's requests for `target` go through.
     pub fn oauth_http(&self, target: &Target) -> Arc<dyn OAuthHttpClient> {
-        if target.omit_resource { Arc::new(OmitResource(self.http.clone())) } else { Arc::new(self.http.clone()) }
+        let http = self.http.with_token_user_agent(target.user_agent.as_deref());
+        let inner: Arc<dyn OAuthHttpClient> =
+            if target.omit_resource { Arc::new(OmitResource(http)) } else { Arc::new(http) };
+        Arc::new(super::registration_options::WithRegistrationOptions(inner, target.registration.clone()))
     }
 
     /// The unauthenticated probe, and `tools/list` when `initialize` is let
@@ -492,6 +500,13 @@ impl Engine {
             )));
         }
         let mut config = manager.register_client(&target.client_name, redirect_uri, scopes).await?;
+        // A configured method is what we registered for: rmcp must use it too.
+        let configured_method = target.registration.token_endpoint_auth_method.as_deref();
+        if let Some(method) = configured_method {
+            // rmcp builds its token client when a client is configured: again, after steering.
+            steer_auth_method(manager, discovered, method)?;
+            manager.configure_client(config.clone())?;
+        }
         // Servers that only do `none` sometimes hand out a secret anyway; sending it
         // would be using a method they don't offer.
         if discovered.only_public_clients() && config.client_secret.is_some() {
@@ -499,7 +514,11 @@ impl Engine {
             manager.configure_client(config.clone())?;
         }
         let secret = config.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::new);
-        Ok((record(config.client_id, secret, vec![redirect_uri.to_owned()]), ClientSource::Registered))
+        let mut registered = record(config.client_id, secret, vec![redirect_uri.to_owned()]);
+        if let (Some(method), Some(_)) = (configured_method, &registered.client_secret) {
+            method.clone_into(&mut registered.token_endpoint_auth_method);
+        }
+        Ok((registered, ClientSource::Registered))
     }
 
     /// Opens the authorization page, waits for the redirect, exchanges the code.
@@ -638,9 +657,16 @@ pub fn reusable_registration(
 ) -> Option<ClientRecord> {
     stored
         .filter(|(client, issuer)| {
-            issuer.as_deref() == discovered.issuer.as_deref() && client.redirect_uris.iter().any(|u| u == redirect_uri)
+            same_issuer(issuer.as_deref(), discovered.issuer.as_deref())
+                && client.redirect_uris.iter().any(|u| u == redirect_uri)
         })
         .map(|(client, _)| client)
+}
+
+/// Issuers compared as the agent compares them: without a trailing `/`
+/// (its `meta.json` is written by pydantic, which adds one to a bare origin).
+pub fn same_issuer(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(|a| a.trim_end_matches('/')) == b.map(|b| b.trim_end_matches('/'))
 }
 
 /// Whether an error means the server does not know our client (any more).

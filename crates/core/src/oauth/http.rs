@@ -54,6 +54,19 @@ pub enum HttpError {
     Other { url: String, reason: String },
 }
 
+/// A token request (RFC 6749 §3.2): a form POST with a `grant_type`.
+fn is_token_request(request: &reqwest::Request) -> bool {
+    let form = request
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default();
+    request.method() == reqwest::Method::POST
+        && form
+        && url::form_urlencoded::parse(body).any(|(k, _)| k == "grant_type")
+}
+
 /// Whether a redirect to `to` is acceptable: the endpoint rule
 /// ([`super::endpoint::check_url`]: HTTPS, or HTTP on loopback).
 pub fn redirect_allowed(to: &url::Url) -> bool {
@@ -85,6 +98,9 @@ pub struct Http {
     follow: reqwest::Client,
     stop: reqwest::Client,
     timeout: Duration,
+    /// `oauth.user_agent` of the server this client talks to: the
+    /// `User-Agent` of token requests only (as newer agents send it).
+    token_user_agent: Option<reqwest::header::HeaderValue>,
 }
 
 impl Http {
@@ -117,7 +133,22 @@ impl Http {
                 .build()
                 .map_err(|e| HttpError::Other { url: String::new(), reason: e.to_string() })
         };
-        Ok(Self { follow: build(follow_policy)?, stop: build(reqwest::redirect::Policy::none())?, timeout })
+        Ok(Self {
+            follow: build(follow_policy)?,
+            stop: build(reqwest::redirect::Policy::none())?,
+            timeout,
+            token_user_agent: None,
+        })
+    }
+
+    /// The same client sending `user_agent` (a server's `oauth.user_agent`)
+    /// on token requests — code exchange, refresh, device polling — and ours
+    /// everywhere else, as the agent does. `None` (or a value that cannot be
+    /// a header) keeps ours.
+    pub fn with_token_user_agent(&self, user_agent: Option<&str>) -> Self {
+        let mut http = self.clone();
+        http.token_user_agent = user_agent.and_then(|ua| reqwest::header::HeaderValue::from_str(ua).ok());
+        http
     }
 
     /// The underlying client that follows (checked) redirects; for the MCP transport.
@@ -131,7 +162,12 @@ impl Http {
     }
 
     /// Sends `request` and reads the body up to [`MAX_BODY_BYTES`].
-    pub async fn send(&self, request: reqwest::Request, follow_redirects: bool) -> Result<Response, HttpError> {
+    pub async fn send(&self, mut request: reqwest::Request, follow_redirects: bool) -> Result<Response, HttpError> {
+        if let Some(ua) = &self.token_user_agent
+            && is_token_request(&request)
+        {
+            request.headers_mut().insert(reqwest::header::USER_AGENT, ua.clone());
+        }
         let url = request.url().to_string();
         let client = if follow_redirects { &self.follow } else { &self.stop };
         let response = client.execute(request).await.map_err(|e| self.classify(&url, &e))?;
@@ -214,9 +250,9 @@ impl OAuthHttpClient for Http {
     fn execute(&self, request: OAuthHttpRequest) -> OAuthHttpClientFuture<'_> {
         Box::pin(async move {
             let follow = !matches!(request.redirect_policy, OAuthHttpRedirectPolicy::Stop);
-            let token_request = is_token_request(&request.request);
             let request =
                 reqwest::Request::try_from(request.request).map_err(|e| Box::new(e) as OAuthHttpClientError)?;
+            let token_request = is_token_request(&request);
             let mut response = self.send(request, follow).await.map_err(|e| Box::new(e) as OAuthHttpClientError)?;
             // rmcp's own token requests (the code exchange) get the same
             // forgiving reading as ours (`expires_in: "3600"`, ...).
@@ -233,17 +269,6 @@ impl OAuthHttpClient for Http {
             builder.body(response.body).map_err(|e| Box::new(e) as OAuthHttpClientError)
         })
     }
-}
-
-/// A form POST with a `grant_type`: a request to a token endpoint.
-fn is_token_request(request: &oauth2::HttpRequest) -> bool {
-    request.method() == oauth2::http::Method::POST
-        && request
-            .headers()
-            .get(oauth2::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-        && url::form_urlencoded::parse(request.body()).any(|(k, _)| k == "grant_type")
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod loopback;
 pub mod omit_resource;
 pub mod recorder;
+pub mod registration_options;
 pub mod resource;
 pub mod tokens;
 pub mod www_authenticate;

@@ -115,6 +115,7 @@ fn states_from_the_agents_token_files() {
             detail: None,
             refresh_due_at: Some(NOW + 3120.0 - 900.0),
             last_error: None,
+            flow: Some(SignInFlow::Browser),
         }
     );
     assert_eq!(row(&report, "dead").detail.as_deref(), Some("the access token expired and there is no refresh token"));
@@ -216,6 +217,7 @@ fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Op
         detail: detail.map(str::to_owned),
         refresh_due_at: None,
         last_error: None,
+        flow: (auth == AuthLabel::Oauth).then_some(SignInFlow::Browser),
     }
 }
 
@@ -277,7 +279,8 @@ fn json_shape_is_stable() {
       "state": "connected",
       "expires_at": 1800003120,
       "detail": null,
-      "last_error": null
+      "last_error": null,
+      "flow": "browser"
     }
     "#);
 }
@@ -291,6 +294,7 @@ fn vault_summary(expires_at: f64) -> TokenFileSummary {
         issuer: None,
         note: None,
         last_failure: None,
+        client: None,
     }
 }
 
@@ -380,6 +384,7 @@ fn the_json_url_is_redacted() {
         name: "s".to_owned(),
         url: Some("https://h/mcp?api_key=sk-live-1".to_owned()),
         auth: AuthLabel::Headers,
+        flow: None,
         state: AuthState::NotApplicable,
         expires_at: None,
         detail: None,
