@@ -205,7 +205,8 @@ fn menu_follows_config_and_token_files_and_quits() {
             "---",
             "Profile default",
             "[○ linear — Not connected]",
-            "[● notion — Connected · N d]",
+            // The fixture's token expires in decades: shown as more than ten years.
+            "[● notion — Connected · > N d]",
             "[◌ sentry — Expired, can refresh]",
             "[✕ asana — Error: token file is corrupt: not valid JSON; sign in again to rep…]",
             "· github — Static headers",
