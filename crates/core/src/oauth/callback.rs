@@ -46,9 +46,10 @@ impl IssCheck {
     pub fn verify(&self, received: Option<&str>) -> Result<(), CallbackError> {
         match received {
             Some(iss) if iss == self.issuer => Ok(()),
-            Some(iss) => {
-                Err(CallbackError::IssuerMismatch { expected: self.issuer.clone(), received: shorten(iss, 200) })
-            }
+            Some(iss) => Err(CallbackError::IssuerMismatch {
+                expected: self.issuer.clone(),
+                received: shorten(&printable(iss), 200),
+            }),
             None if self.required => Err(CallbackError::IssuerMissing { expected: self.issuer.clone() }),
             None => Ok(()),
         }

@@ -125,3 +125,16 @@ fn debug_never_shows_the_code() {
     let code = AuthorizationCode { code: SecretString::new("the-code"), iss: None };
     assert!(!format!("{code:?}").contains("the-code"));
 }
+
+#[tokio::test]
+async fn a_foreign_iss_reaches_the_user_without_control_characters() {
+    // The `iss` of a mix-up attempt is chosen by the attacker and is quoted in
+    // the refusal the browser page, the terminal and the log show.
+    let router = CallbackRouter::new();
+    let pending = router.register(&state("s"), check(false));
+    let refused = router.deliver("code=c&state=s&iss=https%3A%2F%2Fevil.example%1B%5B2J%07");
+    let message = "the authorization response came from issuer `https://evil.example [2J `, \
+                   expected `https://as.example`; refusing it";
+    assert_eq!(refused, Delivery::Refused(message.to_owned()));
+    assert_eq!(pending.wait(T).await.map(|_| ()).map_err(|e| e.to_string()), Err(message.to_owned()));
+}
