@@ -106,7 +106,7 @@ impl ClientRecord {
 }
 
 impl TokenRecord {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("access_token".to_owned(), json!(self.access_token.expose()));
         m.insert("token_type".to_owned(), json!("Bearer"));
@@ -163,19 +163,26 @@ pub fn read_client(paths: &AgentPaths) -> Option<ClientRecord> {
 /// The tokens in the agent's token file, secrets included (for adopting a
 /// refresh the agent made); `None` when missing or unusable.
 pub fn read_tokens(paths: &AgentPaths) -> Option<TokenRecord> {
-    let v = read_json(&paths.tokens)?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    if !s("token_type").is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
-        return None;
+    TokenRecord::from_json(&read_json(&paths.tokens)?)
+}
+
+impl TokenRecord {
+    /// The pure part of [`read_tokens`]: `None` when the agent could not use
+    /// the tokens (no `access_token` string, or not a Bearer token).
+    pub(crate) fn from_json(v: &Value) -> Option<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        if !s("token_type").is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
+            return None;
+        }
+        Some(TokenRecord {
+            access_token: SecretString::new(s("access_token")?),
+            refresh_token: s("refresh_token").filter(|r| !r.is_empty()).map(SecretString::new),
+            expires_in: v.get("expires_in").and_then(Value::as_u64),
+            expires_at: v.get("expires_at").and_then(Value::as_f64),
+            scope: s("scope"),
+            issuer: s("hermes_issuer"),
+        })
     }
-    Some(TokenRecord {
-        access_token: SecretString::new(s("access_token")?),
-        refresh_token: s("refresh_token").filter(|r| !r.is_empty()).map(SecretString::new),
-        expires_in: v.get("expires_in").and_then(Value::as_u64),
-        expires_at: v.get("expires_at").and_then(Value::as_f64),
-        scope: s("scope"),
-        issuer: s("hermes_issuer"),
-    })
 }
 
 /// Removes the server's three files (missing ones are fine).
