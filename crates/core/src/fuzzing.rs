@@ -119,7 +119,7 @@ pub fn callback_query(data: &[u8]) -> Result<(), String> {
 pub fn config(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let (yaml, env) = text.split_once('\0').unwrap_or((&text, ""));
-    let scope = || EnvScope::from_pairs(crate::dotenv::parse(env, &|_| None));
+    let scope = || EnvScope::from_pairs(dotenv_pairs(env, &|_| None).unwrap_or_default());
     let Ok(servers) = servers_from_text(yaml, scope) else { return Ok(()) };
     for (i, server) in servers.iter().enumerate() {
         if servers[..i].iter().any(|s| s.name == server.name) {
@@ -180,7 +180,7 @@ pub fn agent_files(data: &[u8]) -> Result<(), String> {
 pub fn dotenv(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let env = |name: &str| (name == "FROM_ENV").then(|| "from-env".to_owned());
-    let pairs = crate::dotenv::parse(&text, &env);
+    let Some(pairs) = dotenv_pairs(&text, &env) else { return Ok(()) };
     if let Some((key, _)) = pairs.iter().find(|(k, _)| k.is_empty() || k.chars().any(char::is_whitespace)) {
         return Err(format!("key {key:?} is empty or has blanks"));
     }
@@ -189,6 +189,26 @@ pub fn dotenv(data: &[u8]) -> Result<(), String> {
         return Err(format!("{} entries from {lines} lines", pairs.len()));
     }
     Ok(())
+}
+
+/// The pairs of a `.env` text; `None` when the file is refused (expansion
+/// bounds). `dotenv::parse` returns either the pairs or a `Result` of them,
+/// depending on whether its bounds are in: this compiles with both.
+fn dotenv_pairs(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
+    trait IntoPairs {
+        fn into_pairs(self) -> Option<Vec<(String, String)>>;
+    }
+    impl IntoPairs for Vec<(String, String)> {
+        fn into_pairs(self) -> Option<Vec<(String, String)>> {
+            Some(self)
+        }
+    }
+    impl<E> IntoPairs for Result<Vec<(String, String)>, E> {
+        fn into_pairs(self) -> Option<Vec<(String, String)>> {
+            self.ok()
+        }
+    }
+    crate::dotenv::parse(text, env).into_pairs()
 }
 
 /// The keychain record: the first byte picks the piece size; the rest is
