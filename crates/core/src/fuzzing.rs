@@ -304,4 +304,31 @@ mod tests {
         assert!(checked >= TARGETS.len());
         Ok(())
     }
+
+    /// Found by the vault_record target: serde_json's default float parser is
+    /// off by one unit in the last place for about one fractional timestamp
+    /// in eight (`1764583200.0003703` came back as `…705`), so an expiry
+    /// changed on its way through the agent's file and the keychain.
+    #[test]
+    fn fractional_timestamps_come_back_bit_for_bit() -> Result<(), Box<dyn std::error::Error>> {
+        let at = 1_764_583_200.000_370_3;
+        let tokens = TokenRecord {
+            access_token: SecretString::new("a"),
+            refresh_token: None,
+            expires_in: None,
+            expires_at: Some(at),
+            scope: None,
+            issuer: None,
+        };
+        let file = serde_json::to_vec(&tokens.to_json())?;
+        assert_eq!(TokenRecord::from_json(&serde_json::from_slice(&file)?), Some(tokens));
+
+        let minimal = br#"{"v":1,"server":"s","url":"u","access_token":"a","client":{"client_id":"c","redirect_uris":["r"]},"obtained_at":0}"#;
+        let mut record = CredentialRecord::from_bytes(minimal)?;
+        record.obtained_at = at;
+        record.tokens.expires_at = Some(at);
+        let key = VaultKey::new(None, "s", "u");
+        store_and_load(&key, &record, 64)?;
+        Ok(())
+    }
 }
