@@ -163,26 +163,19 @@ pub fn read_client(paths: &AgentPaths) -> Option<ClientRecord> {
 /// The tokens in the agent's token file, secrets included (for adopting a
 /// refresh the agent made); `None` when missing or unusable.
 pub fn read_tokens(paths: &AgentPaths) -> Option<TokenRecord> {
-    TokenRecord::from_json(&read_json(&paths.tokens)?)
-}
-
-impl TokenRecord {
-    /// The pure part of [`read_tokens`]: `None` when the agent could not use
-    /// the tokens (no `access_token` string, or not a Bearer token).
-    pub(crate) fn from_json(v: &Value) -> Option<Self> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        if !s("token_type").is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
-            return None;
-        }
-        Some(TokenRecord {
-            access_token: SecretString::new(s("access_token")?),
-            refresh_token: s("refresh_token").filter(|r| !r.is_empty()).map(SecretString::new),
-            expires_in: v.get("expires_in").and_then(Value::as_u64),
-            expires_at: v.get("expires_at").and_then(Value::as_f64),
-            scope: s("scope"),
-            issuer: s("hermes_issuer"),
-        })
+    let v = read_json(&paths.tokens)?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    if !s("token_type").is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
+        return None;
     }
+    Some(TokenRecord {
+        access_token: SecretString::new(s("access_token")?),
+        refresh_token: s("refresh_token").filter(|r| !r.is_empty()).map(SecretString::new),
+        expires_in: v.get("expires_in").and_then(Value::as_u64),
+        expires_at: v.get("expires_at").and_then(Value::as_f64),
+        scope: s("scope"),
+        issuer: s("hermes_issuer"),
+    })
 }
 
 /// Removes the server's three files (missing ones are fine).

@@ -14,12 +14,11 @@
 //! the seed corpus and every kept crash (`fuzz/corpus`, `fuzz/regressions`)
 //! in the ordinary `cargo test`, on stable, without libFuzzer.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::agent_files::{ClientRecord, TokenRecord};
+use crate::agent_files::TokenRecord;
+use crate::agent_layout::AgentPaths;
 use crate::config::{AuthKind, servers_from_text};
 use crate::interpolate::EnvScope;
 use crate::oauth::callback::{CallbackRouter, Delivery, IssCheck};
@@ -119,8 +118,8 @@ pub fn callback_query(data: &[u8]) -> Result<(), String> {
 pub fn config(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let (yaml, env) = text.split_once('\0').unwrap_or((&text, ""));
-    let scope = || EnvScope::from_pairs(dotenv_pairs(env, &|_| None).unwrap_or_default());
-    let Ok(servers) = servers_from_text(yaml, scope) else { return Ok(()) };
+    let scope = EnvScope::from_pairs(dotenv_pairs(env, &|_| None).unwrap_or_default());
+    let Ok(servers) = servers_from_text(yaml, &scope) else { return Ok(()) };
     for (i, server) in servers.iter().enumerate() {
         if servers[..i].iter().any(|s| s.name == server.name) {
             return Err(format!("server {:?} is listed twice", server.name));
@@ -135,19 +134,18 @@ pub fn config(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The agent's token and client files. What the status calls usable, the
-/// adopter can read (and agrees on the refresh token); what we write back,
-/// both read as they read the original.
+/// The agent's token and client files, read by the very functions the app
+/// uses (from a scratch folder: plain writes, no fsync, so it stays fast).
+/// What the status calls usable, the adopter can read, and they agree on
+/// the refresh token; what we write back reads as what we read.
 pub fn agent_files(data: &[u8]) -> Result<(), String> {
     const MTIME: f64 = 1_700_000_000.0;
+    let paths = scratch_paths()?;
+    let write = |path: &std::path::Path, bytes: &[u8]| std::fs::write(path, bytes).map_err(|e| e.to_string());
+    write(&paths.tokens, data)?;
+    write(&paths.client, data)?;
     let summary = crate::token_file::summarize(data, MTIME);
-    let Ok(value) = serde_json::from_slice::<Value>(data) else {
-        return match summary {
-            Ok(_) => Err("the status reads a file that is not JSON".to_owned()),
-            Err(_) => Ok(()),
-        };
-    };
-    let tokens = TokenRecord::from_json(&value);
+    let tokens = crate::agent_files::read_tokens(&paths);
     match (&summary, &tokens) {
         (Ok(_), None) => return Err("the status calls the file usable, the adopter cannot read it".to_owned()),
         (Ok(s), Some(t)) if s.has_refresh_token != t.refresh_token.is_some() => {
@@ -157,22 +155,29 @@ pub fn agent_files(data: &[u8]) -> Result<(), String> {
     }
     if let Some(tokens) = tokens {
         let written = serde_json::to_vec(&tokens.to_json()).map_err(|e| e.to_string())?;
-        let reread = serde_json::from_slice::<Value>(&written).map_err(|e| e.to_string())?;
-        if TokenRecord::from_json(&reread).as_ref() != Some(&tokens) {
+        write(&paths.tokens, &written)?;
+        if crate::agent_files::read_tokens(&paths).as_ref() != Some(&tokens) {
             return Err("the tokens change when written and read back".to_owned());
         }
         if let Err(reason) = crate::token_file::summarize(&written, MTIME) {
             return Err(format!("the status rejects the token file we write: {reason}"));
         }
     }
-    if let Some(client) = ClientRecord::from_json(&value) {
+    if let Some(client) = crate::agent_files::read_client(&paths) {
         let written = serde_json::to_vec(&client.to_json()).map_err(|e| e.to_string())?;
-        let reread = serde_json::from_slice::<Value>(&written).map_err(|e| e.to_string())?;
-        if ClientRecord::from_json(&reread).as_ref() != Some(&client) {
+        write(&paths.client, &written)?;
+        if crate::agent_files::read_client(&paths).as_ref() != Some(&client) {
             return Err("the client registration changes when written and read back".to_owned());
         }
     }
     Ok(())
+}
+
+/// One server's file names in a folder of this process, made once.
+fn scratch_paths() -> Result<AgentPaths, String> {
+    static DIR: OnceLock<Result<tempfile::TempDir, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)?;
+    Ok(AgentPaths::new(dir.path(), "fuzz"))
 }
 
 /// `.env` text: keys are non-empty words, and every entry takes at least
@@ -320,8 +325,10 @@ mod tests {
             scope: None,
             issuer: None,
         };
-        let file = serde_json::to_vec(&tokens.to_json())?;
-        assert_eq!(TokenRecord::from_json(&serde_json::from_slice(&file)?), Some(tokens));
+        let dir = tempfile::tempdir()?;
+        let paths = AgentPaths::new(dir.path(), "s");
+        std::fs::write(&paths.tokens, serde_json::to_vec(&tokens.to_json())?)?;
+        assert_eq!(crate::agent_files::read_tokens(&paths), Some(tokens));
 
         let minimal = br#"{"v":1,"server":"s","url":"u","access_token":"a","client":{"client_id":"c","redirect_uris":["r"]},"obtained_at":0}"#;
         let mut record = CredentialRecord::from_bytes(minimal)?;

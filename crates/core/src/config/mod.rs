@@ -44,32 +44,25 @@ pub fn load_home_config(home: &Home) -> Result<ConfigLoad, ConfigError> {
         Some(text) => text,
         None => return Ok(ConfigLoad { servers: Vec::new(), missing: true }),
     };
-    // The `.env` is read only once the document parses: a broken config
-    // needs no variables.
-    let servers = servers_from_text(&text, || {
-        let dotenv_pairs = match read_bounded(&home.env_path()) {
-            Ok(Some(text)) => dotenv::parse(&text, &|name| std::env::var(name).ok()),
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                tracing::warn!(path = %home.env_path().display(), error = %e, "ignoring unreadable .env");
-                Vec::new()
-            }
-        };
-        EnvScope::from_process_and(dotenv_pairs)
-    })
-    .map_err(|e| e.at(&path))?;
+    let entries = raw::parse_document(&text).map_err(|e| e.at(&path))?;
+    let dotenv_pairs = match read_bounded(&home.env_path()) {
+        Ok(Some(text)) => dotenv::parse(&text, &|name| std::env::var(name).ok()),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %home.env_path().display(), error = %e, "ignoring unreadable .env");
+            Vec::new()
+        }
+    };
+    let scope = EnvScope::from_process_and(dotenv_pairs);
+    let servers = entries.into_iter().map(|raw| model::validate(raw, &scope)).collect();
     Ok(ConfigLoad { servers, missing: false })
 }
 
-/// The pure part of [`load_home_config`]: the document's text, validated
-/// with the variables `scope` supplies (the fuzzing facade calls it too).
-pub(crate) fn servers_from_text(
-    text: &str,
-    scope: impl FnOnce() -> EnvScope,
-) -> Result<Vec<ServerEntry>, error::DocumentError> {
+/// The two stages of [`load_home_config`] without the files: the document's
+/// text validated with the variables of `scope` (for the fuzzing facade).
+pub(crate) fn servers_from_text(text: &str, scope: &EnvScope) -> Result<Vec<ServerEntry>, error::DocumentError> {
     let entries = raw::parse_document(text)?;
-    let scope = scope();
-    Ok(entries.into_iter().map(|raw| model::validate(raw, &scope)).collect())
+    Ok(entries.into_iter().map(|raw| model::validate(raw, scope)).collect())
 }
 
 /// Reads a UTF-8 file of at most [`MAX_CONFIG_BYTES`]; `None` when absent.
