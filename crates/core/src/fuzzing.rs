@@ -17,7 +17,6 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::agent_files::TokenRecord;
 use crate::agent_layout::AgentPaths;
 use crate::config::{AuthKind, servers_from_text};
 use crate::interpolate::EnvScope;
@@ -276,6 +275,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::agent_files::TokenRecord;
 
     /// Every seed and every kept crash input still holds its target's
     /// properties (the regressions are crashes the fuzzer found and we fixed).
