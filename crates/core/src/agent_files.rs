@@ -114,7 +114,7 @@ impl ClientRecord {
 }
 
 impl TokenRecord {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("access_token".to_owned(), json!(self.access_token.expose()));
         m.insert("token_type".to_owned(), json!("Bearer"));

@@ -87,6 +87,10 @@ fn parse_entry(input: &str) -> (Option<(String, String, bool)>, &str) {
         return (None, after_line);
     }
     let key = key.trim_matches(|c| c == '\'' || c == '"').to_owned();
+    if key.is_empty() {
+        // `""=x`: python-dotenv wants a quoted key to hold something.
+        return (None, after_line);
+    }
     // The value may span lines when quoted, so continue from the raw input.
     // `body` is a sub-slice of `input`: its offset is the pointer distance.
     let value_start = (body.as_ptr() as usize - input.as_ptr() as usize) + eq + 1;
@@ -216,6 +220,12 @@ mod tests {
     #[test]
     fn double_quotes_span_lines() {
         assert_eq!(pairs("KEY=\"a\nb\"\nNEXT=1\n"), vec![kv("KEY", "a\nb"), kv("NEXT", "1")]);
+    }
+
+    #[test]
+    fn a_key_of_only_quotes_is_skipped() {
+        // Found by the fuzzer (fuzz/regressions/dotenv): `""` trimmed to an empty key.
+        assert_eq!(pairs("\"\"=x\n''=y\n\"=z\nOK=1\n"), vec![kv("OK", "1")]);
     }
 
     #[test]

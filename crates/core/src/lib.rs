@@ -25,6 +25,9 @@ pub mod doctor;
 mod dotenv;
 pub mod export;
 mod fence;
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod home;
 mod interpolate;
 mod log_file;

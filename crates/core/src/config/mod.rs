@@ -60,6 +60,13 @@ pub fn load_home_config(home: &Home) -> Result<ConfigLoad, ConfigError> {
     Ok(ConfigLoad { servers, missing: false })
 }
 
+/// The two stages of [`load_home_config`] without the files: the document's
+/// text validated with the variables of `scope` (for the fuzzing facade).
+pub(crate) fn servers_from_text(text: &str, scope: &EnvScope) -> Result<Vec<ServerEntry>, error::DocumentError> {
+    let entries = raw::parse_document(text)?;
+    Ok(entries.into_iter().map(|raw| model::validate(raw, scope)).collect())
+}
+
 /// Reads a UTF-8 file of at most [`MAX_CONFIG_BYTES`]; `None` when absent.
 fn read_bounded(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
     let bytes = match read_capped(path, MAX_CONFIG_BYTES) {

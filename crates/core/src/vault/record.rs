@@ -116,7 +116,7 @@ impl CredentialRecord {
         }
     }
 
-    pub(super) fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let wire = Wire {
             v: RECORD_VERSION,
             server: self.server.clone(),
@@ -137,7 +137,7 @@ impl CredentialRecord {
     }
 
     /// Parses a stored record; the error is a reason without any content.
-    pub(super) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let version = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| v.get("v").and_then(Value::as_u64));
         match version {
             Some(v) if v == u64::from(RECORD_VERSION) => {}

@@ -123,3 +123,18 @@ fn debug_never_shows_the_code() {
     let code = AuthorizationCode { code: SecretString::new("the-code"), iss: None };
     assert!(!format!("{code:?}").contains("the-code"));
 }
+
+#[tokio::test]
+async fn a_foreign_iss_reaches_the_user_without_control_characters() {
+    // The `iss` of a mix-up attempt is chosen by the attacker and is quoted in
+    // the refusal the browser page, the terminal and the log show.
+    let router = CallbackRouter::new();
+    let pending = router.register(&state("s"), check(false));
+    let Delivery::Refused(shown) = router.deliver("code=c&state=s&iss=https%3A%2F%2Fevil.example%1B%5B2J%07") else {
+        panic!("a foreign iss must be refused");
+    };
+    let error = pending.wait(T).await.map(|_| ()).map_err(|e| e.to_string());
+    assert_eq!(error, Err(shown.clone()));
+    assert!(shown.contains("`https://evil.example"), "{shown}");
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+}
