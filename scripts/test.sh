@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: unit, integration, the CLI end to end,
-# the real tray app under Xvfb in a private D-Bus session, and the MCP
-# conformance suite's auth scenarios against our engine. Needs the packages
+# the real tray app under Xvfb in a private D-Bus session, the MCP
+# conformance suite's auth scenarios against our engine, and every fuzz target
+# for FUZZ_SECONDS each (default 60; scripts/fuzz.sh). Needs the packages
 # from scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +39,12 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 tests_status=${PIPESTATUS[0]}
 bash scripts/conformance.sh 2>&1 | tee -a "$log"
 conformance_status=${PIPESTATUS[0]}
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee -a "$log"
+fuzz_status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      /^conformance: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^fuzz: [0-9]+ targets, [0-9]+ ok, [0-9]+ crashed/ { p += $4; f += $6 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-[ "$tests_status" -eq 0 ] && [ "$conformance_status" -eq 0 ]
+[ "$tests_status" -eq 0 ] && [ "$conformance_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]
