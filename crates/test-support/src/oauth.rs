@@ -362,18 +362,6 @@ fn issue_in_family(
     with_refresh: bool,
     family: Option<u64>,
 ) -> Value {
-    let mut response = issue_in_family_as_is(s, client_id, scope, with_refresh, family);
-    patch(&mut response, &s.behaviour().token_response_patch);
-    response
-}
-
-fn issue_in_family_as_is(
-    s: &Shared,
-    client_id: &str,
-    scope: Option<String>,
-    with_refresh: bool,
-    family: Option<u64>,
-) -> Value {
     let lifetime = s.behaviour().access_token_lifetime;
     let family = family.unwrap_or_else(|| {
         s.with(|i| {
@@ -392,6 +380,7 @@ fn issue_in_family_as_is(
         s.with(|i| i.refresh.insert(refresh.clone(), Refresh { client_id: client_id.to_owned(), scope, family }));
         response["refresh_token"] = json!(refresh);
     }
+    patch(&mut response, &s.behaviour().token_response_patch);
     response
 }
 
