@@ -77,10 +77,12 @@ fn a_killed_export_never_leaves_a_torn_file() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
-        // Let it get going (the first round also waits for the first file).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !paths.tokens.exists() {
-            assert!(std::time::Instant::now() < deadline, "the writer never wrote");
+        // Let it get going: wait until this writer has finished a version
+        // of its own (on a loaded machine its start alone can outlast the
+        // pause below, and a round killed before writing proves nothing).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !(paths.tokens.exists() && check(&paths) > last) {
+            assert!(std::time::Instant::now() < deadline, "the writer never wrote in round {round}");
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(3 + (round * 7) % 40));
