@@ -168,6 +168,30 @@ async fn tokens_the_agents_file_cannot_take_are_kept_and_written_again() {
     assert_eq!(rig.server.log().reuse_events, 0, "a spent refresh token was presented");
 }
 
+/// A real read-only token folder (immutable for root, which ignores modes):
+/// the agent's fence cannot be taken there, so the refresh stops before the
+/// token endpoint is asked and no refresh token is spent; once the folder is
+/// writable again the next refresh works with the same grant.
+#[tokio::test]
+async fn a_read_only_token_folder_stops_the_refresh_before_any_token_is_spent() {
+    let rig = connected(reuse_detecting()).await;
+    let old_refresh = rig.vault_refresh();
+    let folder = rig.target.paths().tokens.parent().expect("token folder").to_owned();
+    let read_only = faults::ReadOnlyDir::new(&folder);
+    let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the folder is read-only");
+    assert!(matches!(err, RefreshError::Transient(_)), "worth retrying: {err:?}");
+    assert!(err.to_string().contains("refresh lock"), "{err}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 0, "nothing was sent to the token endpoint");
+    assert_eq!(rig.vault_refresh(), old_refresh);
+    assert_eq!(rig.file_refresh(), old_refresh);
+
+    drop(read_only);
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_ne!(rig.file_refresh(), old_refresh, "the agent has the new pair");
+    assert_eq!(rig.file_refresh(), rig.vault_refresh());
+    assert_eq!(rig.server.log().reuse_events, 0, "a spent refresh token was presented");
+}
+
 #[tokio::test]
 async fn refresh_updates_vault_and_agent_file() {
     let rig = connected(Behaviour::default()).await;

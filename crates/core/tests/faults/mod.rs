@@ -105,3 +105,40 @@ impl Exporter for FailingExporter {
         HermesExporter.agent_registration(target)
     }
 }
+
+/// A folder made read-only for real while this lives: root ignores file
+/// modes, so as root it is marked immutable (`chattr +i`), otherwise its
+/// mode is 0500. Checked by trying to create a file in it.
+#[derive(Debug)]
+pub struct ReadOnlyDir {
+    path: std::path::PathBuf,
+    immutable: bool,
+}
+
+impl ReadOnlyDir {
+    pub fn new(path: &std::path::Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let uid = std::process::Command::new("id").arg("-u").output().expect("id -u");
+        let immutable = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        if immutable {
+            let status = std::process::Command::new("chattr").arg("+i").arg(path).status().expect("chattr");
+            assert!(status.success(), "chattr +i {} failed", path.display());
+        } else {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+        }
+        let dir = Self { path: path.to_owned(), immutable };
+        assert!(std::fs::File::create(path.join(".probe")).is_err(), "{} is still writable", path.display());
+        dir
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.immutable {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.path).status();
+        } else {
+            let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+}
