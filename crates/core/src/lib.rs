@@ -79,6 +79,7 @@ pub use sign_in::sign_ins::{SignInEvent, SignIns};
 pub use util::atomic_file::{ensure_private_dir, write_private};
 pub use util::read_capped::tail_lines;
 pub use util::secret::SecretString;
+pub use util::text::error_text;
 pub use vault::open::{
     default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
 };

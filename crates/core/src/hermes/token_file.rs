@@ -77,7 +77,7 @@ pub struct TokenFileSummary {
 /// Why a token file cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenFileError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -15,6 +15,7 @@ use crate::hermes::config::{AuthKind, ServerConfig, ServerEntry, SignInFlow};
 use crate::hermes::layout::{AgentPaths, token_file_stem};
 use crate::hermes::snapshot::{HomeSnapshot, Snapshot};
 use crate::hermes::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
+use crate::util::text::error_text;
 use crate::util::text::shorten;
 use crate::vault::{CredentialRecord, VaultError, VaultKey};
 
@@ -174,7 +175,7 @@ impl VaultView {
             }),
             Ok(None) => Self::Missing,
             Err(VaultError::Unavailable(m)) => Self::Unavailable(m),
-            Err(e) => Self::Unreadable(e.to_string()),
+            Err(e) => Self::Unreadable(error_text(&e)),
         }
     }
 }
@@ -237,7 +238,7 @@ fn evaluate_home(home: &HomeSnapshot, now: f64, vault: &dyn Fn(&VaultKey) -> Vau
     if let Some(error) = &home.error {
         report.problems.push(ConfigProblem {
             profile: profile.clone(),
-            message: error.to_string(),
+            message: error_text(&error),
             stale: !home.servers.is_empty(),
         });
     }
