@@ -463,7 +463,7 @@ impl Engine {
             response_types: vec!["code".to_owned()],
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
             client_name: Some(target.client_name.clone()),
-            client_id_issued_at: Some(super::tokens::now() as i64),
+            client_id_issued_at: Some(crate::util::time::now_secs() as i64),
         };
         if let Some(id) = &target.client_id {
             let mut config = OAuthClientConfig::new(id.clone(), redirect_uri);

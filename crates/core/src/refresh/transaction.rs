@@ -42,9 +42,10 @@ use crate::hermes::export::{ExportError, Exporter};
 use crate::hermes::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::hermes::files::TokenRecord;
 use crate::oauth::http::Http;
-use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
+use crate::oauth::tokens::{TokenEndpoint, TokenError};
 use crate::sign_in::connect::OAuthServer;
 use crate::util::text::error_text;
+use crate::util::time::now_secs as now;
 use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
 
 /// A record the vault could not take, kept until it can.

@@ -223,7 +223,7 @@ pub async fn examine(
         exchanges: recorder.exchanges(),
         port,
         vault: vault_view,
-        now: crate::hermes::token_file::now_secs(),
+        now: crate::util::time::now_secs(),
     };
     let mut steps = vec![config_step(server)];
     steps.extend(diagnose(&observed));

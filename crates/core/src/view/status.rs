@@ -14,9 +14,11 @@ use serde::Serialize;
 use crate::hermes::config::{AuthKind, ServerConfig, ServerEntry, SignInFlow};
 use crate::hermes::layout::{AgentPaths, token_file_stem};
 use crate::hermes::snapshot::{HomeSnapshot, Snapshot};
-use crate::hermes::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
+use crate::hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
+use crate::refresh::schedule::refresh_due_at;
 use crate::util::text::error_text;
 use crate::util::text::shorten;
+use crate::util::time::epoch_secs;
 use crate::vault::{CredentialRecord, VaultError, VaultKey};
 
 /// Where a server stands, for the user.
@@ -130,16 +132,6 @@ impl Overview {
         }
         if parts.is_empty() { "No OAuth servers".to_owned() } else { parts.join(" · ") }
     }
-}
-
-/// When a refresh becomes due: at 75% of the token's lifetime (at least 30 s
-/// before expiry), or 5 minutes before expiry when the lifetime is unknown.
-pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
-    let margin = match lifetime_secs {
-        Some(l) if l > 0 => (l as f64 * 0.25).max(30.0),
-        _ => 300.0,
-    };
-    expires_at - margin
 }
 
 /// The note on servers whose tokens only the agent holds.
