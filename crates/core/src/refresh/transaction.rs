@@ -225,10 +225,7 @@ async fn load_or_recover(
     server: &OAuthServer,
 ) -> Result<(Option<CredentialRecord>, bool), RefreshError> {
     let key = server.vault_key();
-    let loaded = {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.load(&key)).await
-    };
+    let loaded = vault.load_async(&key).await;
     match loaded {
         Ok(record) => Ok((record, false)),
         Err(corrupt @ VaultError::Corrupt { .. }) => {
@@ -268,8 +265,7 @@ fn metadata_issuer(metadata: Option<&serde_json::Value>) -> Option<String> {
 }
 
 async fn store(vault: &Vault, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
-    let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-    crate::vault::blocking(move || vault.store(&key, &record)).await
+    vault.store_async(key, record).await
 }
 
 fn take_pending(pending: &Pending) -> Option<CredentialRecord> {

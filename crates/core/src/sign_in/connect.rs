@@ -227,8 +227,7 @@ pub async fn connect_with(
     let paths = server.paths();
     let key = server.vault_key();
     let kept = {
-        let (vault, key) = (vault.clone(), key.clone());
-        match crate::vault::blocking(move || vault.load(&key)).await {
+        match vault.load_async(&key).await {
             Ok(record) => record,
             // A damaged record is replaced by this sign-in.
             Err(VaultError::Corrupt { .. }) => None,
@@ -258,8 +257,7 @@ pub async fn connect_with(
         // After any refresh in flight for the old credentials has finished,
         // so it cannot overwrite this sign-in.
         let _lock = vault.lock(&key).await?;
-        let (vault, key, stored) = (vault.clone(), key.clone(), record.clone());
-        crate::vault::blocking(move || vault.store(&key, &stored)).await?;
+        vault.store_async(&key, &record).await?;
         exporter.export(&server.export_target(), &record)?;
     }
     tracing::info!(expires_at = ?record.tokens.expires_at, "connected; vault and agent files written");
@@ -316,22 +314,16 @@ pub async fn disconnect(
     // Held to the end: a refresh in flight finishes first (and what it
     // stored is what gets revoked), and none can bring the record back.
     let _lock = vault.lock(&key).await?;
-    let record = {
-        let (vault, key) = (vault.clone(), key.clone());
-        match crate::vault::blocking(move || vault.load(&key)).await {
-            Ok(r) => r,
-            Err(VaultError::Corrupt { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
+    let record = match vault.load_async(&key).await {
+        Ok(r) => r,
+        Err(VaultError::Corrupt { .. }) => None,
+        Err(e) => return Err(e.into()),
     };
     let (revoked, revoke_note) = match &record {
         None => (false, Some("nothing stored to revoke".to_owned())),
         Some(record) => revoke_record(http, server, record).await,
     };
-    {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.remove(&key)).await?;
-    }
+    vault.remove_async(&key).await?;
     exporter.remove(&server.export_target())?;
     Ok(Disconnected { revoked, revoke_note, had_credentials: record.is_some() })
 }
@@ -375,10 +367,7 @@ pub enum Drift {
 /// Compares the vault's record of `server` with what the agent holds.
 pub async fn drift(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<Drift, ConnectError> {
     let key = server.vault_key();
-    let record = {
-        let vault = vault.clone();
-        crate::vault::blocking(move || vault.load(&key)).await?
-    };
+    let record = vault.load_async(&key).await?;
     let Some(record) = record else { return Ok(Drift::NotInVault) };
     Ok(match exporter.agent_tokens(&server.export_target()) {
         None => Drift::MissingInAgent,
@@ -393,10 +382,7 @@ pub async fn export_server(vault: &Vault, exporter: &dyn Exporter, server: &OAut
     let key = server.vault_key();
     // Not while a refresh replaces the record: the file would get the old pair.
     let _lock = vault.lock(&key).await?;
-    let record = {
-        let vault = vault.clone();
-        crate::vault::blocking(move || vault.load(&key)).await?
-    };
+    let record = vault.load_async(&key).await?;
     let Some(record) = record else { return Ok(false) };
     if let Some(reason) = crate::hermes::client_identity::superseded(&record.client, &server.oauth) {
         return Err(ConnectError::ClientSuperseded { name: server.name.clone(), reason });
