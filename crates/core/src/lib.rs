@@ -59,6 +59,7 @@ pub use hermes::watch::{HomeWatcher, WatchError};
 pub use mcp::client::{McpError, McpSession, Wire};
 pub use oauth::browser::{
     Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,
+    chosen_browser,
 };
 pub use oauth::callback::{CallbackError, CallbackRouter, Delivery};
 pub use oauth::client::ClientRecord;
