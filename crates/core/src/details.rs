@@ -114,6 +114,7 @@ mod tests {
                     refresh_due_at: None,
                     last_error: None,
                     flow: None,
+                    last_check: Default::default(),
                 },
                 ServerStatus {
                     profile: None,
@@ -126,6 +127,7 @@ mod tests {
                     refresh_due_at: None,
                     last_error: None,
                     flow: None,
+                    last_check: Default::default(),
                 },
             ],
             computed_at: 1000.0,
@@ -167,6 +169,7 @@ mod tests {
                 url: Some(url.to_owned()),
                 auth: AuthLabel::Oauth,
                 flow: Some(crate::config::SignInFlow::Browser),
+                last_check: Default::default(),
                 state: AuthState::Connected,
                 expires_at: None,
                 detail: None,
