@@ -484,22 +484,28 @@ fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64)
 
 /// How a last check changes a row (pure). A check counts only while it is
 /// about the tokens shown (same access-token expiry: a refresh or a new
-/// sign-in since makes it history), and only over a state that says the
-/// credentials work (connected, refresh due, expired with a refresh token):
-/// "not connected", "needs sign-in" and errors known from the files stay.
+/// sign-in since makes it history); it changes the state only over one that
+/// says the credentials work (connected, refresh due, expired with a refresh
+/// token): "needs sign-in" and errors known from the files stay.
 /// "Unreachable" leaves the state as it is (it is no auth state) and adds a
 /// note; "needs sign-in" and "needs more access" replace it.
 pub fn apply_check(status: &mut ServerStatus, check: &CheckResult) {
     if check.token_expires_at != status.expires_at
-        || !matches!(status.state, AuthState::Connected | AuthState::Expiring | AuthState::Expired)
+        || matches!(status.state, AuthState::NotConnected | AuthState::NotApplicable)
     {
         return;
     }
     status.last_check = CheckView {
         checked_at: Some(check.checked_at.floor() as i64),
         check: Some(check.outcome.kind()),
-        required_scope: None,
+        required_scope: match &check.outcome {
+            CheckOutcome::NeedsMoreAccess { scope } => scope.clone(),
+            _ => None,
+        },
     };
+    if !matches!(status.state, AuthState::Connected | AuthState::Expiring | AuthState::Expired) {
+        return;
+    }
     match &check.outcome {
         CheckOutcome::Ok => {}
         CheckOutcome::NeedsSignIn { reason } => {
@@ -513,7 +519,6 @@ pub fn apply_check(status: &mut ServerStatus, check: &CheckResult) {
                 Some(scope) => format!("the server now asks for more access (scope `{scope}`); reconnect to grant it"),
                 None => "the server now asks for more access; reconnect to grant it".to_owned(),
             });
-            status.last_check.required_scope = scope.clone();
             status.refresh_due_at = None;
         }
         CheckOutcome::Unreachable { reason } => {
@@ -527,9 +532,11 @@ pub fn apply_check(status: &mut ServerStatus, check: &CheckResult) {
 }
 
 impl ServerStatus {
-    /// The last check got no answer (the credentials may be fine).
+    /// Signed in, but the last check got no answer (the credentials may
+    /// be fine).
     pub fn is_unreachable(&self) -> bool {
         self.last_check.check == Some(CheckKind::Unreachable)
+            && matches!(self.state, AuthState::Connected | AuthState::Expiring | AuthState::Expired)
     }
 }
 

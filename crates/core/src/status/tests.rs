@@ -273,10 +273,12 @@ fn checked(outcome: crate::mcp::check::CheckOutcome, token_expires_at: Option<i6
 #[case(AuthState::Expired, Some(5), CheckOutcome::Unreachable { reason: "timeout".into() }, AuthState::Expired, Some(CheckKind::Unreachable), "⊘ github — Unreachable")]
 // About other tokens (refreshed or signed in since): ignored.
 #[case(AuthState::Connected, Some(6), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::Connected, None, "● github — Connected · <1 min")]
-// Over a state the files already explain: ignored.
-#[case(AuthState::NotConnected, Some(5), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::NotConnected, None, "○ github — Not connected")]
-#[case(AuthState::NeedsReauth, Some(5), CheckOutcome::NeedsMoreAccess { scope: None }, AuthState::NeedsReauth, None, "⚠ github — Needs sign-in")]
-#[case(AuthState::Error, Some(5), CheckOutcome::Ok, AuthState::Error, None, "✕ github — Error: unknown")]
+// Over a state the vault or the files already explain: shown, the state stays.
+#[case(AuthState::NeedsReauth, Some(5), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::NeedsReauth, Some(CheckKind::NeedsSignIn), "⚠ github — Needs sign-in")]
+#[case(AuthState::NeedsReauth, Some(5), CheckOutcome::NeedsMoreAccess { scope: None }, AuthState::NeedsReauth, Some(CheckKind::NeedsMoreAccess), "⚠ github — Needs sign-in")]
+#[case(AuthState::Error, Some(5), CheckOutcome::Unreachable { reason: "x".into() }, AuthState::Error, Some(CheckKind::Unreachable), "✕ github — Error: unknown")]
+// A row without tokens has nothing the check could be about.
+#[case(AuthState::NotConnected, None, CheckOutcome::Ok, AuthState::NotConnected, None, "○ github — Not connected")]
 fn a_check_applies_to_its_own_tokens_only(
     #[case] state: AuthState,
     #[case] checked_expiry: Option<i64>,
@@ -285,8 +287,8 @@ fn a_check_applies_to_its_own_tokens_only(
     #[case] want_check: Option<CheckKind>,
     #[case] want_line: &str,
 ) {
-    let expires = NOW as i64 + 5;
-    let mut s = status(state, AuthLabel::Oauth, Some(expires), None);
+    let expires = (state != AuthState::NotConnected).then_some(NOW as i64 + 5);
+    let mut s = status(state, AuthLabel::Oauth, expires, None);
     apply_check(&mut s, &checked(outcome, checked_expiry.map(|e| NOW as i64 + e)));
     assert_eq!((s.state, s.last_check.check), (want_state, want_check));
     assert_eq!(menu_line(&s, NOW), want_line);
