@@ -578,7 +578,7 @@ fn next_time_left_change(remaining: f64) -> Option<f64> {
         return None;
     }
     if remaining >= MAX_SHOWN_YEARS * YEAR {
-        return remaining.is_finite().then(|| remaining - MAX_SHOWN_YEARS * YEAR + 0.001);
+        return remaining.is_finite().then_some(remaining - MAX_SHOWN_YEARS * YEAR + 0.001);
     }
     let unit = if remaining >= 2.0 * YEAR {
         YEAR
