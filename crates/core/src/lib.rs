@@ -71,7 +71,7 @@ pub use log_file::DailyLog;
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use mcp::check::{
     CHECK_CONCURRENCY, CHECK_INTERVAL, CHECK_JITTER, CHECK_TIMEOUT, CheckError, CheckKind, CheckOutcome, CheckResult,
-    CheckStore, Checker, Checks, Probe, classify as classify_check, due_for_check, next_check_at,
+    CheckRound, CheckStore, Checker, Checks, Probe, classify as classify_check, due_for_check, next_check_at,
     probe as probe_server, step_up_scope,
 };
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};

@@ -299,6 +299,12 @@ impl Checker {
         })
     }
 
+    /// The same checker reading the time from `clock` (epoch seconds; tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Keeps every result in `store`.
     pub fn with_store(mut self, store: CheckStore) -> Self {
         self.store = Some(Arc::new(store));
@@ -372,6 +378,30 @@ impl Checker {
             .await
     }
 
+    /// One background round: checks the servers of `servers` that
+    /// [`due_for_check`] says are due (by the last checks in the store; all
+    /// of them without a store) and returns their results with when to run
+    /// the next round (`None`: nothing to wait for). The service calls this
+    /// at start and then at the returned time, never on a shorter loop.
+    pub async fn check_due(&self, servers: &[OAuthServer]) -> CheckRound {
+        let now = (self.clock)();
+        let kept = match &self.store {
+            Some(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.load()).await.unwrap_or_default()
+            }
+            None => Checks::default(),
+        };
+        let keys: Vec<VaultKey> = servers.iter().map(OAuthServer::vault_key).collect();
+        let last: Vec<(&str, Option<f64>)> =
+            keys.iter().map(|k| (k.account(), kept.get(k).map(|r| r.checked_at))).collect();
+        let (due, next_at) = due_for_check(last.iter().copied(), now);
+        let due: Vec<OAuthServer> =
+            servers.iter().zip(&keys).filter(|(_, k)| due.contains(&k.account())).map(|(s, _)| s.clone()).collect();
+        let checked = self.check_all(&due).await;
+        CheckRound { checked, next_at }
+    }
+
     /// The vault's access token for `key` and its expiry, if any.
     async fn token(&self, key: &VaultKey) -> Result<Option<(SecretString, Option<i64>)>, CheckError> {
         let (vault, key) = (self.vault.clone(), key.clone());
@@ -393,6 +423,15 @@ impl Checker {
         }
         Ok(result)
     }
+}
+
+/// What [`Checker::check_due`] did.
+#[derive(Debug)]
+pub struct CheckRound {
+    /// The servers that were due, with their results.
+    pub checked: Vec<(OAuthServer, Result<Option<CheckResult>, CheckError>)>,
+    /// When the next server falls due (epoch seconds), if any.
+    pub next_at: Option<f64>,
 }
 
 /// Every kept result, by vault account.

@@ -166,3 +166,92 @@ async fn probe_reads_the_servers_answer() {
         other => panic!("a stopped server: {other:?}"),
     }
 }
+
+/// A vault holding `server`'s minted token for each of `names`.
+fn vault_with_tokens(server: &mcp_auth_test_support::FakeServer, names: &[&str]) -> (Vault, Vec<OAuthServer>) {
+    use crate::vault::{CredentialRecord, MemoryBackend, StoredTokens};
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let servers: Vec<OAuthServer> = names
+        .iter()
+        .map(|name| OAuthServer {
+            home: crate::home::Home { profile: None, path: dir.join("home") },
+            name: (*name).to_owned(),
+            siblings: names.iter().map(|n| (*n).to_owned()).collect(),
+            url: url::Url::parse(&server.mcp_url()).expect("url"),
+            oauth: crate::config::OAuthSettings { timeout_secs: 30.0, ..Default::default() },
+            step_up: None,
+        })
+        .collect();
+    for s in &servers {
+        let record = CredentialRecord {
+            server: s.name.clone(),
+            url: s.url.to_string(),
+            profile: None,
+            tokens: StoredTokens {
+                access_token: SecretString::new(server.mint_access_token()),
+                refresh_token: None,
+                expires_in: Some(3600),
+                expires_at: Some(crate::token_file::now_secs() + 3600.0),
+                scope: None,
+            },
+            issuer: Some(server.base_url().to_owned()),
+            client: crate::agent_files::ClientRecord {
+                client_id: "cid".to_owned(),
+                client_secret: None,
+                redirect_uris: vec!["http://127.0.0.1:4545/callback".to_owned()],
+                token_endpoint_auth_method: "none".to_owned(),
+                grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+                response_types: vec!["code".to_owned()],
+                scope: None,
+                client_name: Some("Hermes Agent".to_owned()),
+                client_id_issued_at: None,
+            },
+            metadata: None,
+            obtained_at: crate::token_file::now_secs(),
+            last_error: None,
+        };
+        vault.store(&s.vault_key(), &record).expect("store");
+    }
+    (vault, servers)
+}
+
+/// A background round checks only the servers that are due, keeps the
+/// results, and names the next round's time; the next round at that time
+/// checks the rest, and one right after checks nothing.
+#[tokio::test]
+async fn background_rounds_check_only_what_is_due() {
+    use mcp_auth_test_support::{Behaviour, FakeServer};
+    let server = FakeServer::start(Behaviour::default()).await.expect("server");
+    let (vault, servers) = vault_with_tokens(&server, &["a", "b"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = CheckStore::at(dir.path().join("checks.json"));
+    let now = crate::token_file::now_secs();
+    // `a` was checked a minute ago; `b` never.
+    let fresh =
+        CheckResult { checked_at: now - 60.0, outcome: CheckOutcome::Ok, token_expires_at: None, refreshed: false };
+    store.record(&servers[0].vault_key(), &fresh).expect("record");
+    let refresher = Refresher::new(Http::new().expect("http"), Arc::new(crate::export::HermesExporter));
+    let checker = Checker::new(vault, refresher).expect("checker").with_store(store.clone());
+
+    let round = checker.check_due(&servers).await;
+    let names: Vec<&str> = round.checked.iter().map(|(s, _)| s.name.as_str()).collect();
+    assert_eq!(names, vec!["b"]);
+    assert!(matches!(&round.checked[0].1, Ok(Some(r)) if r.outcome == CheckOutcome::Ok), "{:?}", round.checked);
+    let next = round.next_at.expect("a next round");
+    let a_id = servers[0].vault_key();
+    assert_eq!(next, next_check_at(Some(now - 60.0), now, a_id.account()));
+    assert!(next > now + 3.0 * 3600.0, "not a polling loop: {next}");
+    assert_eq!(server.log().mcp_calls, vec!["initialize".to_owned()], "one request, for b");
+    assert!(store.load().get(&servers[1].vault_key()).is_some(), "b's result is kept");
+
+    // At the next round's time, a is due (and b with it only when its own
+    // time falls within the same window: one wake-up for both).
+    let at = next + 1.0;
+    let later = checker.clone().with_clock(move || at).check_due(&servers).await;
+    let names: Vec<&str> = later.checked.iter().map(|(s, _)| s.name.as_str()).collect();
+    let b_joins = next_check_at(Some(now), at, servers[1].vault_key().account()) <= at + CHECK_JITTER.as_secs_f64();
+    assert_eq!(names, if b_joins { vec!["a", "b"] } else { vec!["a"] });
+    let again = checker.check_due(&servers).await;
+    assert!(again.checked.is_empty(), "{:?}", again.checked);
+}
