@@ -175,11 +175,11 @@ fn vault_with_tokens(server: &mcp_auth_test_support::FakeServer, names: &[&str])
     let servers: Vec<OAuthServer> = names
         .iter()
         .map(|name| OAuthServer {
-            home: crate::home::Home { profile: None, path: dir.join("home") },
+            home: crate::hermes::home::Home { profile: None, path: dir.join("home") },
             name: (*name).to_owned(),
             siblings: names.iter().map(|n| (*n).to_owned()).collect(),
             url: url::Url::parse(&server.mcp_url()).expect("url"),
-            oauth: crate::config::OAuthSettings { timeout_secs: 30.0, ..Default::default() },
+            oauth: crate::hermes::config::OAuthSettings { timeout_secs: 30.0, ..Default::default() },
             step_up: None,
         })
         .collect();
@@ -192,11 +192,11 @@ fn vault_with_tokens(server: &mcp_auth_test_support::FakeServer, names: &[&str])
                 access_token: SecretString::new(server.mint_access_token()),
                 refresh_token: None,
                 expires_in: Some(3600),
-                expires_at: Some(crate::token_file::now_secs() + 3600.0),
+                expires_at: Some(crate::hermes::token_file::now_secs() + 3600.0),
                 scope: None,
             },
             issuer: Some(server.base_url().to_owned()),
-            client: crate::agent_files::ClientRecord {
+            client: crate::oauth::client::ClientRecord {
                 client_id: "cid".to_owned(),
                 client_secret: None,
                 redirect_uris: vec!["http://127.0.0.1:4545/callback".to_owned()],
@@ -208,7 +208,7 @@ fn vault_with_tokens(server: &mcp_auth_test_support::FakeServer, names: &[&str])
                 client_id_issued_at: None,
             },
             metadata: None,
-            obtained_at: crate::token_file::now_secs(),
+            obtained_at: crate::hermes::token_file::now_secs(),
             last_error: None,
         };
         vault.store(&s.vault_key(), &record).expect("store");
@@ -226,12 +226,12 @@ async fn background_rounds_check_only_what_is_due() {
     let (vault, servers) = vault_with_tokens(&server, &["a", "b"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = CheckStore::at(dir.path().join("checks.json"));
-    let now = crate::token_file::now_secs();
+    let now = crate::hermes::token_file::now_secs();
     // `a` was checked a minute ago; `b` never.
     let fresh =
         CheckResult { checked_at: now - 60.0, outcome: CheckOutcome::Ok, token_expires_at: None, refreshed: false };
     store.record(&servers[0].vault_key(), &fresh).expect("record");
-    let refresher = Refresher::new(Http::new().expect("http"), Arc::new(crate::export::HermesExporter));
+    let refresher = Refresher::new(Http::new().expect("http"), Arc::new(crate::hermes::export::HermesExporter));
     let checker = Checker::new(vault, refresher).expect("checker").with_store(store.clone());
 
     let round = checker.check_due(&servers).await;
