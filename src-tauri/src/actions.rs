@@ -93,7 +93,30 @@ pub fn run(app: &AppHandle, action: MenuAction) {
     tracing::info!(action = %action.id(), "action");
     let shell = app.state::<Shell>();
     match action {
-        MenuAction::Connect(r) => connect(app, r),
+        MenuAction::Connect(r) => connect(app, r, None),
+        MenuAction::StepUp(r) => {
+            let required = lock(&shell.latest)
+                .report
+                .servers
+                .iter()
+                .find(|s| ServerRef::of(s) == r)
+                .and_then(|s| s.last_check.required_scope.clone());
+            connect(app, r, required);
+        }
+        MenuAction::CheckNow => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let shell = app.state::<Shell>();
+                let Ok(engine) = shell.ready_engine().await else { return };
+                let servers = mcp_auth_core::oauth_servers(&shell.snapshot());
+                for (server, result) in engine.checker.check_all(&servers).await {
+                    if let Err(e) = result {
+                        tracing::warn!(server = %server.name, error = %e, "cannot check the server");
+                    }
+                }
+                crate::shell::reread(&app);
+            });
+        }
         MenuAction::Disconnect(r) => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move { sign_out(&app, &r).await });
@@ -124,7 +147,7 @@ pub fn run(app: &AppHandle, action: MenuAction) {
                 .map(ServerRef::of)
                 .collect();
             for r in needing {
-                connect(app, r);
+                connect(app, r, None);
             }
         }
         MenuAction::OpenWindow => window::open(app, None),
@@ -159,12 +182,15 @@ fn find(app: &AppHandle, r: &ServerRef) -> Result<OAuthServer, String> {
 }
 
 /// Starts a sign-in to `r` (a second click while one runs does nothing).
-fn connect(app: &AppHandle, r: ServerRef) {
+/// Signs in to `r`; with `step_up`, asking for that scope on top of what is
+/// granted (a server that needs more access).
+fn connect(app: &AppHandle, r: ServerRef, step_up: Option<String>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let shell = app.state::<Shell>();
         let engine = shell.ready_engine().await;
-        let started = find(&app, &r).and_then(|server| Ok(engine?.sign_ins.start(server, browser(&app))));
+        let started =
+            find(&app, &r).and_then(|server| Ok(engine?.sign_ins.start(server.with_step_up(step_up), browser(&app))));
         match started {
             Ok(true) => {}
             Ok(false) => tracing::info!(server = %r.name, "a sign-in is already running"),

@@ -17,8 +17,8 @@ use mcp_auth_core::Http;
 use mcp_auth_core::{Activity, AttentionTracker, Busy, ServerRef};
 use mcp_auth_core::{BackgroundRefresh, RefreshEvent};
 use mcp_auth_core::{
-    HermesRoot, HomeWatcher, MenuContext, SettingsFile, Snapshot, StatusReport, TrayMenu, VaultView, open_vault,
-    tray_menu, vault_views,
+    CheckStore, Checker, Checks, HermesRoot, HomeWatcher, MenuContext, SettingsFile, Snapshot, StatusReport, TrayMenu,
+    VaultView, open_vault, tray_menu, vault_views,
 };
 use mcp_auth_core::{OAuthServer, oauth_servers};
 use mcp_auth_core::{Refresher, SyncOutcome};
@@ -41,6 +41,9 @@ pub struct Engine {
     pub vault: Vault,
     pub http: Http,
     pub sign_ins: SignIns,
+    /// Checks servers for real ("Check now"), refreshing through the same
+    /// refresher as the background schedule (single-flight).
+    pub checker: Checker,
     background: BackgroundRefresh,
 }
 
@@ -49,6 +52,8 @@ pub struct Engine {
 pub struct Latest {
     pub report: StatusReport,
     pub views: HashMap<VaultKey, VaultView>,
+    /// The last checks, as kept in the checks file.
+    pub checks: Checks,
 }
 
 /// Everything the app keeps for its lifetime (Tauri-managed state).
@@ -182,6 +187,11 @@ pub fn woke_up(app: &AppHandle) {
     shell.reread.notify_one();
 }
 
+/// Reads the vault and the checks again and redraws (after "Check now").
+pub fn reread(app: &AppHandle) {
+    app.state::<Shell>().reread.notify_one();
+}
+
 /// Opens the vault and starts the engine parts that need it.
 async fn start_engine(app: &AppHandle) -> Result<Refresher, String> {
     let shell = app.state::<Shell>();
@@ -202,7 +212,12 @@ async fn start_engine(app: &AppHandle) -> Result<Refresher, String> {
         Box::new(move |server: &OAuthServer, event: RefreshEvent<'_>| refresh_event(&app, server, event))
     };
     let background = BackgroundRefresh::start(vault.clone(), refresher.clone(), on_refresh);
-    let _ = shell.engine.set(Engine { vault, http, sign_ins, background });
+    let mut checker =
+        Checker::new(vault.clone(), refresher.clone()).map_err(|e| format!("cannot check servers: {e}"))?;
+    if let Some(store) = CheckStore::default_location() {
+        checker = checker.with_store(store);
+    }
+    let _ = shell.engine.set(Engine { vault, http, sign_ins, checker, background });
     tauri::async_runtime::spawn(sign_in_events(app.clone(), events));
     Ok(refresher)
 }
@@ -316,7 +331,13 @@ async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
                 engine.background.set_servers(oauth_servers(&snapshot));
             }
             let views = sync_and_look_up(&snapshot, engine.map(|e| &e.vault), refresher.as_ref()).await;
-            lock(&shell.latest).views = views;
+            let checks = match CheckStore::default_location() {
+                Some(store) => tauri::async_runtime::spawn_blocking(move || store.load()).await.unwrap_or_default(),
+                None => Checks::default(),
+            };
+            let mut latest = lock(&shell.latest);
+            latest.views = views;
+            latest.checks = checks;
         }
         let live = activity.borrow_and_update().clone();
         let report = {
@@ -325,6 +346,7 @@ async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
             let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &|k| {
                 views.get(k).cloned().unwrap_or(VaultView::Missing)
             });
+            report.apply_checks(&latest.checks);
             live.apply(&mut report);
             latest.report = report.clone();
             report

@@ -10,7 +10,8 @@
 //!   the system browser, the loopback or custom-scheme callback, tokens,
 //!   revocation, and the endpoint rules that keep a hostile server from
 //!   sending us (or the browser) anywhere unsafe ([`Engine`]);
-//! - `mcp`: using a token on an MCP server ([`McpSession`]);
+//! - `mcp`: using a token on an MCP server ([`McpSession`]), and checking
+//!   each signed-in server for real, sparingly ([`Checker`]);
 //! - `vault`: one credential record per server in the OS keychain ([`Vault`]);
 //! - `sign_in`: Connect for one server, concurrent sign-ins for the tray, and
 //!   `doctor` ([`connect`], [`SignIns`], [`examine`]);
@@ -56,6 +57,11 @@ pub use hermes::layout::{AgentPaths, token_file_stem};
 pub use hermes::snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
 pub use hermes::watch::{HomeWatcher, WatchError};
+pub use mcp::check::{
+    CHECK_CONCURRENCY, CHECK_INTERVAL, CHECK_JITTER, CHECK_TIMEOUT, CheckError, CheckKind, CheckOutcome, CheckResult,
+    CheckRound, CheckStore, Checker, Checks, Probe as CheckProbe, classify as classify_check, due_for_check,
+    next_check_at, probe as probe_server, step_up_scope,
+};
 pub use mcp::client::{McpError, McpSession, Wire};
 pub use oauth::browser::{
     Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,
@@ -93,6 +99,6 @@ pub use view::activity::{Activity, AttentionTracker, Busy, ServerActivity, Serve
 pub use view::details::{ServerDetails, server_details};
 pub use view::menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use view::status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
-    redact_url, time_left,
+    AuthLabel, AuthState, CheckView, ConfigProblem, EXPIRY_HORIZON_SECS, Overview, REDACTED, ServerStatus,
+    StatusReport, VaultView, apply_check, menu_line, redact_url, time_left,
 };

@@ -1,3 +1,5 @@
-//! Speaking MCP to a remote server with a token: sessions, tool calls.
+//! Speaking MCP to a remote server with a token: sessions, tool calls, and
+//! the status check (one authenticated request per server).
 
+pub(crate) mod check;
 pub(crate) mod client;
