@@ -70,8 +70,8 @@ pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, t
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
 pub use service::{
-    EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError, ServiceOptions,
-    ServiceStats, ServiceView,
+    APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
+    ServiceError, ServiceOptions, ServiceStats, ServiceView,
 };
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};

@@ -61,6 +61,10 @@ use crate::watch::{HomeWatcher, WatchError};
 use ledger::{Ledger, LedgerExporter, fingerprint};
 use rules::{on_refresh_event, on_sign_in_event, plan_sync, sign_in_server};
 
+/// The private-use URI scheme of the app (RFC 8252 §7.1), for servers
+/// configured with `redirect: custom_scheme` (registered by the tray).
+pub const APP_URL_SCHEME: &str = "dev.mcpauthtray.app";
+
 /// How many notices a slow subscriber may fall behind before it misses some.
 const NOTICE_BACKLOG: usize = 64;
 /// The longest [`Service::shutdown`] waits for a refresh in flight.
