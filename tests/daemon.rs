@@ -91,8 +91,9 @@ fn access_token(path: &Path) -> String {
         .to_owned()
 }
 
-/// Waits until `path`'s access token is no longer `old`.
-async fn wait_for_new_token(path: &Path, old: &str, what: &str) -> String {
+/// Waits until `path`'s access token is no longer `old` (the daemon's log
+/// in the failure).
+async fn wait_for_new_token(daemon: &mut Daemon, path: &Path, old: &str, what: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         if path.exists() {
@@ -101,7 +102,14 @@ async fn wait_for_new_token(path: &Path, old: &str, what: &str) -> String {
                 return now;
             }
         }
-        assert!(Instant::now() < deadline, "{what}: the agent's file was never rewritten");
+        while let Some(line) = daemon.stderr.next(Duration::from_millis(1)) {
+            daemon.seen.push(line);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the agent's file was never rewritten; the daemon's log:\n{}",
+            daemon.seen.join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -113,26 +121,33 @@ async fn daemon_refreshes_what_falls_due_follows_config_edits_and_stops_on_sigte
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let setup = Setup::new(&server.mcp_url(), Store::Keyring);
+    // Both signed in before the daemon starts (each CLI run has a keyring
+    // daemon of its own over the same keyring file; one at a time), then
+    // `second` leaves the config for a while.
+    let config = setup.home.path().join("config.yaml");
+    let without_second = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let with_second = format!("{without_second}  second:\n    url: {}\n    auth: oauth\n", server.mcp_url());
+    std::fs::write(&config, &with_second).unwrap_or_else(|e| panic!("{e}"));
     connect(&setup, "fake").await;
+    connect(&setup, "second").await;
+    std::fs::write(&config, &without_second).unwrap_or_else(|e| panic!("{e}"));
     let fake = setup.tokens_dir().join("fake.json");
+    let second = setup.tokens_dir().join("second.json");
     let signed_in = access_token(&fake);
+    let second_signed_in = access_token(&second);
 
     let mut daemon = Daemon::start(&setup);
-    // The daemon refreshes it when due and hands the agent the new token.
-    let refreshed = wait_for_new_token(&fake, &signed_in, "fake's refresh").await;
+    // The daemon refreshes fake when due and hands the agent the new token.
+    let refreshed = wait_for_new_token(&mut daemon, &fake, &signed_in, "fake's refresh").await;
     assert!(server.log().grants("refresh_token") >= 1);
     assert!(server.is_valid_access_token(&refreshed), "the agent's file holds a token the server never issued");
+    // Not in the config: second is left alone.
+    assert_eq!(access_token(&second), second_signed_in, "refreshed a server that is not configured");
 
-    // A server added to the config (and signed in by the CLI) is looked
-    // after too: the daemon refreshes it when it falls due.
-    let config = setup.home.path().join("config.yaml");
-    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    text.push_str(&format!("  second:\n    url: {}\n    auth: oauth\n", server.mcp_url()));
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-    connect(&setup, "second").await;
-    let second = setup.tokens_dir().join("second.json");
-    let first = access_token(&second);
-    wait_for_new_token(&second, &first, "second's refresh").await;
+    // Back in the config: the daemon follows the edit and refreshes it too.
+    std::fs::write(&config, &with_second).unwrap_or_else(|e| panic!("{e}"));
+    let renewed = wait_for_new_token(&mut daemon, &second, &second_signed_in, "second's refresh").await;
+    assert!(server.is_valid_access_token(&renewed));
 
     // SIGTERM: a clean exit, promptly.
     let (code, took) = daemon.terminate();

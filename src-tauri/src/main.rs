@@ -58,7 +58,13 @@ fn main() -> anyhow::Result<()> {
             tracing::info!(root = %root.path().display(), "watching the agent's home");
             let settings = SettingsFile::default_location()
                 .ok_or_else(|| anyhow::anyhow!("no config folder for the app's settings"))?;
-            let options = ServiceOptions { root, settings, url_scheme: state::URL_SCHEME.to_owned(), vault: None };
+            let options = ServiceOptions {
+                root,
+                settings,
+                url_scheme: state::URL_SCHEME.to_owned(),
+                vault: None,
+                check_store: None,
+            };
             let service = tauri::async_runtime::block_on(Service::start(options))?;
             let notices = service.notices();
             app.manage(AppState::new(service, logs, instance));

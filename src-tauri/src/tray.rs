@@ -125,7 +125,9 @@ pub fn run(app: &AppHandle, action: MenuAction) {
     tracing::info!(action = %action.id(), "action");
     let state = app.state::<AppState>();
     match action {
-        MenuAction::Connect(r) => connect(app, r),
+        MenuAction::Connect(r) => connect(app, r, false),
+        MenuAction::StepUp(r) => connect(app, r, true),
+        MenuAction::CheckNow => state.service.check_now(),
         MenuAction::Disconnect(r) => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
@@ -161,7 +163,7 @@ pub fn run(app: &AppHandle, action: MenuAction) {
                 .map(ServerRef::of)
                 .collect();
             for r in needing {
-                connect(app, r);
+                connect(app, r, false);
             }
         }
         MenuAction::OpenWindow => window::open(app, None),
@@ -190,12 +192,14 @@ pub fn run(app: &AppHandle, action: MenuAction) {
 }
 
 /// Starts a sign-in to `r` (a second click while one runs does nothing; a
-/// failure to start is announced by the service's notice).
-fn connect(app: &AppHandle, r: ServerRef) {
+/// failure to start is announced by the service's notice). With `step_up`,
+/// it asks for the scope the last check found missing ("Grant more access").
+fn connect(app: &AppHandle, r: ServerRef, step_up: bool) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let browser = browser(&app);
-        let _ = app.state::<AppState>().service.connect(&r, browser).await;
+        let service = &app.state::<AppState>().service;
+        let _ = if step_up { service.step_up(&r, browser).await } else { service.connect(&r, browser).await };
     });
 }
 

@@ -1,10 +1,14 @@
 //! Opening the status window. Its webview exists only while it is open:
 //! created on demand and destroyed when closed, so the idle app carries no
-//! WebKit processes. What the page may call is in `commands.rs`.
+//! WebKit processes. What the page may call is in `commands.rs`. Opening it
+//! asks the service to check the servers for real, so what it shows is
+//! true now, not only derived from expiry times.
 
 use mcp_auth_core::MenuAction;
 use mcp_auth_core::activity::ServerRef;
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
+
+use crate::state::AppState;
 
 /// The window's label (also the capability's window name).
 pub const LABEL: &str = "status";
@@ -32,7 +36,12 @@ pub fn open(app: &AppHandle, focus: Option<&ServerRef>) {
         .inner_size(880.0, 560.0)
         .min_inner_size(560.0, 320.0)
         .build();
-    if let Err(e) = built {
-        tracing::warn!(error = %e, "cannot open the status window");
+    match built {
+        Ok(_) => {
+            if let Some(state) = app.try_state::<AppState>() {
+                state.service.check_now();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot open the status window"),
     }
 }

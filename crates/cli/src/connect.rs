@@ -22,7 +22,9 @@ use mcp_auth_core::oauth::engine::Engine;
 use mcp_auth_core::oauth::http::Http;
 use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
 use mcp_auth_core::vault::Vault;
-use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault, vault_status};
+use mcp_auth_core::{
+    AuthState, HermesRoot, SettingsFile, Snapshot, SnapshotLoader, StatusReport, open_vault, vault_status,
+};
 
 use crate::term::{Paint, Progress};
 
@@ -154,14 +156,27 @@ fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
 }
 
 /// Every OAuth server (of `--profile`, if given) that needs a sign-in.
-async fn needing(snapshot: &Snapshot, vault: &Vault, args: &ConnectArgs) -> anyhow::Result<Vec<OAuthServer>> {
+fn needing(snapshot: &Snapshot, report: &StatusReport, args: &ConnectArgs) -> Vec<OAuthServer> {
     let servers = oauth_servers(snapshot)
         .into_iter()
         .filter(|s| args.profile.as_deref().is_none_or(|p| s.home.display_profile() == p))
         .collect();
-    let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
-    let report = tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?;
-    Ok(needing_sign_in(servers, &report))
+    needing_sign_in(servers, report)
+}
+
+/// `server`, asking for more access when its last check found the server
+/// wanting a scope the tokens lack (the one-click step-up).
+fn with_step_up(server: OAuthServer, report: &StatusReport) -> OAuthServer {
+    let row = report.servers.iter().find(|row| {
+        row.profile == server.home.profile && row.name == server.name && row.state == AuthState::NeedsMoreAccess
+    });
+    match row {
+        Some(row) => {
+            let required = row.last_check.required_scope.clone();
+            server.with_step_up(required)
+        }
+        None => server,
+    }
 }
 
 pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Result<()> {
@@ -178,7 +193,12 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     let vault = open_vault(&settings.load()).map_err(|e| {
         anyhow::anyhow!("{e}\nhint: start a Secret Service (e.g. gnome-keyring) or opt in to a plain file with \"credential_store\": \"file\" in {}", settings.path().display())
     })?;
-    let servers = if args.all_needing { needing(&snapshot, &vault, args).await? } else { named };
+    let report = {
+        let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
+        tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?
+    };
+    let servers = if args.all_needing { needing(&snapshot, &report, args) } else { named };
+    let servers: Vec<OAuthServer> = servers.into_iter().map(|s| with_step_up(s, &report)).collect();
     let mut out = std::io::stdout().lock();
     if servers.is_empty() {
         writeln!(out, "No server needs a sign-in.")?;
@@ -238,6 +258,9 @@ async fn connect_one(
     if let PortChoice::New { previous: Some(previous) } = choice {
         tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
     }
+    if let Some(scope) = &server.step_up {
+        progress.note(&format!("the server asks for more access: signing in for `{scope}` too"));
+    }
     let show = |step| progress.show(step);
     let connected =
         connect_with(engine, vault, &HermesExporter, server, &listener.redirect_uri(), grant, &show).await?;
@@ -249,6 +272,9 @@ async fn connect_one(
         format!("Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe()),
         format!("Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display()),
     ];
+    if server.step_up.is_some() {
+        lines.push(format!("Granted scope: {}.", connected.scope.as_deref().unwrap_or("(none named)")));
+    }
     if !connected.has_refresh_token {
         lines.push(
             "Note: the server issued no refresh token; you will need to sign in again when it expires.".to_owned(),

@@ -49,6 +49,7 @@ async fn serve(hermes_home: Option<&Path>) -> anyhow::Result<()> {
         settings,
         url_scheme: APP_URL_SCHEME.to_owned(),
         vault: None,
+        check_store: None,
     })
     .await?;
     let notices = service.notices();

@@ -33,6 +33,10 @@ mod interpolate;
 mod log_file;
 mod logging;
 pub mod mcp_client;
+/// The MCP wing (checks now; the client moves here with the new layout).
+mod mcp {
+    pub(crate) mod check;
+}
 mod menu;
 pub mod oauth;
 mod read_capped;
@@ -66,6 +70,11 @@ pub use fence::{
 pub use home::{HermesRoot, Home, is_profile_id};
 pub use log_file::DailyLog;
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
+pub use mcp::check::{
+    CHECK_CONCURRENCY, CHECK_INTERVAL, CHECK_JITTER, CHECK_TIMEOUT, CheckError, CheckKind, CheckOutcome, CheckResult,
+    CheckStore, Checker, Checks, Probe, classify as classify_check, due_for_check, next_check_at,
+    probe as probe_server, step_up_scope,
+};
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
@@ -76,8 +85,8 @@ pub use service::{
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
-    redact_url, refresh_due_at, time_left,
+    AuthLabel, AuthState, CheckView, ConfigProblem, EXPIRY_HORIZON_SECS, Overview, REDACTED, ServerStatus,
+    StatusReport, VaultView, apply_check, menu_line, redact_url, refresh_due_at, time_left,
 };
 pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
 pub use vault_open::{

@@ -78,7 +78,8 @@ pub fn vault_views(
 }
 
 /// The status of every server of `snapshot` at `now`, with the vault as the
-/// source of truth (see [`vault_views`]; blocking).
+/// source of truth (see [`vault_views`]; blocking), and the last checks of
+/// the per-user [`crate::CheckStore`] laid over it.
 pub fn vault_status(
     snapshot: &crate::Snapshot,
     vault: &Result<Vault, VaultError>,
@@ -88,5 +89,9 @@ pub fn vault_status(
         crate::connect::oauth_servers(snapshot).iter().map(crate::connect::OAuthServer::vault_key).collect::<Vec<_>>();
     let views = vault_views(vault, keys);
     let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(crate::status::VaultView::Missing);
-    crate::StatusReport::evaluate_with(snapshot, now, &lookup)
+    let mut report = crate::StatusReport::evaluate_with(snapshot, now, &lookup);
+    if let Some(store) = crate::CheckStore::default_location() {
+        report.apply_checks(&store.load());
+    }
+    report
 }
