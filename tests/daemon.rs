@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
-use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::Http;
+use mcp_auth_core::{Browser, HeadlessBrowser};
 use mcp_auth_e2e::cli::{Setup, Store, finish, is_url, next_matching, read_json};
 use mcp_auth_e2e::{ChildGuard, Lines, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mcp_auth_core::details::{ServerDetails, server_details};
 use mcp_auth_core::{EngineState, MenuAction, tail_lines};
+use mcp_auth_core::{ServerDetails, server_details};
 use serde::Serialize;
 use tauri::{AppHandle, State};
 

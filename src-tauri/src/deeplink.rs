@@ -3,7 +3,7 @@
 //! through the single-instance plugin). The core's sign-ins check and route
 //! them; this module only logs what happened.
 
-use mcp_auth_core::oauth::callback::Delivery;
+use mcp_auth_core::Delivery;
 use tauri::{AppHandle, Manager};
 
 use crate::state::AppState;

@@ -5,8 +5,7 @@
 //! action, to whatever `init` was given (the tray's action runner), so this
 //! module depends on no other part of the shell.
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::{MenuAction, Notice};
+use mcp_auth_core::{MenuAction, Notice, ServerRef};
 use tauri::AppHandle;
 use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
 use tokio::sync::broadcast;

@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
+use mcp_auth_core::ServerRef;
 use mcp_auth_core::{AuthState, MenuAction, MenuContext, MenuLine, TrayIcon, TrayMenu, tray_menu};
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;

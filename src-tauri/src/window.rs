@@ -4,8 +4,7 @@
 //! asks the service to check the servers for real, so what it shows is
 //! true now, not only derived from expiry times.
 
-use mcp_auth_core::MenuAction;
-use mcp_auth_core::activity::ServerRef;
+use mcp_auth_core::{MenuAction, ServerRef};
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 
 use crate::state::AppState;

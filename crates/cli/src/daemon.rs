@@ -65,7 +65,7 @@ async fn serve(hermes_home: Option<&Path>) -> anyhow::Result<()> {
         service.shutdown().await;
         anyhow::bail!("cannot keep tokens fresh: {reason}");
     }
-    let servers = mcp_auth_core::connect::oauth_servers(&service.current().snapshot).len();
+    let servers = mcp_auth_core::oauth_servers(&service.current().snapshot).len();
     tracing::info!(pid = std::process::id(), root = %root.path().display(), servers, "daemon running");
     tokio::select! {
         () = log_notices(notices) => {}

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::term::Paint;
-use mcp_auth_core::connect::oauth_servers;
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::refresh::Refresher;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::Refresher;
+use mcp_auth_core::oauth_servers;
 use mcp_auth_core::{
     AuthState, CheckStore, Checker, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, open_default_vault,
     time_left, vault_status,

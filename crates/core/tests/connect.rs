@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use mcp_auth_core::connect::{connect, find_oauth_server};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::{MemoryBackend, Vault};
+use mcp_auth_core::{connect, find_oauth_server};
 use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
 
 #[tokio::test]

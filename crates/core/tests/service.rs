@@ -12,14 +12,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::ServerRef;
 use mcp_auth_core::{
     AuthState, CheckKind, CheckStore, EngineState, HermesRoot, Notice, Service, ServiceOptions, ServiceStats,
     ServiceView, SettingsFile,
 };
+use mcp_auth_core::{MemoryBackend, Vault};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use tokio::sync::broadcast;

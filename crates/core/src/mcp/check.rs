@@ -37,11 +37,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::connect::OAuthServer;
 use crate::oauth::http::{CONNECT_TIMEOUT, Http, HttpError};
 use crate::oauth::www_authenticate::bearer_challenge;
-use crate::refresh::{RefreshError, Refresher};
-use crate::secret::SecretString;
+use crate::refresh::transaction::{RefreshError, Refresher};
+use crate::sign_in::connect::OAuthServer;
+use crate::util::secret::SecretString;
 use crate::vault::{Vault, VaultError, VaultKey};
 
 /// The whole check request (connect, send, response head) at most.
@@ -170,7 +170,7 @@ pub fn next_check_at(last_checked_at: Option<f64>, now: f64, server_id: &str) ->
     match last_checked_at {
         // A check "in the future" (a clock set back) counts as now.
         Some(last) => {
-            let jitter = (crate::schedule::jitter_for(server_id) * 2.0 - 1.0) * CHECK_JITTER.as_secs_f64();
+            let jitter = (crate::refresh::schedule::jitter_for(server_id) * 2.0 - 1.0) * CHECK_JITTER.as_secs_f64();
             last.min(now) + CHECK_INTERVAL.as_secs_f64() + jitter
         }
         None => now,
@@ -195,7 +195,7 @@ pub fn due_for_check<'a>(
 /// Sends the check request: `initialize` with the token, nothing read but
 /// the response head. An answer with a session id gets a best-effort
 /// `DELETE` so the server can drop it.
-#[tracing::instrument(skip_all, fields(url = %crate::status::redact_url(url)))]
+#[tracing::instrument(skip_all, fields(url = %crate::view::status::redact_url(url)))]
 pub async fn probe(http: &Http, url: &str, token: &SecretString) -> Probe {
     let body = serde_json::json!({
         "jsonrpc": "2.0",
@@ -243,7 +243,7 @@ pub async fn probe(http: &Http, url: &str, token: &SecretString) -> Probe {
 /// Why the request got no answer, in words (the HTTP client's own terms).
 fn unreachable_reason(url: &str, e: &reqwest::Error) -> String {
     let error = if e.is_timeout() {
-        HttpError::Timeout { url: crate::status::redact_url(url), timeout: CHECK_TIMEOUT }
+        HttpError::Timeout { url: crate::view::status::redact_url(url), timeout: CHECK_TIMEOUT }
     } else {
         let mut reason = e.to_string();
         let mut source = std::error::Error::source(e);
@@ -251,7 +251,7 @@ fn unreachable_reason(url: &str, e: &reqwest::Error) -> String {
             reason = s.to_string();
             source = s.source();
         }
-        HttpError::Connect { url: crate::status::redact_url(url), reason }
+        HttpError::Connect { url: crate::view::status::redact_url(url), reason }
     };
     error.to_string()
 }
@@ -295,7 +295,7 @@ impl Checker {
             vault,
             refresher,
             store: None,
-            clock: Arc::new(crate::token_file::now_secs),
+            clock: Arc::new(crate::hermes::token_file::now_secs),
         })
     }
 
@@ -435,13 +435,15 @@ impl CheckStore {
     /// The kept results; a missing, oversized or unreadable file reads as
     /// none (a check result is a hint, never worth failing a status for).
     pub fn load(&self) -> Checks {
-        match crate::read_capped::read_capped(&self.path, MAX_CHECKS_FILE_BYTES) {
-            Ok(crate::read_capped::Capped::Bytes(bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(path = %self.path.display(), error = %e, "ignoring an unreadable checks file");
-                Checks::default()
-            }),
-            Ok(crate::read_capped::Capped::Missing) => Checks::default(),
-            Ok(crate::read_capped::Capped::TooLarge) => {
+        match crate::util::read_capped::read_capped(&self.path, MAX_CHECKS_FILE_BYTES) {
+            Ok(crate::util::read_capped::Capped::Bytes(bytes, _)) => {
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    tracing::warn!(path = %self.path.display(), error = %e, "ignoring an unreadable checks file");
+                    Checks::default()
+                })
+            }
+            Ok(crate::util::read_capped::Capped::Missing) => Checks::default(),
+            Ok(crate::util::read_capped::Capped::TooLarge) => {
                 tracing::warn!(path = %self.path.display(), "ignoring an oversized checks file");
                 Checks::default()
             }
@@ -455,7 +457,7 @@ impl CheckStore {
     /// Keeps `result` as the last check of `key` (blocking, briefly).
     pub fn record(&self, key: &VaultKey, result: &CheckResult) -> std::io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::atomic_file::ensure_private_dir(dir)?;
+        crate::util::atomic_file::ensure_private_dir(dir)?;
         let lock_path = self.path.with_extension("json.lock");
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         lock.lock()?;
@@ -472,7 +474,7 @@ impl CheckStore {
             };
         }
         let bytes = serde_json::to_vec_pretty(&checks).map_err(std::io::Error::other)?;
-        crate::atomic_file::write_private(&self.path, &bytes)
+        crate::util::atomic_file::write_private(&self.path, &bytes)
     }
 }
 

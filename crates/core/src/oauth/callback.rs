@@ -21,8 +21,8 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::secret::SecretString;
-use crate::text::server_text_max;
+use crate::util::secret::SecretString;
+use crate::util::text::server_text_max;
 
 /// Longest query string we look at; real ones are a few hundred bytes.
 pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;

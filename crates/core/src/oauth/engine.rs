@@ -28,10 +28,10 @@ use super::http::Http;
 use super::omit_resource::OmitResource;
 use super::tokens::{TokenError, TokenSet};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
-use crate::agent_files::ClientRecord;
-use crate::mcp_client::{McpError, McpSession, Wire};
-use crate::secret::SecretString;
-use crate::text::server_text;
+use crate::mcp::client::{McpError, McpSession, Wire};
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
+use crate::util::text::server_text;
 
 /// Authorizations allowed per session (sign-in plus step-ups): a server
 /// that keeps asking for more scope must not make us loop.
@@ -265,7 +265,7 @@ impl Engine {
     }
 
     /// Sends an unauthenticated MCP `initialize` to `url` and reads the answer.
-    #[tracing::instrument(skip_all, fields(url = %crate::status::redact_url(url.as_str())))]
+    #[tracing::instrument(skip_all, fields(url = %crate::view::status::redact_url(url.as_str())))]
     pub async fn probe(&self, url: &Url) -> Result<Probe, EngineError> {
         let body = serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",

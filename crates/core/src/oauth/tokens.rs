@@ -13,8 +13,8 @@ use oauth2::{
 };
 
 use super::http::Http;
-use crate::agent_files::ClientRecord;
-use crate::secret::SecretString;
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
 
 /// A set of tokens from a token endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -547,11 +547,11 @@ fn checked(what: &str, url: &str) -> Result<url::Url, TokenError> {
 
 /// An OAuth error code from a server: made safe, and short.
 fn server_code(code: &str) -> String {
-    crate::text::server_text_max(code, 80)
+    crate::util::text::server_text_max(code, 80)
 }
 
 fn server_text(text: &str) -> String {
-    crate::text::server_text(text)
+    crate::util::text::server_text(text)
 }
 
 /// Longest lifetime we believe, in seconds (a year): a longer or absurd one

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::atomic_file::{ensure_private_dir, write_private};
-use crate::read_capped::{Capped, read_capped};
+use crate::util::atomic_file::{ensure_private_dir, write_private};
+use crate::util::read_capped::{Capped, read_capped};
 
 /// A store of string values by account name (under our service).
 pub trait SecretBackend: Send + Sync + std::fmt::Debug {
@@ -164,7 +164,7 @@ impl FileBackend {
 
     fn with_map<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> (T, bool)) -> Result<T, BackendError> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _file_lock = crate::fence::acquire(&self.lock_path(), super::LOCK_TIMEOUT)
+        let _file_lock = crate::hermes::fence::acquire(&self.lock_path(), super::LOCK_TIMEOUT)
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         let mut map = self.load()?;
         let (out, changed) = f(&mut map);

@@ -1,0 +1,4 @@
+//! Speaking MCP to a remote server with a token: sessions, tool calls.
+
+pub(crate) mod check;
+pub(crate) mod client;
