@@ -55,7 +55,7 @@ pub use hermes::files::{
 pub use hermes::home::{HermesRoot, Home, is_profile_id};
 pub use hermes::layout::{AgentPaths, token_file_stem};
 pub use hermes::snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
-pub use hermes::token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
+pub use hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
 pub use hermes::watch::{HomeWatcher, WatchError};
 pub use mcp::check::{
     CHECK_CONCURRENCY, CHECK_INTERVAL, CHECK_JITTER, CHECK_TIMEOUT, CheckError, CheckKind, CheckOutcome, CheckResult,
@@ -74,7 +74,7 @@ pub use oauth::loopback::{LoopbackListener, PortChoice, bind_stable};
 pub use oauth::resource::canonical_resource;
 pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
-pub use refresh::schedule::sleep_until;
+pub use refresh::schedule::{refresh_due_at, sleep_until};
 pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
 pub use service::{
     APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
@@ -89,6 +89,8 @@ pub use sign_in::sign_ins::{SignInEvent, SignIns};
 pub use util::atomic_file::{ensure_private_dir, write_private};
 pub use util::read_capped::tail_lines;
 pub use util::secret::SecretString;
+pub use util::text::error_text;
+pub use util::time::now_secs;
 pub use vault::open::{
     default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
 };
@@ -101,5 +103,5 @@ pub use view::details::{ServerDetails, server_details};
 pub use view::menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use view::status::{
     AuthLabel, AuthState, CheckView, ConfigProblem, EXPIRY_HORIZON_SECS, Overview, REDACTED, ServerStatus,
-    StatusReport, VaultView, apply_check, menu_line, redact_url, refresh_due_at, time_left,
+    StatusReport, VaultView, apply_check, menu_line, redact_url, time_left,
 };

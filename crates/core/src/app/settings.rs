@@ -35,7 +35,7 @@ pub struct SettingsFile {
 
 /// Why the settings could not be saved.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot save settings to {}: {source}", path.display())]
+#[error("cannot save settings to {}", path.display())]
 pub struct SettingsError {
     pub path: PathBuf,
     #[source]

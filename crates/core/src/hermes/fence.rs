@@ -23,7 +23,7 @@ pub const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum FenceError {
     #[error("another process holds the refresh lock {} (waited {} s); not refreshing", path.display(), waited.as_secs())]
     Timeout { path: PathBuf, waited: Duration },
-    #[error("cannot open the refresh lock {}: {source}", path.display())]
+    #[error("cannot open the refresh lock {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

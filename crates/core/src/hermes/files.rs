@@ -37,7 +37,7 @@ pub struct TokenRecord {
 /// Why the agent's files could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentFilesError {
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         path: std::path::PathBuf,
         #[source]

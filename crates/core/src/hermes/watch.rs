@@ -37,9 +37,9 @@ const MAX_DELAY: Duration = Duration::from_secs(1);
 /// The watcher could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("cannot watch files: {0}")]
+    #[error("cannot watch files")]
     Notify(#[from] notify::Error),
-    #[error("cannot start the watcher thread: {0}")]
+    #[error("cannot start the watcher thread")]
     Thread(#[from] std::io::Error),
 }
 

@@ -295,7 +295,7 @@ impl Checker {
             vault,
             refresher,
             store: None,
-            clock: Arc::new(crate::hermes::token_file::now_secs),
+            clock: Arc::new(crate::util::time::now_secs),
         })
     }
 

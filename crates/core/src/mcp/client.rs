@@ -24,6 +24,7 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use crate::oauth::http::Http;
 use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge};
 use crate::util::secret::SecretString;
+use crate::util::text::error_text;
 
 /// The most `tools/list` pages one listing asks for.
 pub const MAX_TOOL_PAGES: usize = 100;
@@ -101,13 +102,13 @@ impl McpError {
 
 impl From<ServiceError> for McpError {
     fn from(e: ServiceError) -> Self {
-        Self::from_challenge(e.auth_challenge(), e.to_string())
+        Self::from_challenge(e.auth_challenge(), error_text(&e))
     }
 }
 
 impl From<ClientInitializeError> for McpError {
     fn from(e: ClientInitializeError) -> Self {
-        Self::from_challenge(e.auth_challenge(), e.to_string())
+        Self::from_challenge(e.auth_challenge(), error_text(&e))
     }
 }
 

@@ -44,7 +44,7 @@ pub enum ListenerError {
     /// Another program listens on the port.
     #[error("port {port} on 127.0.0.1 is in use by another program")]
     PortInUse { port: u16 },
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    #[error("cannot listen on 127.0.0.1:{port}")]
     Io {
         port: u16,
         #[source]

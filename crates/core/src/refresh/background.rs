@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::refresh::schedule::{Clock, OpFuture, Planned, RefreshOps, SchedulerHandle, SystemClock, run};
 use crate::refresh::transaction::{RefreshError, RefreshOutcome, Refresher};
 use crate::sign_in::connect::OAuthServer;
+use crate::util::text::error_text;
 use crate::vault::{Vault, VaultError};
 
 /// What happened to a server's background refresh, for the front end.
@@ -80,7 +81,7 @@ impl RefreshOps for Ops {
                 Ok(_) => (self.on_event)(&server, RefreshEvent::Renewed),
                 // `stopped` follows for the errors that end the schedule.
                 Err(RefreshError::NeedsReauth(_) | RefreshError::NotConnected) => {}
-                Err(e) => (self.on_event)(&server, RefreshEvent::WillRetry(&e.to_string())),
+                Err(e) => (self.on_event)(&server, RefreshEvent::WillRetry(&error_text(&e))),
             }
             result
         })

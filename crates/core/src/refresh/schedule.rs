@@ -35,7 +35,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> f64 {
-        crate::hermes::token_file::now_secs()
+        crate::util::time::now_secs()
     }
 }
 
@@ -56,6 +56,14 @@ pub fn refresh_at(expires_at: f64, lifetime_secs: Option<u64>, jitter: f64) -> f
         }
         _ => expires_at - 300.0,
     }
+}
+
+/// When the status calls a refresh due: the end of the scheduler's jitter
+/// window ([`refresh_at`] with the highest jitter), so the status and the
+/// scheduler follow one rule and "refresh due" never shows while the
+/// scheduler still waits.
+pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
+    refresh_at(expires_at, lifetime_secs, 1.0)
 }
 
 /// Never refresh one server more often than this, whatever the tokens say

@@ -42,8 +42,10 @@ use crate::hermes::export::{ExportError, Exporter};
 use crate::hermes::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::hermes::files::TokenRecord;
 use crate::oauth::http::Http;
-use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
+use crate::oauth::tokens::{TokenEndpoint, TokenError};
 use crate::sign_in::connect::OAuthServer;
+use crate::util::text::error_text;
+use crate::util::time::now_secs as now;
 use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
 
 /// A record the vault could not take, kept until it can.
@@ -76,7 +78,7 @@ pub enum RefreshError {
 impl From<VaultError> for RefreshError {
     fn from(e: VaultError) -> Self {
         match e {
-            VaultError::Unavailable(_) | VaultError::Busy { .. } => Self::Transient(e.to_string()),
+            VaultError::Unavailable(_) | VaultError::Busy { .. } => Self::Transient(error_text(&e)),
             other => Self::Failed(other.to_string()),
         }
     }
@@ -84,13 +86,13 @@ impl From<VaultError> for RefreshError {
 
 impl From<FenceError> for RefreshError {
     fn from(e: FenceError) -> Self {
-        Self::Transient(e.to_string())
+        Self::Transient(error_text(&e))
     }
 }
 
 impl From<ExportError> for RefreshError {
     fn from(e: ExportError) -> Self {
-        Self::Failed(e.to_string())
+        Self::Failed(error_text(&e))
     }
 }
 
@@ -321,6 +323,7 @@ fn kept_message(error: &VaultError, file: Option<TokenRecord>) -> String {
 }
 
 fn export_failed_message(error: &ExportError) -> String {
+    let error = error_text(error);
     format!(
         "cannot write the agent's token file ({error}): new tokens kept in the keychain; the file is written again on the next sync or refresh"
     )
@@ -474,7 +477,7 @@ async fn transaction(
         Err(TokenError::ClientRejected { description }) => {
             return Err(RefreshError::NeedsReauth(format!("the client registration was rejected ({description})")));
         }
-        Err(e) if e.is_transient() => return Err(RefreshError::Transient(e.to_string())),
+        Err(e) if e.is_transient() => return Err(RefreshError::Transient(error_text(&e))),
         // A rotating server has spent the token we sent: the new one is the
         // only live one, so it is kept before the failure is reported.
         Err(e @ TokenError::PartialResponse { .. }) => {
@@ -482,7 +485,7 @@ async fn transaction(
             persist(vault, exporter, &target, &key, &record, pending).await?;
             return Err(RefreshError::Transient(format!("{e}; the new refresh token was kept")));
         }
-        Err(e) => return Err(RefreshError::Failed(e.to_string())),
+        Err(e) => return Err(RefreshError::Failed(error_text(&e))),
     };
     let previous_scope = record.tokens.scope.take();
     record.tokens = StoredTokens::from_response(&tokens);
@@ -576,7 +579,7 @@ fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<Tok
     let token_url = match field("token_endpoint") {
         Some(u) => u,
         // 2025-03-26 servers without metadata: the default endpoint at the origin.
-        None => server.url.join("/token").map_err(|e| RefreshError::Failed(e.to_string()))?.to_string(),
+        None => server.url.join("/token").map_err(|e| RefreshError::Failed(error_text(&e)))?.to_string(),
     };
     Ok(TokenEndpoint {
         token_url,

@@ -755,7 +755,7 @@ fn plan_checks(
     if connected.is_empty() {
         return None;
     }
-    let now = crate::hermes::token_file::now_secs();
+    let now = crate::util::time::now_secs();
     let ids: Vec<(String, Option<f64>)> = connected
         .iter()
         .map(|s| {

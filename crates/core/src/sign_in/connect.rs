@@ -53,11 +53,11 @@ pub enum ConnectError {
     Disabled { name: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("signed in, but cannot write the agent's files: {0}")]
+    #[error("signed in, but cannot write the agent's files")]
     Files(#[from] AgentFilesError),
     #[error(transparent)]
     Vault(#[from] VaultError),
-    #[error("cannot hand tokens to the agent: {0}")]
+    #[error("cannot hand tokens to the agent")]
     Export(#[from] ExportError),
     /// The config names another OAuth client than the one the grant belongs to.
     #[error("server `{name}`: {reason}")]

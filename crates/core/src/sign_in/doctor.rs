@@ -25,6 +25,7 @@ use crate::oauth::engine::{
 use crate::oauth::loopback::{ListenerError, LoopbackListener, redirect_uri};
 use crate::oauth::recorder::{Exchange, Recorder};
 use crate::sign_in::connect::{ConnectError, OAuthServer, kept_registration};
+use crate::util::text::error_text;
 use crate::util::text::server_text;
 use crate::vault::{Vault, VaultError};
 use crate::view::status::{VaultView, time_left};
@@ -127,7 +128,7 @@ impl Diagnosis {
             ConnectError::Disabled { .. } => "remove `enabled: false` from the entry to use it",
             _ => "fix the entry in config.yaml",
         };
-        let step = StepReport::new(StepName::Config, Outcome::Fail, error.to_string()).hint(hint);
+        let step = StepReport::new(StepName::Config, Outcome::Fail, error_text(&error)).hint(hint);
         Self::new(profile.map(str::to_owned), name.to_owned(), None, vec![step])
     }
 }
@@ -185,7 +186,7 @@ pub async fn examine(
             let (vault, key) = (vault.clone(), server.vault_key());
             crate::vault::blocking(move || vault.load(&key)).await
         }
-        Err(e) => Err(VaultError::Unavailable(e.to_string())),
+        Err(e) => Err(VaultError::Unavailable(error_text(&e))),
     };
     let record = loaded.as_ref().ok().and_then(Option::clone);
     let vault_view = VaultView::of(loaded);
@@ -222,7 +223,7 @@ pub async fn examine(
         exchanges: recorder.exchanges(),
         port,
         vault: vault_view,
-        now: crate::hermes::token_file::now_secs(),
+        now: crate::util::time::now_secs(),
     };
     let mut steps = vec![config_step(server)];
     steps.extend(diagnose(&observed));
@@ -240,7 +241,7 @@ async fn check_port(configured: Option<u16>, persisted: Option<u16>) -> (PortChe
     let check = match LoopbackListener::bind(port, CallbackRouter::new()).await {
         Ok(_listener) => PortCheck::Free { port, configured },
         Err(ListenerError::PortInUse { .. }) => PortCheck::InUse { port, configured },
-        Err(e) => PortCheck::Error { port, reason: e.to_string() },
+        Err(e) => PortCheck::Error { port, reason: error_text(&e) },
     };
     (check, redirect_uri(port))
 }
@@ -376,7 +377,7 @@ fn probe_step(o: &Observations) -> StepReport {
             step.http_status = Some(*status);
             step
         }
-        Err(e) => StepReport::new(StepName::Probe, Outcome::Fail, e.to_string())
+        Err(e) => StepReport::new(StepName::Probe, Outcome::Fail, error_text(&e))
             .hint("check the server's url in config.yaml, the network, and any proxy"),
     };
     step.url = url;
@@ -401,7 +402,7 @@ fn resource_metadata_step(o: &Observations, prm: &[&Exchange], error: Option<&En
         )
         .at(Some(doc)),
         (None, Some(e @ EngineError::Unreachable { .. })) => {
-            StepReport::new(StepName::ResourceMetadata, Outcome::Fail, e.to_string()).at(prm.last().copied())
+            StepReport::new(StepName::ResourceMetadata, Outcome::Fail, error_text(&e)).at(prm.last().copied())
         }
         (None, _) => {
             let fallback = if matches!(&o.discovery, Some(Ok(d)) if !d.legacy) {
@@ -458,7 +459,7 @@ fn server_metadata_step(
             StepReport::skipped(name, "the resource metadata is not for this server")
         }
         Err(EngineError::IssuerMismatch { expected, received }) => issuer_mismatch(expected, received),
-        Err(e @ EngineError::UnsafeEndpoint { field, .. }) => StepReport::new(name, Outcome::Fail, e.to_string())
+        Err(e @ EngineError::UnsafeEndpoint { field, .. }) => StepReport::new(name, Outcome::Fail, error_text(&e))
             .hint(unsafe_endpoint_hint(field)),
         Err(EngineError::NoS256 { advertised, .. }) => StepReport::new(
             name,
@@ -468,7 +469,7 @@ fn server_metadata_step(
         .hint("the authorization server does not advertise S256; MCP clients must refuse to sign in without it. Its operator must add \"S256\" to code_challenge_methods_supported"),
         Err(e) => match &mismatch {
             Some((expected, received)) => issuer_mismatch(expected, received),
-            None => StepReport::new(name, Outcome::Fail, e.to_string()),
+            None => StepReport::new(name, Outcome::Fail, error_text(&e)),
         },
     };
     if step.status != Outcome::Skipped {
@@ -523,9 +524,9 @@ fn registration_step(o: &Observations, other: &[&Exchange]) -> StepReport {
             StepReport::new(name, Outcome::Ok, summary).at(register)
         }
         Err(e @ EngineError::UnsafeEndpoint { field, .. }) => {
-            StepReport::new(name, Outcome::Fail, e.to_string()).hint(unsafe_endpoint_hint(field))
+            StepReport::new(name, Outcome::Fail, error_text(&e)).hint(unsafe_endpoint_hint(field))
         }
-        Err(e @ EngineError::SecretIssuerMismatch { found, .. }) => StepReport::new(name, Outcome::Fail, e.to_string())
+        Err(e @ EngineError::SecretIssuerMismatch { found, .. }) => StepReport::new(name, Outcome::Fail, error_text(&e))
             .hint(format!("the resource now names another authorization server than the one `oauth.client_secret` was made for; the secret was not sent. If that is expected, set `oauth.issuer: {found}` (and the matching client_id and client_secret)")),
         Err(e) => {
             let configure = format!(
@@ -533,7 +534,7 @@ fn registration_step(o: &Observations, other: &[&Exchange]) -> StepReport {
                 o.target.name
             );
             let Some(refused) = register.filter(|r| !matches!(r.outcome, Ok(200..=299))) else {
-                return StepReport::new(name, Outcome::Fail, e.to_string()).hint(configure);
+                return StepReport::new(name, Outcome::Fail, error_text(&e)).hint(configure);
             };
             let body = refused.body.as_ref();
             let error = body.and_then(|b| b["error"].as_str()).map_or_else(|| "no error code".to_owned(), server_text);

@@ -25,6 +25,7 @@ use crate::oauth::engine::{Engine, Step};
 use crate::oauth::http::Http;
 use crate::oauth::loopback::{CALLBACK_PATH, LoopbackListener, bind_stable};
 use crate::sign_in::connect::{Connected, OAuthServer, connect};
+use crate::util::text::error_text;
 use crate::vault::Vault;
 use crate::view::activity::ServerRef;
 
@@ -109,8 +110,8 @@ impl Inner {
         }
         let (listener, _) =
             bind_stable(self.router.clone(), &self.settings, configured).await.map_err(|e| match configured {
-                Some(port) => format!("{e}: `redirect_port: {port}` is in use by another program"),
-                None => e.to_string(),
+                Some(port) => format!("{}: `redirect_port: {port}` is in use by another program", error_text(&e)),
+                None => error_text(&e),
             })?;
         let uri = listener.redirect_uri();
         listeners.push((configured, listener));
@@ -146,7 +147,7 @@ impl Inner {
         };
         connect(&engine, &self.vault, self.exporter.as_ref(), server, &redirect_uri, &progress)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| error_text(&e))
     }
 }
 

@@ -116,6 +116,23 @@ fn shown_as(c: char) -> Option<char> {
     }
 }
 
+/// An error and every cause under it, each printed once, joined by `: `
+/// ("cannot write P: Permission denied (os error 13)"). Our errors leave
+/// their `#[source]` out of their own message, so plain `to_string()` would
+/// drop the cause; use this wherever an error becomes text for people (a
+/// status note, the window, a notification). `{:#}` on an `anyhow::Error`
+/// prints the same.
+pub fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +182,15 @@ mod tests {
         assert!(got.ends_with('…'));
         assert_eq!(server_text_max("abcdef", 4), "abc…");
         assert_eq!(server_text_max("abcd", 4), "abcd");
+    }
+
+    #[test]
+    fn an_error_prints_each_cause_once() {
+        let error = crate::hermes::files::AgentFilesError::Write {
+            path: "/p/x.json".into(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied"),
+        };
+        assert_eq!(error_text(&error), "cannot write /p/x.json: Permission denied");
+        assert_eq!(error.to_string(), "cannot write /p/x.json");
     }
 }

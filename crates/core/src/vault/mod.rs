@@ -26,6 +26,7 @@ mod chunked;
 pub(crate) mod open;
 mod record;
 
+use crate::util::text::error_text;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -179,7 +180,7 @@ impl Vault {
                 let account = key.account().to_owned();
                 let guard = crate::hermes::fence::acquire_async(path, timeout).await.map_err(|e| match e {
                     crate::hermes::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
-                    crate::hermes::fence::FenceError::Io { .. } => VaultError::Backend(e.to_string()),
+                    crate::hermes::fence::FenceError::Io { .. } => VaultError::Backend(error_text(&e)),
                 })?;
                 Some(guard)
             }

@@ -14,9 +14,12 @@ use serde::Serialize;
 use crate::hermes::config::{AuthKind, ServerConfig, ServerEntry, SignInFlow};
 use crate::hermes::layout::{AgentPaths, token_file_stem};
 use crate::hermes::snapshot::{HomeSnapshot, Snapshot};
-use crate::hermes::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
+use crate::hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
 use crate::mcp::check::{CheckKind, CheckOutcome, CheckResult, Checks};
+use crate::refresh::schedule::refresh_due_at;
+use crate::util::text::error_text;
 use crate::util::text::shorten;
+use crate::util::time::epoch_secs;
 use crate::vault::{CredentialRecord, VaultError, VaultKey};
 
 /// Where a server stands, for the user.
@@ -160,16 +163,6 @@ impl Overview {
     }
 }
 
-/// When a refresh becomes due: at 75% of the token's lifetime (at least 30 s
-/// before expiry), or 5 minutes before expiry when the lifetime is unknown.
-pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
-    let margin = match lifetime_secs {
-        Some(l) if l > 0 => (l as f64 * 0.25).max(30.0),
-        _ => 300.0,
-    };
-    expires_at - margin
-}
-
 /// The note on servers whose tokens only the agent holds.
 const AGENT_ONLY: &str = "tokens from the agent's own sign-in, not yet kept by mcp-auth-tray";
 
@@ -203,7 +196,7 @@ impl VaultView {
             }),
             Ok(None) => Self::Missing,
             Err(VaultError::Unavailable(m)) => Self::Unavailable(m),
-            Err(e) => Self::Unreadable(e.to_string()),
+            Err(e) => Self::Unreadable(error_text(&e)),
         }
     }
 }
@@ -284,7 +277,7 @@ fn evaluate_home(home: &HomeSnapshot, now: f64, vault: &dyn Fn(&VaultKey) -> Vau
     if let Some(error) = &home.error {
         report.problems.push(ConfigProblem {
             profile: profile.clone(),
-            message: error.to_string(),
+            message: error_text(&error),
             stale: !home.servers.is_empty(),
         });
     }

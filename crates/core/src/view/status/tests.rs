@@ -186,7 +186,7 @@ fn profiles_are_listed_with_their_own_tokens() {
 
 #[rstest]
 #[case(3600.0, Some(3600), 2700.0)]
-#[case(100.0, Some(60), 70.0)]
+#[case(100.0, Some(60), 85.0)]
 #[case(1000.0, None, 700.0)]
 #[case(1000.0, Some(0), 700.0)]
 fn refresh_due(#[case] expires_at: f64, #[case] lifetime: Option<u64>, #[case] want: f64) {
