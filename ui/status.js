@@ -84,7 +84,8 @@ async function act(id) {
   try {
     await tauri.core.invoke("menu_action", { id });
   } catch (e) {
-    show("engine", String(e));
+    // Commands fail with `{code, message}`.
+    show("engine", (e && e.message) || String(e));
   }
 }
 
@@ -97,7 +98,12 @@ async function refresh() {
   document.getElementById("rows").replaceChildren(...page.rows.map(renderRow));
   document.getElementById("empty").hidden = page.rows.length > 0;
   document.querySelector("tr.focus")?.scrollIntoView({ block: "center" });
-  const lines = await tauri.core.invoke("log_tail");
+  let lines;
+  try {
+    lines = await tauri.core.invoke("log_tail");
+  } catch (e) {
+    lines = [(e && e.message) || String(e)];
+  }
   const log = document.getElementById("log-lines");
   log.textContent = lines.slice(-200).join("\n");
   log.scrollTop = log.scrollHeight;

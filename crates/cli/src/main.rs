@@ -6,6 +6,7 @@
 
 mod conformance;
 mod connect;
+mod daemon;
 mod doctor;
 mod keychain;
 mod manage;
@@ -74,6 +75,11 @@ enum Command {
     ///
     /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
     Token(manage::TokenArgs),
+    /// Run in the background without a window: keep every server's tokens fresh and exported, follow config edits.
+    ///
+    /// For SSH machines and headless agents; one daemon or tray per user. Stops on SIGTERM or Ctrl-C.
+    /// Example: mcp-auth daemon --install-user-unit && systemctl --user enable --now mcp-auth.service
+    Daemon(daemon::DaemonArgs),
     /// Print the version.
     ///
     /// Example: mcp-auth version
@@ -91,7 +97,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon's log is its output: what it did, at `info`.
+    init_logging(cli.verbose + u8::from(matches!(cli.command, Command::Daemon(_))));
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
         Command::Version => manage::run_version(),
+        Command::Daemon(args) => daemon::run(cli.hermes_home.as_deref(), args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };
     match result {

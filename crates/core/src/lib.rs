@@ -33,6 +33,7 @@ mod hermes;
 mod mcp;
 mod oauth;
 mod refresh;
+mod service;
 mod sign_in;
 mod util;
 mod vault;
@@ -77,6 +78,10 @@ pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError}
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
 pub use refresh::schedule::{refresh_due_at, sleep_until};
 pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
+pub use service::{
+    APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
+    ServiceError, ServiceOptions, ServiceStats, ServiceView,
+};
 pub use sign_in::connect::{
     Drift, Grant, OAuthServer, connect, connect_with, disconnect, drift, export_server, find_oauth_server,
     needing_sign_in, oauth_servers,

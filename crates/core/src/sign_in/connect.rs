@@ -25,7 +25,7 @@ use crate::view::status::{AuthState, StatusReport};
 pub const DEFAULT_CLIENT_NAME: &str = "Hermes Agent";
 
 /// A configured OAuth server, found by name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OAuthServer {
     pub home: Home,
     pub name: String,
