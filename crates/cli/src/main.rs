@@ -9,6 +9,7 @@ mod connect;
 mod doctor;
 mod keychain;
 mod manage;
+mod proxy;
 mod refresh;
 mod status;
 mod term;
@@ -74,6 +75,14 @@ enum Command {
     ///
     /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
     Token(manage::TokenArgs),
+    /// Serve one remote MCP server on stdio with the vault's token, for any MCP client that starts a command.
+    ///
+    /// Example: {"command": "mcp-auth", "args": ["proxy", "linear"]}   (in a client's MCP config)
+    Proxy(proxy::ProxyArgs),
+    /// Print {"Authorization": "Bearer …"} for a server (refreshed first when due), for a client's headers helper.
+    ///
+    /// Example: "headersHelper": "mcp-auth headers"   (Claude Code; the server comes from its variables)
+    Headers(proxy::HeadersArgs),
     /// Print the version.
     ///
     /// Example: mcp-auth version
@@ -102,6 +111,8 @@ fn main() -> ExitCode {
         Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
+        Command::Proxy(args) => block_on(proxy::run_proxy(cli.hermes_home.as_deref(), args)),
+        Command::Headers(args) => block_on(proxy::run_headers(cli.hermes_home.as_deref(), args)),
         Command::Version => manage::run_version(),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };

@@ -32,6 +32,7 @@ mod home;
 mod interpolate;
 mod log_file;
 mod logging;
+mod mcp;
 pub mod mcp_client;
 mod menu;
 pub mod oauth;
@@ -65,6 +66,10 @@ pub use fence::{
 pub use home::{HermesRoot, Home, is_profile_id};
 pub use log_file::DailyLog;
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
+pub use mcp::proxy::{
+    AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, Upstream, VaultAuthClient, authorization_headers,
+    connect_command, refresh_due, relay, resolve_server,
+};
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;

@@ -1,0 +1,153 @@
+//! `mcp-auth proxy <server>` (a stdio MCP server relaying to the remote
+//! server with the vault's token) and `mcp-auth headers [<server>]` (the
+//! `Authorization` header for a client's headers helper).
+//!
+//! Both print nothing on stdout but their protocol (MCP messages; one JSON
+//! object): messages for the user go to stderr.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mcp_auth_core::connect::OAuthServer;
+use mcp_auth_core::oauth::callback::CallbackRouter;
+use mcp_auth_core::oauth::engine::Engine;
+use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::refresh::Refresher;
+use mcp_auth_core::vault::Vault;
+use mcp_auth_core::{
+    AgentFilesIfPresent, Credentials, ProxyError, SettingsFile, SnapshotLoader, Upstream, authorization_headers,
+    export::HermesExporter, open_vault, relay, resolve_server,
+};
+
+use crate::term::Progress;
+
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// The server: its name in the agent's config (`profile/name` when
+    /// several profiles have it) or its URL.
+    #[arg(value_name = "SERVER")]
+    server: String,
+    /// The Hermes profile the server is in (default: the default home).
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+    /// Not signed in yet: sign in first (the URL is printed on stderr; the
+    /// browser opens only when `"proxy_opens_browser": true` is in the settings).
+    #[arg(long)]
+    connect: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HeadersArgs {
+    /// The server: its name or URL (default: $CLAUDE_CODE_MCP_SERVER_NAME,
+    /// else $CLAUDE_CODE_MCP_SERVER_URL, as Claude Code's headersHelper sets them).
+    #[arg(value_name = "SERVER")]
+    server: Option<String>,
+    /// The Hermes profile the server is in (default: the default home).
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+}
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "mcp-auth proxy: {line}");
+}
+
+pub async fn run_proxy(hermes_home: Option<&Path>, args: &ProxyArgs) -> anyhow::Result<()> {
+    let root = mcp_auth_core::HermesRoot::resolve(hermes_home);
+    let snapshot = SnapshotLoader::new().load(&root);
+    let server = resolve_server(&snapshot, &args.server, args.profile.as_deref())?;
+    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
+    let http = Http::new()?;
+    let upstream = match open_vault(&settings.load()) {
+        Err(e) => Upstream::Refused(ProxyError::Unavailable { server: server.name.clone(), reason: e.to_string() }),
+        Ok(vault) => upstream(&http, &settings, vault, server, args.connect).await?,
+    };
+    if let Upstream::Refused(reason) = &upstream {
+        say(&reason.to_string());
+    }
+    relay(upstream, &http, tokio::io::stdin(), tokio::io::stdout()).await?;
+    Ok(())
+}
+
+/// The credentials to relay with, signing in first when asked.
+async fn upstream(
+    http: &Http,
+    settings: &SettingsFile,
+    vault: Vault,
+    server: OAuthServer,
+    connect: bool,
+) -> anyhow::Result<Upstream> {
+    // Tokens the agent has too stay in step with it; nothing is created for it.
+    let refresher = Refresher::new(http.clone(), Arc::new(HermesExporter));
+    match Credentials::open(vault.clone(), refresher.clone(), server.clone()).await {
+        Ok(credentials) => Ok(Upstream::Remote(Arc::new(credentials))),
+        Err(e @ (ProxyError::NotSignedIn { .. } | ProxyError::SignInAgain { .. })) if connect => {
+            say(&format!("{e}; signing in now"));
+            sign_in(http, settings, &vault, &server).await?;
+            let credentials = Credentials::open(vault, refresher, server).await?;
+            Ok(Upstream::Remote(Arc::new(credentials)))
+        }
+        Err(e) => Ok(Upstream::Refused(e)),
+    }
+}
+
+/// The normal sign-in, its result kept in the vault only (the agent's files
+/// are updated only if the agent already has them).
+async fn sign_in(http: &Http, settings: &SettingsFile, vault: &Vault, server: &OAuthServer) -> anyhow::Result<()> {
+    let router = CallbackRouter::new();
+    let opens_browser = settings.load().proxy_opens_browser;
+    let engine = Engine::new(http.clone(), router.clone(), crate::connect::choose_browser(!opens_browser, false));
+    let progress = Progress::new(Some(&server.name));
+    let grant = server.default_grant();
+    let lines = crate::connect::connect_one(
+        &engine,
+        &router,
+        settings,
+        vault,
+        &AgentFilesIfPresent,
+        server,
+        grant,
+        &progress,
+    )
+    .await?;
+    if let Some(first) = lines.first() {
+        say(first);
+    }
+    Ok(())
+}
+
+/// The server `headers` is about: the argument, else Claude Code's variables
+/// (the name when it names a server of ours, else the URL).
+fn headers_server(snapshot: &mcp_auth_core::Snapshot, args: &HeadersArgs) -> anyhow::Result<OAuthServer> {
+    if let Some(spec) = &args.server {
+        return Ok(resolve_server(snapshot, spec, args.profile.as_deref())?);
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let (name, url) = (var("CLAUDE_CODE_MCP_SERVER_NAME"), var("CLAUDE_CODE_MCP_SERVER_URL"));
+    let by_name = name.as_deref().map(|n| resolve_server(snapshot, n, args.profile.as_deref()));
+    match (by_name, url) {
+        (Some(Ok(server)), _) => Ok(server),
+        (_, Some(url)) => Ok(resolve_server(snapshot, &url, args.profile.as_deref())?),
+        (Some(Err(e)), None) => Err(e.into()),
+        (None, None) => anyhow::bail!(
+            "no server given: name one, or run as a headersHelper (CLAUDE_CODE_MCP_SERVER_NAME / CLAUDE_CODE_MCP_SERVER_URL)"
+        ),
+    }
+}
+
+pub async fn run_headers(hermes_home: Option<&Path>, args: &HeadersArgs) -> anyhow::Result<()> {
+    let root = mcp_auth_core::HermesRoot::resolve(hermes_home);
+    let snapshot = SnapshotLoader::new().load(&root);
+    let server = headers_server(&snapshot, args)?;
+    let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
+    let vault = open_vault(&settings.load())?;
+    let http = Http::new()?;
+    let refresher = Refresher::new(http, Arc::new(HermesExporter));
+    let credentials = Credentials::open(vault, refresher, server).await?;
+    let headers = authorization_headers(&credentials).await?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &headers)?;
+    writeln!(out)?;
+    Ok(())
+}
