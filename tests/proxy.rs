@@ -533,3 +533,74 @@ async fn headers_prints_the_bearer_header_for_claude_codes_headers_helper() {
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
     assert_eq!(desk.files_with_tokens(&server), Vec::<PathBuf>::new());
 }
+
+/// Resident memory of process `pid`, KiB (Linux `/proc`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
+/// The benchmark of issue 13: clients start one proxy per server, often
+/// several at once. Prints start-to-first-response (spawn → `initialize`
+/// answered by the remote server through the proxy, keychain read included)
+/// and the idle resident memory of each proxy with its session open
+/// (`mcp-remote` is one Node process of about 50 MB per server). The binary
+/// is the one built with the tests (debug unless built `--release` into the
+/// same folder); `MCP_AUTH_BENCH_BIN` names another (a release build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_proxy_start_to_first_response_and_idle_memory() {
+    const PROXIES: usize = 5;
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let desk = Desk::new(&server);
+    desk.sign_in_through_the_proxy().await;
+    let binary = std::env::var_os("MCP_AUTH_BENCH_BIN").map(PathBuf::from);
+    let start = |desk: &Desk| {
+        let proxy = RawProxy::start(desk, &["proxy", "fake"]);
+        (Instant::now(), proxy)
+    };
+    let mut started: Vec<(Instant, RawProxy)> = match &binary {
+        None => (0..PROXIES).map(|_| start(&desk)).collect(),
+        Some(path) => (0..PROXIES)
+            .map(|_| {
+                let mut cmd = Command::new(path);
+                cmd.arg("--hermes-home").arg(desk.hermes()).args(["proxy", "fake"]);
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+                desk.env(&mut cmd);
+                let at = Instant::now();
+                let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+                let stdin = child.stdin.take();
+                let stdout = Lines::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
+                let stderr = Lines::new(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
+                (at, RawProxy { child: ChildGuard(child), stdin, stdout, stderr, next_id: 0 })
+            })
+            .collect(),
+    };
+    let mut firsts = Vec::new();
+    for (at, proxy) in &mut started {
+        assert!(proxy.initialize()["result"].is_object());
+        firsts.push(at.elapsed());
+    }
+    let mut rss = Vec::new();
+    for (_, proxy) in &mut started {
+        assert_eq!(proxy.request("tools/list", json!({}))["result"]["tools"][0]["name"], "test-tool");
+        rss.push(rss_kib(proxy.child.0.id()));
+    }
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let max_first = firsts.iter().map(ms).fold(0.0, f64::max);
+    let mean_rss = rss.iter().sum::<u64>() as f64 / rss.len() as f64 / 1024.0;
+    println!(
+        "proxy benchmark ({}): {PROXIES} proxies started at once; start to first response {} ms (max {max_first:.0} ms); idle RSS per proxy {} MB (mean {mean_rss:.1} MB; mcp-remote: ~50 MB)",
+        binary.as_deref().map_or_else(|| bin("mcp-auth").display().to_string(), |p| p.display().to_string()),
+        firsts.iter().map(|d| format!("{:.0}", ms(d))).collect::<Vec<_>>().join(" / "),
+        rss.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect::<Vec<_>>().join(" / "),
+    );
+    assert!(rss.iter().all(|k| *k < 50 * 1024), "a proxy takes as much memory as mcp-remote: {rss:?} KiB");
+    for (_, proxy) in started {
+        proxy.finish();
+    }
+}
