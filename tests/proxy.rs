@@ -182,6 +182,9 @@ impl RawProxy {
     fn start(desk: &Desk, args: &[&str]) -> Self {
         let mut cmd = desk.mcp_auth(args);
         cmd.stdin(Stdio::piped());
+        if let Some(filter) = std::env::var_os("PROXY_TEST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
         let stdin = child.stdin.take();
         let stdout = Lines::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
@@ -203,7 +206,13 @@ impl RawProxy {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.stdout.next(left).unwrap_or_else(|| panic!("no answer to {method} within {WAIT:?}"));
+            let Some(line) = self.stdout.next(left) else {
+                let mut said = Vec::new();
+                while let Some(line) = self.stderr.next(Duration::from_millis(300)) {
+                    said.push(line);
+                }
+                panic!("no answer to {method} within {WAIT:?}; the proxy said:\n{}", said.join("\n"));
+            };
             let message: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON-RPC ({e}): {line}"));
             if message["id"] == id {
                 return message;
@@ -351,9 +360,10 @@ fn assert_round_ok(round: &Value, what: &str) {
 /// grant (a clear error, noted for the tray) — and never a token on disk.
 async fn sdk_proof(sdk: Sdk) {
     const LIFETIME: u64 = 8;
-    let server = FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, ..Default::default() })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, ..Default::default() })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     let desk = Desk::new(&server);
 
     // Not signed in: the client gets the reason as the MCP error, stderr too.
@@ -422,9 +432,10 @@ async fn the_python_sdk_client_works_through_the_proxy_across_expiry_and_revocat
 async fn several_proxies_and_the_cli_make_one_token_request_per_rotation() {
     const LIFETIME: u64 = 6;
     const PROXIES: usize = 4;
-    let server = FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, ..Default::default() })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, ..Default::default() })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     let desk = Desk::new(&server);
     desk.sign_in_through_the_proxy().await;
     let issued = Instant::now();
@@ -443,7 +454,8 @@ async fn several_proxies_and_the_cli_make_one_token_request_per_rotation() {
     // explicit "refresh now", so a rotation of its own).
     let issued = Instant::now();
     until_expired(issued, LIFETIME).await;
-    let cli: Vec<_> = (0..2).map(|_| desk.mcp_auth(&["refresh", "fake"]).spawn().unwrap_or_else(|e| panic!("{e}"))).collect();
+    let cli: Vec<_> =
+        (0..2).map(|_| desk.mcp_auth(&["refresh", "fake"]).spawn().unwrap_or_else(|e| panic!("{e}"))).collect();
     let listed = list_all(&mut proxies);
     assert!(listed.iter().all(|a| a["result"]["tools"][0]["name"] == "test-tool"), "{listed:?}");
     for child in cli {
@@ -603,4 +615,37 @@ async fn benchmark_proxy_start_to_first_response_and_idle_memory() {
     for (_, proxy) in started {
         proxy.finish();
     }
+}
+
+/// What neither side is about is relayed as it is: a remote error answer, a
+/// method the proxy has never heard of, notifications (cancellation
+/// included) in order with the requests around them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pass_through_unchanged() {
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let desk = Desk::new(&server);
+    desk.sign_in_through_the_proxy().await;
+    let mut proxy = RawProxy::start(&desk, &["proxy", "fake"]);
+    let answer = proxy.initialize();
+    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18", "{answer}");
+
+    let answer = proxy.request("custom/method", json!({"x": 1}));
+    assert_eq!(answer["error"], json!({"code": -32601, "message": "no method custom/method"}), "{answer}");
+    proxy.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99, "reason": "test"}}),
+    );
+    let answer = proxy.request("ping", json!({}));
+    assert_eq!(answer["result"], json!({}), "{answer}");
+    // Requests in order; the cancellation goes its own (control) way.
+    let deadline = Instant::now() + WAIT;
+    while !server.log().mcp_calls.iter().any(|m| m == "notifications/cancelled") {
+        assert!(Instant::now() < deadline, "the cancellation never reached the server: {:?}", server.log().mcp_calls);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = server.log().mcp_calls;
+    let expected = ["initialize", "notifications/initialized", "custom/method", "ping"];
+    let seen: Vec<&str> = calls.iter().map(String::as_str).filter(|m| expected.contains(m)).collect();
+    // The sign-in's own check came first.
+    assert_eq!(seen[seen.len() - expected.len()..], expected, "{calls:?}");
+    proxy.finish();
 }

@@ -242,8 +242,7 @@ pub(crate) async fn connect_one(
         tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
     }
     let show = |step| progress.show(step);
-    let connected =
-        connect_with(engine, vault, exporter, server, &listener.redirect_uri(), grant, &show).await?;
+    let connected = connect_with(engine, vault, exporter, server, &listener.redirect_uri(), grant, &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))

@@ -100,17 +100,9 @@ async fn sign_in(http: &Http, settings: &SettingsFile, vault: &Vault, server: &O
     let engine = Engine::new(http.clone(), router.clone(), crate::connect::choose_browser(!opens_browser, false));
     let progress = Progress::new(Some(&server.name));
     let grant = server.default_grant();
-    let lines = crate::connect::connect_one(
-        &engine,
-        &router,
-        settings,
-        vault,
-        &AgentFilesIfPresent,
-        server,
-        grant,
-        &progress,
-    )
-    .await?;
+    let lines =
+        crate::connect::connect_one(&engine, &router, settings, vault, &AgentFilesIfPresent, server, grant, &progress)
+            .await?;
     if let Some(first) = lines.first() {
         say(first);
     }

@@ -37,13 +37,13 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
 use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::Transport;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
 };
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::Value;
 
 use crate::agent_files::{ClientRecord, TokenRecord};
@@ -260,11 +260,7 @@ fn not_signed_in(server: &OAuthServer) -> ProxyError {
 }
 
 fn sign_in_again(server: &OAuthServer, reason: &str) -> ProxyError {
-    ProxyError::SignInAgain {
-        server: server.name.clone(),
-        connect: connect_command(server),
-        reason: reason.to_owned(),
-    }
+    ProxyError::SignInAgain { server: server.name.clone(), connect: connect_command(server), reason: reason.to_owned() }
 }
 
 async fn load(vault: &Vault, server: &OAuthServer) -> Result<Option<CredentialRecord>, ProxyError> {
@@ -482,6 +478,8 @@ where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    use futures_util::StreamExt;
+
     let mut local = AsyncRwTransport::<RoleServer, R, W>::new_server(read, write);
     let (mut remote, credentials, mut closed) = match upstream {
         Upstream::Remote(credentials) => {
@@ -491,34 +489,24 @@ where
         }
         Upstream::Refused(reason) => (None, None, Some(reason.to_string())),
     };
-    // Answers to requests whose sending failed, from the sending tasks.
-    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<ServerJsonRpcMessage>();
+    let failure = |e: &dyn std::fmt::Display| {
+        credentials
+            .as_ref()
+            .and_then(|c| c.failure())
+            .map_or_else(|| format!("the remote MCP server failed: {e}"), |f| f.to_string())
+    };
+    // Messages handed to the HTTP side, each until its POST is done. rmcp's
+    // transport queues a message when its send future is first polled, so
+    // they are polled in this task, first (`biased`), before the next
+    // message is read: the remote gets them in the client's order.
+    let mut sending = futures_util::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
-            incoming = local.receive() => {
-                let Some(message) = incoming else { break };
-                let id = request_id(&message);
-                match (&mut remote, &closed) {
-                    (Some(remote), None) => {
-                        let sending = remote.send(message);
-                        let (answers, credentials) = (answers_tx.clone(), credentials.clone());
-                        tokio::spawn(async move {
-                            if let Err(e) = sending.await
-                                && let Some(id) = id
-                            {
-                                let reason = credentials
-                                    .and_then(|c| c.failure())
-                                    .map_or_else(|| format!("the remote MCP server failed: {e}"), |f| f.to_string());
-                                let _ = answers.send(error_answer(id, reason));
-                            }
-                        });
-                    }
-                    _ => {
-                        if let Some(id) = id {
-                            let reason = closed.clone().unwrap_or_default();
-                            local.send(error_answer(id, reason)).await?;
-                        }
-                    }
+            biased;
+            Some((id, result)) = sending.next(), if !sending.is_empty() => {
+                let result: Result<(), HttpError> = result;
+                if let (Err(e), Some(id)) = (result, id) {
+                    local.send(error_answer(id, failure(&e))).await?;
                 }
             }
             outgoing = next_from(&mut remote) => match outgoing {
@@ -534,7 +522,27 @@ where
                     remote = None;
                 }
             },
-            Some(answer) = answers.recv() => local.send(answer).await?,
+            incoming = local.receive() => {
+                let Some(message) = incoming else { break };
+                let id = request_id(&message);
+                match (&mut remote, &closed) {
+                    (Some(remote), None) => {
+                        let send = remote.send(message);
+                        sending.push(async move { (id, send.await) });
+                    }
+                    _ => {
+                        if let Some(id) = id {
+                            local.send(error_answer(id, closed.clone().unwrap_or_default())).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // What the client sent last still reaches the remote.
+    while let Some((id, result)) = sending.next().await {
+        if let (Err(e), Some(_)) = (result, id) {
+            tracing::debug!(error = %e, "a last message to the remote failed");
         }
     }
     if let Some(mut remote) = remote {
@@ -609,6 +617,55 @@ mod tests {
         #[case] due: bool,
     ) {
         assert_eq!(refresh_due(expires_at, obtained_at, now), due);
+    }
+
+    /// A root with `linear` and `notion` in the default home, `linear` and
+    /// `jira` in profile `work` (`jira` at the same URL as `notion` in the
+    /// default home), and `notes` (stdio) in the default home.
+    fn snapshot() -> (tempfile::TempDir, Snapshot) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |home: &std::path::Path, yaml: &str| {
+            std::fs::create_dir_all(home).expect("mkdir");
+            std::fs::write(home.join("config.yaml"), yaml).expect("write");
+        };
+        write(
+            dir.path(),
+            "mcp_servers:\n  linear:\n    url: https://mcp.linear.app/mcp\n    auth: oauth\n  notion:\n    url: https://mcp.notion.com/mcp\n    auth: oauth\n  notes:\n    command: notes-mcp\n",
+        );
+        write(
+            &dir.path().join("profiles/work"),
+            "mcp_servers:\n  linear:\n    url: https://linear.work.example/mcp\n    auth: oauth\n  jira:\n    url: https://mcp.notion.com/mcp/\n    auth: oauth\n",
+        );
+        let snapshot = crate::snapshot::SnapshotLoader::new().load(&crate::home::HermesRoot::at(dir.path()));
+        (dir, snapshot)
+    }
+
+    #[rstest]
+    #[case::name_in_the_default_home("linear", None, Ok(("linear", None)))]
+    #[case::name_with_profile("linear", Some("work"), Ok(("linear", Some("work"))))]
+    #[case::profile_qualified_name("work/linear", None, Ok(("linear", Some("work"))))]
+    #[case::name_only_in_a_profile("jira", None, Ok(("jira", Some("work"))))]
+    #[case::url("https://mcp.linear.app/mcp", None, Ok(("linear", None)))]
+    #[case::url_with_trailing_slash("https://mcp.linear.app/mcp/", None, Ok(("linear", None)))]
+    #[case::url_of_a_profile("https://linear.work.example/mcp", None, Ok(("linear", Some("work"))))]
+    #[case::url_in_two_homes_default_wins("https://mcp.notion.com/mcp", None, Ok(("notion", None)))]
+    #[case::url_in_two_homes_with_profile("https://mcp.notion.com/mcp", Some("work"), Ok(("jira", Some("work"))))]
+    #[case::unknown_url(
+        "https://elsewhere.example/mcp?key=secret",
+        None,
+        Err("no server `https://elsewhere.example/mcp?key=[redacted]` in the agent's config")
+    )]
+    #[case::unknown_name("github", None, Err("no server `github` in the agent's config"))]
+    #[case::not_oauth("notes", None, Err("server `notes` does not use OAuth (`auth: oauth`); nothing to sign in to"))]
+    fn resolving_a_server(
+        #[case] spec: &str,
+        #[case] profile: Option<&str>,
+        #[case] want: Result<(&str, Option<&str>), &str>,
+    ) {
+        let (_dir, snapshot) = snapshot();
+        let got = resolve_server(&snapshot, spec, profile).map(|s| (s.name, s.home.profile)).map_err(|e| e.to_string());
+        let want = want.map(|(n, p)| (n.to_owned(), p.map(str::to_owned))).map_err(str::to_owned);
+        assert_eq!(got, want);
     }
 
     #[test]
