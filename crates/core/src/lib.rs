@@ -18,6 +18,7 @@ mod agent_layout;
 mod atomic_file;
 pub mod background;
 mod client_identity;
+pub mod clients;
 mod config;
 pub mod connect;
 pub mod details;
