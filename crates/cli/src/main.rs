@@ -4,6 +4,7 @@
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 //! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
+mod clients;
 mod conformance;
 mod connect;
 mod doctor;
@@ -74,6 +75,18 @@ enum Command {
     ///
     /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
     Token(manage::TokenArgs),
+    /// Add a remote server to our own list (for servers in no client's config).
+    ///
+    /// Example: mcp-auth add linear https://mcp.linear.app/mcp
+    Add(clients::AddArgs),
+    /// Remove a server from our own list.
+    ///
+    /// Example: mcp-auth remove linear
+    Remove(clients::RemoveArgs),
+    /// Show (or with --write make) the change that routes a client's servers through mcp-auth.
+    ///
+    /// Example: mcp-auth setup cursor linear --write   (clients: claude-code, claude-desktop, cursor, vscode, codex, gemini, opencode)
+    Setup(clients::SetupArgs),
     /// Print the version.
     ///
     /// Example: mcp-auth version
@@ -102,6 +115,9 @@ fn main() -> ExitCode {
         Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
+        Command::Add(args) => clients::run_add(args),
+        Command::Remove(args) => clients::run_remove(args),
+        Command::Setup(args) => clients::run_setup(cli.hermes_home.as_deref(), args),
         Command::Version => manage::run_version(),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };

@@ -21,6 +21,7 @@ pub mod own;
 pub mod paths;
 pub mod read;
 pub mod setup;
+pub mod view;
 
 use std::path::PathBuf;
 
@@ -167,4 +168,8 @@ pub struct ClientFile {
 }
 
 pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
+pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
+pub use own::{OwnList, OwnListError, OwnListFile};
 pub use read::{read_all, read_location};
+pub use setup::{SetupAction, SetupError, SetupPlan, SetupRequest, setup_location};
+pub use view::{ClientProblem, ClientServerStatus, ClientsReport, OWN_CLIENT, clients_status, own_grant_keys};

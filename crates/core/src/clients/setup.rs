@@ -286,10 +286,18 @@ fn edit_toml(text: &str, work: &[(String, url::Url, bool)], program: &str) -> Re
             servers.insert(name, Item::Table(Table::new()));
         }
         let entry = servers.get_mut(name).and_then(Item::as_table_like_mut).ok_or("an entry is not a table")?;
-        for k in ["url", "bearer_token_env_var", "http_headers", "env_http_headers"] {
+        // A comment above a removed key moves to the first new one.
+        let mut comment = None;
+        for k in ["url", "bearer_token_env_var", "http_headers", "env_http_headers", "command", "args"] {
+            if comment.is_none() {
+                comment = entry.key(k).and_then(|key| key.leaf_decor().prefix()).cloned();
+            }
             entry.remove(k);
         }
         entry.insert("command", value(program));
+        if let (Some(prefix), Some(mut key)) = (comment, entry.key_mut("command")) {
+            key.leaf_decor_mut().set_prefix(prefix);
+        }
         let mut args = Array::new();
         args.push("proxy");
         args.push(url.as_str());
