@@ -42,7 +42,10 @@ fn setup_root() -> tempfile::TempDir {
         "home/.cursor/mcp.json",
         "{\n  // mine\n  \"mcpServers\": {\n    \"linear\": { \"url\": \"https://mcp.linear.app/mcp\", \"headers\": { \"Authorization\": \"Bearer cursor-secret\" } }\n  }\n}\n",
     );
-    write("home/.codex/config.toml", "[mcp_servers.docs]\ncommand = \"mcp-auth\"\nargs = [\"proxy\", \"https://docs.example.com/mcp\"]\n");
+    write(
+        "home/.codex/config.toml",
+        "[mcp_servers.docs]\ncommand = \"mcp-auth\"\nargs = [\"proxy\", \"https://docs.example.com/mcp\"]\n",
+    );
     write("home/.gemini/settings.json", "{ \"mcpServers\": ");
     root
 }

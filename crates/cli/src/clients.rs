@@ -79,7 +79,8 @@ pub fn report(
     vault: &Result<Vault, VaultError>,
 ) -> (ClientsReport, Vec<String>) {
     let mut problems = Vec::new();
-    let files = LocationEnv::from_process().map(|env| read_client_configs(Platform::current(), &env)).unwrap_or_default();
+    let files =
+        LocationEnv::from_process().map(|env| read_client_configs(Platform::current(), &env)).unwrap_or_default();
     let (own, home) = match own_file() {
         Ok(file) => {
             let home = own_home(&file);
@@ -100,7 +101,11 @@ pub fn report(
 }
 
 /// The clients' part of the `status` table, grouped by client.
-pub fn render(clients: &ClientsReport, paint: Paint, state_text: &dyn Fn(mcp_auth_core::AuthState) -> String) -> String {
+pub fn render(
+    clients: &ClientsReport,
+    paint: Paint,
+    state_text: &dyn Fn(mcp_auth_core::AuthState) -> String,
+) -> String {
     let mut text = String::new();
     let mut groups: Vec<(String, Option<String>)> = Vec::new();
     for s in &clients.servers {
@@ -171,11 +176,7 @@ pub fn render(clients: &ClientsReport, paint: Paint, state_text: &dyn Fn(mcp_aut
 
 pub fn run_setup(hermes_home: Option<&Path>, args: &SetupArgs) -> anyhow::Result<()> {
     let client = ClientKind::parse(&args.client).with_context(|| {
-        format!(
-            "unknown client `{}` (one of: {})",
-            args.client,
-            ClientKind::ALL.map(ClientKind::id).join(", ")
-        )
+        format!("unknown client `{}` (one of: {})", args.client, ClientKind::ALL.map(ClientKind::id).join(", "))
     })?;
     let env = LocationEnv::from_process().context("no home folder")?;
     let location = setup_location(Platform::current(), &env, client).context("no config location for this client")?;

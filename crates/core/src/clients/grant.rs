@@ -127,7 +127,9 @@ pub fn grant_candidates(
                 let others: Vec<_> = url_candidates(snapshot, own, own_home, &url)
                     .into_iter()
                     .filter(|c| {
-                        !(c.source == GrantSource::Hermes && c.server.name == server.name && c.server.home == server.home)
+                        !(c.source == GrantSource::Hermes
+                            && c.server.name == server.name
+                            && c.server.home == server.home)
                     })
                     .collect();
                 let mut list = vec![GrantServer { server, source: GrantSource::Hermes }];

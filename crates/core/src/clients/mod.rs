@@ -42,8 +42,15 @@ pub enum ClientKind {
 
 impl ClientKind {
     /// Every client, in display order.
-    pub const ALL: [Self; 7] =
-        [Self::ClaudeCode, Self::ClaudeDesktop, Self::Cursor, Self::VsCode, Self::Codex, Self::GeminiCli, Self::Opencode];
+    pub const ALL: [Self; 7] = [
+        Self::ClaudeCode,
+        Self::ClaudeDesktop,
+        Self::Cursor,
+        Self::VsCode,
+        Self::Codex,
+        Self::GeminiCli,
+        Self::Opencode,
+    ];
 
     /// The id used on the command line and in JSON (`claude-code`, ...).
     pub fn id(self) -> &'static str {
@@ -167,9 +174,9 @@ pub struct ClientFile {
     pub problems: Vec<String>,
 }
 
-pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
 pub use own::{OwnList, OwnListError, OwnListFile};
+pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 pub use read::{read_all, read_location};
 pub use setup::{SetupAction, SetupError, SetupPlan, SetupRequest, setup_location};
 pub use view::{ClientProblem, ClientServerStatus, ClientsReport, OWN_CLIENT, clients_status, own_grant_keys};

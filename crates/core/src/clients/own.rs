@@ -53,11 +53,19 @@ impl OwnList {
 #[derive(Debug, thiserror::Error)]
 pub enum OwnListError {
     #[error("cannot read {}", path.display())]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{} is not a valid server list ({reason}); fix or remove it", path.display())]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot write {}", path.display())]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{name}` is not a usable server name (letters, digits, `.`, `_`, `-`; at most 64)")]
     BadName { name: String },
     #[error("`{name}`: {reason}")]

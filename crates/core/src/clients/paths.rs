@@ -172,7 +172,11 @@ mod tests {
 
     #[rstest]
     #[case::linux_claude_code(Platform::Linux, ClientKind::ClaudeCode, "/home/u/.claude.json")]
-    #[case::linux_desktop(Platform::Linux, ClientKind::ClaudeDesktop, "/home/u/.config/Claude/claude_desktop_config.json")]
+    #[case::linux_desktop(
+        Platform::Linux,
+        ClientKind::ClaudeDesktop,
+        "/home/u/.config/Claude/claude_desktop_config.json"
+    )]
     #[case::linux_cursor(Platform::Linux, ClientKind::Cursor, "/home/u/.cursor/mcp.json")]
     #[case::linux_vscode(Platform::Linux, ClientKind::VsCode, "/home/u/.config/Code/User/mcp.json")]
     #[case::linux_codex(Platform::Linux, ClientKind::Codex, "/home/u/.codex/config.toml")]
@@ -187,7 +191,11 @@ mod tests {
     #[case::mac_vscode(Platform::MacOs, ClientKind::VsCode, "/home/u/Library/Application Support/Code/User/mcp.json")]
     #[case::mac_opencode(Platform::MacOs, ClientKind::Opencode, "/home/u/.config/opencode/opencode.json")]
     #[case::mac_cursor(Platform::MacOs, ClientKind::Cursor, "/home/u/.cursor/mcp.json")]
-    #[case::win_desktop(Platform::Windows, ClientKind::ClaudeDesktop, "/home/u/AppData/Roaming/Claude/claude_desktop_config.json")]
+    #[case::win_desktop(
+        Platform::Windows,
+        ClientKind::ClaudeDesktop,
+        "/home/u/AppData/Roaming/Claude/claude_desktop_config.json"
+    )]
     #[case::win_vscode(Platform::Windows, ClientKind::VsCode, "/home/u/AppData/Roaming/Code/User/mcp.json")]
     #[case::win_codex(Platform::Windows, ClientKind::Codex, "/home/u/.codex/config.toml")]
     #[case::win_gemini(Platform::Windows, ClientKind::GeminiCli, "/home/u/.gemini/settings.json")]
@@ -203,7 +211,11 @@ mod tests {
     #[case::appdata_vscode(Platform::Windows, ClientKind::VsCode, "/roam/Code/User/mcp.json")]
     #[case::xdg_vscode(Platform::Linux, ClientKind::VsCode, "/xdg/Code/User/mcp.json")]
     #[case::xdg_desktop(Platform::Linux, ClientKind::ClaudeDesktop, "/xdg/Claude/claude_desktop_config.json")]
-    #[case::xdg_not_on_mac(Platform::MacOs, ClientKind::VsCode, "/home/u/Library/Application Support/Code/User/mcp.json")]
+    #[case::xdg_not_on_mac(
+        Platform::MacOs,
+        ClientKind::VsCode,
+        "/home/u/Library/Application Support/Code/User/mcp.json"
+    )]
     #[case::xdg_opencode_mac(Platform::MacOs, ClientKind::Opencode, "/xdg/opencode/opencode.json")]
     #[case::claude_dir(Platform::Linux, ClientKind::ClaudeCode, "/cc/.claude.json")]
     #[case::codex_home(Platform::MacOs, ClientKind::Codex, "/cx/config.toml")]
@@ -226,7 +238,10 @@ mod tests {
             list.iter().filter(|l| l.client == ClientKind::Opencode).map(|l| l.path.clone()).collect();
         assert_eq!(
             opencode,
-            vec![PathBuf::from("/h/.config/opencode/opencode.json"), PathBuf::from("/h/.config/opencode/opencode.jsonc")]
+            vec![
+                PathBuf::from("/h/.config/opencode/opencode.json"),
+                PathBuf::from("/h/.config/opencode/opencode.jsonc")
+            ]
         );
         let named = LocationEnv { opencode_config: Some("/etc/oc.json".into()), ..env("/h") };
         let list = config_locations(Platform::Linux, &named);

@@ -138,7 +138,9 @@ pub(crate) fn parse_jsonc(text: &str) -> Result<Value, String> {
         Ok(Some(v @ Value::Object(_))) => Ok(v),
         Ok(Some(_)) => Err("the file is not a JSON object".to_owned()),
         // The parser's message names the position and kind, not the text.
-        Err(e) => Err(format!("cannot parse it: {} (line {}, column {})", e.kind(), e.line_display(), e.column_display())),
+        Err(e) => {
+            Err(format!("cannot parse it: {} (line {}, column {})", e.kind(), e.line_display(), e.column_display()))
+        }
     }
 }
 
@@ -182,9 +184,10 @@ fn codex_entries(text: &str) -> Result<Vec<(String, RawEntry)>, String> {
     let mut out = Vec::new();
     for (name, item) in servers.iter() {
         let Some(table) = item.as_table_like() else { continue };
-        let args = table.get("args").and_then(toml_edit::Item::as_array).map(|a| {
-            a.iter().map(|v| v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))).collect()
-        });
+        let args = table
+            .get("args")
+            .and_then(toml_edit::Item::as_array)
+            .map(|a| a.iter().map(|v| v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))).collect());
         let headers = table.get("http_headers").and_then(toml_edit::Item::as_table_like).map(|h| {
             h.iter()
                 .map(|(k, v)| (k.to_owned(), v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))))

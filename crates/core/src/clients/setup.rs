@@ -87,7 +87,11 @@ impl SetupPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("cannot read {}", path.display())]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{} cannot be changed safely: {reason}", path.display())]
     Unusable { path: PathBuf, reason: String },
     #[error("`{name}` is a local command in {client}'s config, not a remote server")]
@@ -97,7 +101,11 @@ pub enum SetupError {
     #[error("{} changed while the change was prepared; run the command again", path.display())]
     Changed { path: PathBuf },
     #[error("cannot write {}", path.display())]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The user-level file `setup` edits for `client`: Claude Code's
@@ -163,7 +171,8 @@ pub fn plan(request: &SetupRequest, resolve: &dyn Fn(&str) -> Option<url::Url>) 
     let new = if work.is_empty() {
         old.clone()
     } else if location.shape == Shape::Codex {
-        edit_toml(&old, &work, &request.program).map_err(|reason| SetupError::Unusable { path: path.clone(), reason })?
+        edit_toml(&old, &work, &request.program)
+            .map_err(|reason| SetupError::Unusable { path: path.clone(), reason })?
     } else {
         edit_jsonc(location, &old, &work, &request.program)
             .map_err(|reason| SetupError::Unusable { path: path.clone(), reason })?
@@ -186,7 +195,11 @@ const TRANSPORT_KEYS: [&str; 9] =
     ["type", "url", "httpUrl", "serverUrl", "transport", "headers", "headersHelper", "command", "args"];
 
 fn quoted(program: &str) -> String {
-    if program.contains([' ', '"', '\'']) { format!("\"{}\"", program.replace('"', "\\\"")) } else { program.to_owned() }
+    if program.contains([' ', '"', '\'']) {
+        format!("\"{}\"", program.replace('"', "\\\""))
+    } else {
+        program.to_owned()
+    }
 }
 
 /// The keys a routed entry gets, per client.

@@ -78,9 +78,7 @@ pub fn clients_status(
             .iter()
             .map(|c| (state_of(c, report, vault, report.computed_at), c))
             .find(|((state, _), _)| *state != AuthState::NotConnected)
-            .map_or((AuthState::NotConnected, None, None), |((state, expires), c)| {
-                (state, expires, Some(c.label()))
-            })
+            .map_or((AuthState::NotConnected, None, None), |((state, expires), c)| (state, expires, Some(c.label())))
     };
     for file in files {
         let client = file.location.client.id().to_owned();

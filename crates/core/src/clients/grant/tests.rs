@@ -59,7 +59,8 @@ fn own_list(dir: &Path, entries: &[(&str, &str)]) -> Result<OwnList, Box<dyn std
 #[test]
 fn candidates_for_names_and_urls() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, snapshot) = hermes()?;
-    let own = own_list(dir.path(), &[("lin-ours", "https://mcp.linear.app/mcp"), ("solo", "https://solo.example/mcp")])?;
+    let own =
+        own_list(dir.path(), &[("lin-ours", "https://mcp.linear.app/mcp"), ("solo", "https://solo.example/mcp")])?;
     let home = dir.path();
     let by_url = grant_candidates(&snapshot, &own, home, "https://mcp.linear.app/mcp")?;
     assert_eq!(

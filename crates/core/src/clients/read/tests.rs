@@ -143,13 +143,18 @@ fn read_all_finds_claude_projects_mcp_json_and_skips_missing_files() -> Result<(
         home.path().join(".claude.json"),
         format!(r#"{{"projects": {{"{}": {{"mcpServers": {{}}}}}}}}"#, project.display()),
     )?;
-    std::fs::write(project.join(".mcp.json"), r#"{"mcpServers": {"team": {"type": "http", "url": "https://t.example/mcp"}}}"#)?;
+    std::fs::write(
+        project.join(".mcp.json"),
+        r#"{"mcpServers": {"team": {"type": "http", "url": "https://t.example/mcp"}}}"#,
+    )?;
     std::fs::create_dir_all(home.path().join(".cursor"))?;
     std::fs::write(home.path().join(".cursor/mcp.json"), "{ broken")?;
     let env = LocationEnv { home: home.path().to_path_buf(), ..Default::default() };
     let files = read_all(Platform::Linux, &env);
-    let got: Vec<(ClientKind, Vec<String>, usize)> =
-        files.iter().map(|f| (f.location.client, f.servers.iter().map(|s| s.name.clone()).collect(), f.problems.len())).collect();
+    let got: Vec<(ClientKind, Vec<String>, usize)> = files
+        .iter()
+        .map(|f| (f.location.client, f.servers.iter().map(|s| s.name.clone()).collect(), f.problems.len()))
+        .collect();
     assert_eq!(
         got,
         vec![

@@ -4,7 +4,14 @@ use rstest::rstest;
 
 const PROGRAM: &str = "/usr/bin/mcp-auth";
 
-fn request(dir: &Path, client: ClientKind, shape: Shape, name: &str, text: Option<&str>, servers: &[&str]) -> SetupRequest {
+fn request(
+    dir: &Path,
+    client: ClientKind,
+    shape: Shape,
+    name: &str,
+    text: Option<&str>,
+    servers: &[&str],
+) -> SetupRequest {
     let path = dir.join(name);
     if let Some(text) = text {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
@@ -54,8 +61,8 @@ fn setup_routes_keeps_comments_and_is_idempotent(
     };
     assert_eq!(others(&routed), others(&before));
     // Written: the second run plans nothing.
-    let backup = apply(&plan, SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_764_590_400))?
-        .ok_or("no backup")?;
+    let backup =
+        apply(&plan, SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_764_590_400))?.ok_or("no backup")?;
     assert_eq!(std::fs::read_to_string(&backup)?, text);
     assert!(backup.display().to_string().ends_with("config.mcp-auth-backup-20251201T120000Z"), "{}", backup.display());
     assert_eq!(std::fs::read_to_string(&req.location.path)?, plan.new);
@@ -88,7 +95,10 @@ fn a_server_of_ours_is_added_and_a_missing_file_is_created() -> Result<(), Box<d
     let req = request(dir.path(), ClientKind::Codex, Shape::Codex, "config.toml", None, &["linear"]);
     let resolve = |n: &str| (n == "linear").then(|| url::Url::parse("https://mcp.linear.app/mcp").ok()).flatten();
     let plan = plan(&req, &resolve)?;
-    assert_eq!(plan.new, "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-auth\"\nargs = [\"proxy\", \"https://mcp.linear.app/mcp\"]\n");
+    assert_eq!(
+        plan.new,
+        "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-auth\"\nargs = [\"proxy\", \"https://mcp.linear.app/mcp\"]\n"
+    );
     assert!(plan.diff().starts_with("--- /dev/null\n"), "{}", plan.diff());
     assert_eq!(apply(&plan, SystemTime::now())?, None, "nothing to back up");
     assert_eq!(std::fs::read_to_string(&req.location.path)?, plan.new);
@@ -128,7 +138,14 @@ fn a_file_changed_after_planning_is_not_overwritten() -> Result<(), Box<dyn std:
 fn the_written_file_and_its_backup_keep_the_permissions() -> Result<(), Box<dyn std::error::Error>> {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir()?;
-    let req = request(dir.path(), ClientKind::Cursor, Shape::McpServers, "mcp.json", Some(include_str!("../fixtures/cursor.json")), &[]);
+    let req = request(
+        dir.path(),
+        ClientKind::Cursor,
+        Shape::McpServers,
+        "mcp.json",
+        Some(include_str!("../fixtures/cursor.json")),
+        &[],
+    );
     std::fs::set_permissions(&req.location.path, std::fs::Permissions::from_mode(0o640))?;
     let backup = apply(&plan(&req, &no_resolve)?, SystemTime::now())?.ok_or("no backup")?;
     assert_eq!(std::fs::metadata(&req.location.path)?.permissions().mode() & 0o777, 0o640);
