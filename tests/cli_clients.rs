@@ -100,6 +100,8 @@ fn setup_prints_a_diff_writes_with_a_backup_and_then_has_nothing_to_do() {
     assert!(shown.contains("-    \"linear\": { \"url\""), "{shown}");
     assert!(shown.contains("+      \"args\": [\"proxy\", \"https://mcp.linear.app/mcp\"]"), "{shown}");
     assert_eq!(std::fs::read_to_string(&config).unwrap_or_default(), before, "no --write: untouched");
+    assert!(shown.contains("\"Authorization\": \"[redacted]\""), "{shown}");
+    assert!(!shown.contains("cursor-secret"), "a header value in the diff: {shown}");
 
     let out = mcp_auth(root.path(), &["setup", "cursor", "--program", "mcp-auth", "--write"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -146,6 +146,8 @@ pub struct ClientServer {
     pub routing: Routing,
     /// Static headers as configured (values never shown).
     pub headers: Vec<(String, SecretString)>,
+    /// Environment the client sets for a local command (values never shown).
+    pub env: Vec<(String, SecretString)>,
     /// `false` when the client has the entry switched off.
     pub enabled: bool,
 }

@@ -168,6 +168,9 @@ struct RawEntry {
     command: Option<Value>,
     args: Option<Vec<Value>>,
     headers: Option<BTreeMap<String, Value>>,
+    /// `env` (most clients) or `environment` (opencode).
+    #[serde(alias = "environment")]
+    env: Option<BTreeMap<String, Value>>,
     #[serde(rename = "headersHelper")]
     headers_helper: Option<String>,
     enabled: Option<bool>,
@@ -188,11 +191,14 @@ fn codex_entries(text: &str) -> Result<Vec<(String, RawEntry)>, String> {
             .get("args")
             .and_then(toml_edit::Item::as_array)
             .map(|a| a.iter().map(|v| v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))).collect());
-        let headers = table.get("http_headers").and_then(toml_edit::Item::as_table_like).map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.to_owned(), v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))))
-                .collect()
-        });
+        let map = |key: &str| {
+            table.get(key).and_then(toml_edit::Item::as_table_like).map(|h| {
+                h.iter()
+                    .map(|(k, v)| (k.to_owned(), v.as_str().map_or(Value::Null, |s| Value::String(s.to_owned()))))
+                    .collect()
+            })
+        };
+        let (headers, env) = (map("http_headers"), map("env"));
         out.push((
             name.to_owned(),
             RawEntry {
@@ -200,6 +206,7 @@ fn codex_entries(text: &str) -> Result<Vec<(String, RawEntry)>, String> {
                 command: string(table.get("command")).map(Value::String),
                 args,
                 headers,
+                env,
                 enabled: table.get("enabled").and_then(toml_edit::Item::as_bool),
                 ..RawEntry::default()
             },
@@ -252,12 +259,13 @@ fn validate(
     {
         routing = Routing::Headers { target };
     }
-    let headers = raw
-        .headers
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, SecretString::new(v.as_str().unwrap_or_default())))
-        .collect();
+    let secrets = |map: Option<BTreeMap<String, Value>>| -> Vec<(String, SecretString)> {
+        map.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::new(v.as_str().unwrap_or_default())))
+            .collect()
+    };
+    let (headers, env) = (secrets(raw.headers), secrets(raw.env));
     let enabled = raw.enabled.unwrap_or(true) && !raw.disabled.unwrap_or(false);
     Ok(ClientServer {
         client: location.client,
@@ -268,6 +276,7 @@ fn validate(
         transport,
         routing,
         headers,
+        env,
         enabled,
     })
 }

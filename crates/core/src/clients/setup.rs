@@ -27,6 +27,7 @@ use super::paths::{ConfigLocation, LocationEnv, Platform, Shape, config_location
 use super::read::{MAX_CONFIG_BYTES, parse_text};
 use super::{ClientKind, Routing, Transport};
 use crate::read_capped::{Capped, read_capped};
+use crate::secret::SecretString;
 
 /// What to change.
 #[derive(Debug, Clone)]
@@ -52,8 +53,9 @@ pub enum SetupAction {
     AlreadyRouted { name: String },
 }
 
-/// The planned change of one file.
-#[derive(Debug, Clone)]
+/// The planned change of one file. Its `Debug` leaves the texts out: they
+/// hold the client's header and environment secrets.
+#[derive(Clone)]
 pub struct SetupPlan {
     pub path: PathBuf,
     /// The file as read (empty when it does not exist yet).
@@ -61,6 +63,19 @@ pub struct SetupPlan {
     pub new: String,
     pub exists: bool,
     pub actions: Vec<SetupAction>,
+    /// Header and environment values of the file, hidden in [`SetupPlan::diff`].
+    secrets: Vec<SecretString>,
+}
+
+impl std::fmt::Debug for SetupPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupPlan")
+            .field("path", &self.path)
+            .field("exists", &self.exists)
+            .field("changes", &self.changes())
+            .field("actions", &self.actions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SetupPlan {
@@ -69,17 +84,31 @@ impl SetupPlan {
         self.old != self.new
     }
 
-    /// The change as a unified diff (empty when there is none).
+    /// The change as a unified diff (empty when there is none), with every
+    /// header and environment value of the file shown as `[redacted]`.
     pub fn diff(&self) -> String {
         if !self.changes() {
             return String::new();
         }
         let name = self.path.display().to_string();
-        similar::TextDiff::from_lines(&self.old, &self.new)
+        let (old, new) = (self.redacted(&self.old), self.redacted(&self.new));
+        similar::TextDiff::from_lines(&old, &new)
             .unified_diff()
             .context_radius(3)
             .header(&if self.exists { name.clone() } else { "/dev/null".to_owned() }, &name)
             .to_string()
+    }
+
+    fn redacted(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            // Very short values would blot out ordinary text; they are no
+            // credential anyway.
+            if secret.expose().chars().count() >= 4 {
+                text = text.replace(secret.expose(), crate::status::REDACTED);
+            }
+        }
+        text
     }
 }
 
@@ -177,7 +206,11 @@ pub fn plan(request: &SetupRequest, resolve: &dyn Fn(&str) -> Option<url::Url>) 
         edit_jsonc(location, &old, &work, &request.program)
             .map_err(|reason| SetupError::Unusable { path: path.clone(), reason })?
     };
-    Ok(SetupPlan { path, old, new, exists, actions })
+    let mut secrets: Vec<SecretString> =
+        read.servers.iter().flat_map(|s| s.headers.iter().chain(&s.env).map(|(_, v)| v.clone())).collect();
+    // Longest first, so a value containing another is hidden whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
+    Ok(SetupPlan { path, old, new, exists, actions, secrets })
 }
 
 /// Claude Code counts as routed only through `headersHelper` or the proxy;

@@ -90,6 +90,28 @@ fn the_diff_shows_exactly_the_routed_entry() -> Result<(), Box<dyn std::error::E
 }
 
 #[test]
+fn header_and_env_values_never_show_in_the_diff_or_debug() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let text = r#"{"mcpServers": {
+  "linear": {"url": "https://mcp.linear.app/mcp", "headers": {"Authorization": "Bearer hdr-secret-1"}},
+  "tool": {"command": "t", "env": {"API_KEY": "env-secret-2"}}
+}}
+"#;
+    let req = request(dir.path(), ClientKind::Cursor, Shape::McpServers, "mcp.json", Some(text), &["linear"]);
+    let plan = plan(&req, &no_resolve)?;
+    let diff = plan.diff();
+    assert!(diff.contains("\"Authorization\": \"[redacted]\""), "{diff}");
+    assert!(diff.contains("\"API_KEY\": \"[redacted]\""), "{diff}");
+    let debug = format!("{plan:?}");
+    for secret in ["hdr-secret-1", "env-secret-2"] {
+        assert!(!diff.contains(secret) && !debug.contains(secret), "{secret}: {diff}\n{debug}");
+    }
+    // The file itself gets the real values.
+    assert!(plan.new.contains("env-secret-2"));
+    Ok(())
+}
+
+#[test]
 fn a_server_of_ours_is_added_and_a_missing_file_is_created() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let req = request(dir.path(), ClientKind::Codex, Shape::Codex, "config.toml", None, &["linear"]);
