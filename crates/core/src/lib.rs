@@ -59,10 +59,11 @@ pub use atomic_file::{ensure_private_dir, write_private};
 pub use clients::grant::{choose_grant, grant_candidates};
 pub use clients::setup::{apply as apply_setup, plan as plan_setup};
 pub use clients::{
-    ClientFile, ClientKind, ClientProblem, ClientServer, ClientServerStatus, ClientsReport, ConfigLocation, GrantError,
-    GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList, OwnListError, OwnListFile,
-    Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Transport, clients_status, config_locations,
-    exporter_for, find_grant, normalize_url, own_grant_keys, read_all as read_client_configs, setup_location,
+    ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
+    ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
+    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Transport,
+    clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
+    read_all as read_client_configs, setup_location,
 };
 pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,

@@ -17,6 +17,7 @@
 //! code paths never write at all.
 
 pub mod grant;
+pub mod menu;
 pub mod own;
 pub mod paths;
 pub mod read;
@@ -177,6 +178,7 @@ pub struct ClientFile {
 }
 
 pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
+pub use menu::{ClientMenuAction, clients_menu};
 pub use own::{OwnList, OwnListError, OwnListFile};
 pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 pub use read::{read_all, read_location};
