@@ -33,11 +33,24 @@ struct Desk {
 }
 
 impl Desk {
+    /// A desk whose agent has `fake` at `server` in its config.
     fn new(server: &FakeServer) -> Self {
+        Self::with_config(server, &format!("mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n", server.mcp_url()))
+    }
+
+    /// A desk where `fake` at `server` is in no client's config but ours
+    /// (`mcp-auth add`): a server used only through the proxy.
+    fn proxy_only(server: &FakeServer) -> Self {
+        let desk = Self::with_config(server, "mcp_servers:\n  local:\n    command: npx\n");
+        let (code, out, err) = desk.run(&["add", "fake", &server.mcp_url()]);
+        assert_eq!(code, 0, "mcp-auth add: {out}{err}");
+        desk
+    }
+
+    fn with_config(server: &FakeServer, config: &str) -> Self {
         let session = Session::new();
         let hermes = session.dir.path().join("home/.hermes");
         std::fs::create_dir_all(&hermes).unwrap_or_else(|e| panic!("{e}"));
-        let config = format!("mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n", server.mcp_url());
         std::fs::write(hermes.join("config.yaml"), config).unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = Command::new("dbus-run-session");
         cmd.args(["--", "sh", "-c", &format!("{UNLOCK}; echo \"$DBUS_SESSION_BUS_ADDRESS\"; exec cat")]);
@@ -364,14 +377,20 @@ async fn sdk_proof(sdk: Sdk) {
         FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, ..Default::default() })
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-    let desk = Desk::new(&server);
+    let desk = Desk::proxy_only(&server);
+    // As `mcp-auth setup` writes it: the URL.
+    let url = server.mcp_url();
+    let proxy = ["proxy", url.as_str()];
 
     // Not signed in: the client gets the reason as the MCP error, stderr too.
-    let client = SdkClient::start(sdk, &desk, &["proxy", "fake"]);
+    let client = SdkClient::start(sdk, &desk, &proxy);
     let connected = client.connected();
     let error = connected["error"].as_str().unwrap_or_default().to_owned();
     assert_eq!(connected["ok"], false, "{connected}");
-    assert!(error.contains("not signed in to fake yet: sign in (tray or `mcp-auth connect fake`)"), "{connected}");
+    assert!(
+        error.contains("not signed in to fake yet: sign in (tray or `mcp-auth proxy fake --connect`)"),
+        "{connected}"
+    );
     let stderr = client.close();
     assert!(stderr.contains("mcp-auth proxy: not signed in to fake yet"), "{stderr}");
 
@@ -379,7 +398,7 @@ async fn sdk_proof(sdk: Sdk) {
     let issued = Instant::now();
     assert_eq!(server.log().grants("authorization_code"), 1);
 
-    let mut client = SdkClient::start(sdk, &desk, &["proxy", "fake"]);
+    let mut client = SdkClient::start(sdk, &desk, &proxy);
     let connected = client.connected();
     assert_eq!(connected["ok"], true, "{connected}\n{}", client.stderr_text());
     assert_eq!(connected["server"], "mcp-auth-test-server");
@@ -404,11 +423,10 @@ async fn sdk_proof(sdk: Sdk) {
     let round = client.round();
     assert_eq!(round["ok"], false, "{round}");
     let error = round["error"].as_str().unwrap_or_default();
-    assert!(error.contains("sign in to fake again (tray or `mcp-auth connect fake`)"), "{round}");
+    assert!(error.contains("sign in to fake again (tray or `mcp-auth proxy fake --connect`)"), "{round}");
     assert_eq!(server.log().grants("refresh_token"), 3, "one refresh, no retry loop: {:?}", server.log().refreshes);
     let row = desk.status();
-    assert_eq!(row["state"], "needs_reauth", "{row}");
-    assert!(row["last_error"].as_str().is_some_and(|e| e.contains("rejected")), "{row}");
+    assert_eq!((&row["client"], &row["state"]), (&json!("mcp-auth"), &json!("needs_reauth")), "{row}");
 
     // A proxy-only server: no token ever reached the disk.
     assert_eq!(desk.files_with_tokens(&server), Vec::<PathBuf>::new());

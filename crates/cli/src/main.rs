@@ -4,6 +4,7 @@
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 //! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
+mod clients;
 mod conformance;
 mod connect;
 mod doctor;
@@ -83,6 +84,18 @@ enum Command {
     ///
     /// Example: "headersHelper": "mcp-auth headers"   (Claude Code; the server comes from its variables)
     Headers(proxy::HeadersArgs),
+    /// Add a remote server to our own list (for servers in no client's config).
+    ///
+    /// Example: mcp-auth add linear https://mcp.linear.app/mcp
+    Add(clients::AddArgs),
+    /// Remove a server from our own list.
+    ///
+    /// Example: mcp-auth remove linear
+    Remove(clients::RemoveArgs),
+    /// Show (or with --write make) the change that routes a client's servers through mcp-auth.
+    ///
+    /// Example: mcp-auth setup cursor linear --write   (clients: claude-code, claude-desktop, cursor, vscode, codex, gemini, opencode)
+    Setup(clients::SetupArgs),
     /// Print the version.
     ///
     /// Example: mcp-auth version
@@ -113,6 +126,9 @@ fn main() -> ExitCode {
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
         Command::Proxy(args) => block_on(proxy::run_proxy(cli.hermes_home.as_deref(), args)),
         Command::Headers(args) => block_on(proxy::run_headers(cli.hermes_home.as_deref(), args)),
+        Command::Add(args) => clients::run_add(args),
+        Command::Remove(args) => clients::run_remove(args),
+        Command::Setup(args) => clients::run_setup(cli.hermes_home.as_deref(), args),
         Command::Version => manage::run_version(),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
     };

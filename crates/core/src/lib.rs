@@ -18,6 +18,7 @@ mod agent_layout;
 mod atomic_file;
 pub mod background;
 mod client_identity;
+pub mod clients;
 mod config;
 pub mod connect;
 pub mod details;
@@ -56,6 +57,15 @@ pub use agent_files::{
 };
 pub use agent_layout::{AgentPaths, token_file_stem};
 pub use atomic_file::{ensure_private_dir, write_private};
+pub use clients::grant::{choose_grant, grant_candidates};
+pub use clients::setup::{apply as apply_setup, plan as plan_setup};
+pub use clients::{
+    ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
+    ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
+    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Transport,
+    clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
+    read_all as read_client_configs, setup_location,
+};
 pub use config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
     SignInFlow, load_home_config,
@@ -67,8 +77,8 @@ pub use home::{HermesRoot, Home, is_profile_id};
 pub use log_file::DailyLog;
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use mcp::proxy::{
-    AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, Upstream, VaultAuthClient, authorization_headers,
-    connect_command, refresh_due, relay, resolve_server,
+    AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, ProxyServer, ResolveError, Upstream,
+    VaultAuthClient, authorization_headers, connect_command, refresh_due, relay, resolve_grant, resolve_server,
 };
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;

@@ -411,7 +411,7 @@ fn token_file_problem(e: &TokenFileError) -> String {
     }
 }
 
-fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
+pub(crate) fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
     status.detail = summary.note.clone();
     let Some(expires_at) = summary.expires_at else {
         status.state = AuthState::Connected;

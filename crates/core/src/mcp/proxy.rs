@@ -79,6 +79,10 @@ pub enum ProxyError {
 /// The command that signs in to `server`.
 pub fn connect_command(server: &OAuthServer) -> String {
     match &server.home.profile {
+        // Ours (our list, a bare URL): `mcp-auth connect` knows only the agent's servers.
+        Some(profile) if profile == crate::clients::OWN_PROFILE => {
+            format!("mcp-auth proxy {} --connect", server.name)
+        }
         Some(profile) => format!("mcp-auth connect {} --profile {profile}", server.name),
         None => format!("mcp-auth connect {}", server.name),
     }
@@ -102,6 +106,64 @@ pub fn resolve_server(snapshot: &Snapshot, spec: &str, profile: Option<&str>) ->
             find_oauth_server(snapshot, name, Some(profile))
         }
         other => other,
+    }
+}
+
+/// The server a proxy or `headers` serves, and where its tokens may go.
+#[derive(Debug, Clone)]
+pub struct ProxyServer {
+    pub server: OAuthServer,
+    /// A server of the agent's config (its files are kept in step when the
+    /// agent has them); else ours or a bare URL: nothing is ever written.
+    pub agents: bool,
+}
+
+impl ProxyServer {
+    /// The exporter of refreshes: the agent's files (only when it has them)
+    /// for its servers, nothing for ours.
+    pub fn refresh_exporter(&self) -> Arc<dyn Exporter> {
+        if self.agents { Arc::new(HermesExporter) } else { Arc::new(crate::clients::NoExport) }
+    }
+
+    /// The exporter of a sign-in through the proxy: never creates the
+    /// agent's files (see [`AgentFilesIfPresent`]).
+    pub fn sign_in_exporter(&self) -> Arc<dyn Exporter> {
+        if self.agents { Arc::new(AgentFilesIfPresent) } else { Arc::new(crate::clients::NoExport) }
+    }
+}
+
+/// Why `spec` names no server.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Config(#[from] ConnectError),
+    #[error(transparent)]
+    Grant(#[from] crate::clients::GrantError),
+}
+
+/// The server `spec` (a name or URL) names, through the grant lookup of
+/// [`crate::find_grant`] (one grant per URL, shared by every client: the
+/// agent's servers in any profile, our list, bare URLs), and with `profile`
+/// (or a `profile/name` spec) within the agent's config. Blocking (keychain).
+pub fn resolve_grant(
+    snapshot: &Snapshot,
+    own: &crate::clients::OwnList,
+    own_home: &std::path::Path,
+    vault: &Vault,
+    spec: &str,
+    profile: Option<&str>,
+) -> Result<ProxyServer, ResolveError> {
+    use crate::clients::{GrantError, GrantSource};
+    let hermes = |server| ProxyServer { server, agents: true };
+    if profile.is_some() {
+        return Ok(hermes(resolve_server(snapshot, spec, profile)?));
+    }
+    match crate::clients::find_grant(snapshot, own, own_home, vault, spec) {
+        Ok((grant, _)) => Ok(ProxyServer { agents: grant.source == GrantSource::Hermes, server: grant.server }),
+        Err(GrantError::NotFound { .. }) if !spec.contains("://") && spec.contains('/') => {
+            Ok(hermes(resolve_server(snapshot, spec, None)?))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
