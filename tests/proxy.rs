@@ -428,6 +428,18 @@ async fn sdk_proof(sdk: Sdk) {
     let row = desk.status();
     assert_eq!((&row["client"], &row["state"]), (&json!("mcp-auth"), &json!("needs_reauth")), "{row}");
 
+    // Later requests fail at once: no dead refresh token is presented again.
+    let round = client.round();
+    assert_eq!(round["ok"], false, "{round}");
+    assert_eq!(server.log().grants("refresh_token"), 3, "{:?}", server.log().refreshes);
+    // A new sign-in (through another proxy here; the tray's is the same)
+    // revives the running session.
+    desk.sign_in_through_the_proxy().await;
+    assert_round_ok(&client.round(), "after signing in again");
+    let row = desk.status();
+    // (An 8-second token soon reads "expiring".)
+    assert!(row["state"] == "connected" || row["state"] == "expiring", "{row}");
+
     // A proxy-only server: no token ever reached the disk.
     assert_eq!(desk.files_with_tokens(&server), Vec::<PathBuf>::new());
     assert_eq!(server.log().reuse_events, 0);

@@ -234,6 +234,10 @@ pub struct Credentials {
     /// Why the last attempt to get a usable token failed (for the MCP error
     /// of the request that failed with it); cleared by the next success.
     failure: Mutex<Option<ProxyError>>,
+    /// Set when only a new sign-in helps: no request goes out (and no dead
+    /// refresh token is presented again for each one) until the vault holds
+    /// new credentials — a sign-in in the tray revives a running proxy.
+    gone: Mutex<Option<ProxyError>>,
 }
 
 impl Credentials {
@@ -246,7 +250,7 @@ impl Credentials {
             return Err(sign_in_again(&server, &failure.message));
         }
         let current = tokio::sync::Mutex::new(Current::of(&record));
-        Ok(Self { vault, refresher, server, current, failure: Mutex::new(None) })
+        Ok(Self { vault, refresher, server, current, failure: Mutex::new(None), gone: Mutex::new(None) })
     }
 
     /// The server these credentials are for.
@@ -257,6 +261,22 @@ impl Credentials {
     /// The token to send now, refreshed first when due.
     pub async fn bearer(&self) -> Result<SecretString, ProxyError> {
         let mut current = self.current.lock().await;
+        if let Some(gone) = self.gone() {
+            match load(&self.vault, &self.server).await? {
+                Some(record)
+                    if record.tokens.access_token != current.token
+                        && record.last_error.as_ref().is_none_or(|f| !f.needs_reauth) =>
+                {
+                    tracing::info!(server = %self.server.name, "signed in again; using the new credentials");
+                    *current = Current::of(&record);
+                    self.set_gone(None);
+                }
+                _ => {
+                    self.set_failure(Some(gone.clone()));
+                    return Err(gone);
+                }
+            }
+        }
         if refresh_due(current.expires_at, current.obtained_at, now()) {
             self.renew(&mut current).await?;
         }
@@ -282,6 +302,7 @@ impl Credentials {
         self.refresher.note_rejected(&self.vault, &self.server, &RefreshError::NeedsReauth(reason.clone())).await;
         let error = sign_in_again(&self.server, &reason);
         self.set_failure(Some(error.clone()));
+        self.set_gone(Some(error.clone()));
         error
     }
 
@@ -303,8 +324,19 @@ impl Credentials {
                 ProxyError::Unavailable { server: self.server.name.clone(), reason }
             }
         };
+        if matches!(error, ProxyError::NotSignedIn { .. } | ProxyError::SignInAgain { .. }) {
+            self.set_gone(Some(error.clone()));
+        }
         self.set_failure(Some(error.clone()));
         Err(error)
+    }
+
+    fn gone(&self) -> Option<ProxyError> {
+        self.gone.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_gone(&self, gone: Option<ProxyError>) {
+        *self.gone.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = gone;
     }
 
     fn set_failure(&self, failure: Option<ProxyError>) {
