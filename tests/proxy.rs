@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
-use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::Http;
+use mcp_auth_core::{Browser, HeadlessBrowser};
 use mcp_auth_e2e::cli::{UNLOCK, is_url};
 use mcp_auth_e2e::{ChildGuard, Lines, Session, bin, repo_root};
 use mcp_auth_test_support::{Behaviour, FakeServer};

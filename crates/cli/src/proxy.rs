@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::refresh::Refresher;
-use mcp_auth_core::vault::Vault;
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::Engine;
+use mcp_auth_core::Http;
+use mcp_auth_core::Refresher;
+use mcp_auth_core::Vault;
 use mcp_auth_core::{
     Credentials, OwnListFile, ProxyError, ProxyServer, SettingsFile, SnapshotLoader, Upstream, authorization_headers,
     open_vault, relay, resolve_grant,

@@ -26,7 +26,7 @@ pub mod view;
 
 use std::path::PathBuf;
 
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// An MCP client whose config we understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -1,3 +1,5 @@
-//! Speaking MCP: the proxy that relays another client's session with our tokens.
+//! Speaking MCP to a remote server with a token: sessions, tool calls, and
+//! the proxy that relays another client's session with our tokens.
 
+pub(crate) mod client;
 pub(crate) mod proxy;

@@ -46,14 +46,15 @@ use rmcp::transport::streamable_http_client::{
 };
 use serde_json::Value;
 
-use crate::agent_files::{ClientRecord, TokenRecord};
-use crate::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
-use crate::export::{ExportError, ExportTarget, Exporter, HermesExporter};
+use crate::hermes::export::{ExportError, ExportTarget, Exporter, HermesExporter};
+use crate::hermes::files::TokenRecord;
+use crate::hermes::snapshot::Snapshot;
+use crate::oauth::client::ClientRecord;
 use crate::oauth::http::Http;
 use crate::oauth::tokens::now;
-use crate::refresh::{RefreshError, Refresher};
-use crate::secret::SecretString;
-use crate::snapshot::Snapshot;
+use crate::refresh::transaction::{RefreshError, Refresher};
+use crate::sign_in::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
+use crate::util::secret::SecretString;
 use crate::vault::{CredentialRecord, Vault, VaultError};
 
 /// The JSON-RPC error code of the answers the proxy gives itself
@@ -181,7 +182,7 @@ fn resolve_url(snapshot: &Snapshot, url: &url::Url, profile: Option<&str>) -> Re
         .filter(|s| comparable(&s.url) == wanted)
         .filter(|s| profile.is_none_or(|p| s.home.display_profile() == p))
         .collect();
-    let shown = crate::status::redact_url(url.as_str());
+    let shown = crate::view::status::redact_url(url.as_str());
     match matches.len() {
         0 => Err(ConnectError::NotFound { name: shown, profile: profile.map(str::to_owned) }),
         1 => Ok(matches.remove(0)),
@@ -730,7 +731,8 @@ mod tests {
             &dir.path().join("profiles/work"),
             "mcp_servers:\n  linear:\n    url: https://linear.work.example/mcp\n    auth: oauth\n  jira:\n    url: https://mcp.notion.com/mcp/\n    auth: oauth\n",
         );
-        let snapshot = crate::snapshot::SnapshotLoader::new().load(&crate::home::HermesRoot::at(dir.path()));
+        let snapshot =
+            crate::hermes::snapshot::SnapshotLoader::new().load(&crate::hermes::home::HermesRoot::at(dir.path()));
         (dir, snapshot)
     }
 
