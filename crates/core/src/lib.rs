@@ -46,9 +46,9 @@ pub use clients::setup::{apply as apply_setup, plan as plan_setup};
 pub use clients::{
     ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
     ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
-    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Transport,
+    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Shape, Transport,
     clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
-    read_all as read_client_configs, setup_location,
+    read_all as read_client_configs, read_location as read_client_config, setup_location,
 };
 pub use hermes::config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
