@@ -28,7 +28,9 @@ fn mcp_auth(args: &[&str], hermes_home_env: Option<&Path>) -> Output {
         .env_remove("HERMES_HOME")
         .env("NO_COLOR", "1")
         .env("XDG_CONFIG_HOME", app_dirs().join("config"))
-        .env("XDG_DATA_HOME", app_dirs().join("data"));
+        .env("XDG_DATA_HOME", app_dirs().join("data"))
+        // Other MCP clients' configs are read from the home folder: none here.
+        .env("HOME", app_dirs().join("home"));
     if let Some(home) = hermes_home_env {
         cmd.env("HERMES_HOME", home);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mcp_auth_core::ServerRef;
 use mcp_auth_core::{AuthState, MenuAction, MenuContext, MenuLine, TrayIcon, TrayMenu, tray_menu};
-use mcp_auth_core::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, check_browser_url, chosen_browser};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
@@ -206,10 +206,7 @@ fn connect(app: &AppHandle, r: ServerRef, step_up: bool) {
 /// The browser for sign-ins: `$BROWSER` when set (a command given the URL,
 /// as on the command line), else the desktop's default through the opener.
 fn browser(app: &AppHandle) -> Arc<dyn Browser> {
-    match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
-        Some(command) => Arc::new(command),
-        None => Arc::new(Opener(app.clone())),
-    }
+    Arc::from(chosen_browser(Box::new(Opener(app.clone()))))
 }
 
 struct Opener(AppHandle);

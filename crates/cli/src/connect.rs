@@ -143,7 +143,7 @@ impl Browser for OrPrint {
     }
 }
 
-fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
+pub(crate) fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
     if no_browser || paste {
         return Arc::new(PrintUrl { paste });
     }
@@ -209,7 +209,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     for server in &servers {
         let progress = Progress::new(several.then_some(server.name.as_str()));
         let grant = grant_for(args, server);
-        let result = connect_one(&engine, &router, &settings, &vault, server, grant, &progress).await;
+        let result = connect_one(&engine, &router, &settings, &vault, &HermesExporter, server, grant, &progress).await;
         drop(progress);
         match result {
             Ok(lines) => {
@@ -230,12 +230,15 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Signs in to one server; returns the lines reporting it.
-async fn connect_one(
+/// Signs in to one server, handing the result to `exporter`; returns the
+/// lines reporting it.
+#[expect(clippy::too_many_arguments, reason = "one sign-in's whole context, passed through")]
+pub(crate) async fn connect_one(
     engine: &Engine,
     router: &CallbackRouter,
     settings: &SettingsFile,
     vault: &Vault,
+    exporter: &dyn mcp_auth_core::Exporter,
     server: &OAuthServer,
     grant: Grant,
     progress: &Progress,
@@ -257,8 +260,7 @@ async fn connect_one(
         progress.note(&format!("the server asks for more access: signing in for `{scope}` too"));
     }
     let show = |step| progress.show(step);
-    let connected =
-        connect_with(engine, vault, &HermesExporter, server, &listener.redirect_uri(), grant, &show).await?;
+    let connected = connect_with(engine, vault, exporter, server, &listener.redirect_uri(), grant, &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))

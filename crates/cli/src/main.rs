@@ -4,12 +4,14 @@
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 //! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
+mod clients;
 mod conformance;
 mod connect;
 mod daemon;
 mod doctor;
 mod keychain;
 mod manage;
+mod proxy;
 mod refresh;
 mod status;
 mod term;
@@ -80,6 +82,26 @@ enum Command {
     /// For SSH machines and headless agents; one daemon or tray per user. Stops on SIGTERM or Ctrl-C.
     /// Example: mcp-auth daemon --install-user-unit && systemctl --user enable --now mcp-auth.service
     Daemon(daemon::DaemonArgs),
+    /// Serve one remote MCP server on stdio with the vault's token, for any MCP client that starts a command.
+    ///
+    /// Example: {"command": "mcp-auth", "args": ["proxy", "linear"]}   (in a client's MCP config)
+    Proxy(proxy::ProxyArgs),
+    /// Print {"Authorization": "Bearer …"} for a server (refreshed first when due), for a client's headers helper.
+    ///
+    /// Example: "headersHelper": "mcp-auth headers"   (Claude Code; the server comes from its variables)
+    Headers(proxy::HeadersArgs),
+    /// Add a remote server to our own list (for servers in no client's config).
+    ///
+    /// Example: mcp-auth add linear https://mcp.linear.app/mcp
+    Add(clients::AddArgs),
+    /// Remove a server from our own list.
+    ///
+    /// Example: mcp-auth remove linear
+    Remove(clients::RemoveArgs),
+    /// Show (or with --write make) the change that routes a client's servers through mcp-auth.
+    ///
+    /// Example: mcp-auth setup cursor linear --write   (clients: claude-code, claude-desktop, cursor, vscode, codex, gemini, opencode)
+    Setup(clients::SetupArgs),
     /// Print the version.
     ///
     /// Example: mcp-auth version
@@ -109,6 +131,11 @@ fn main() -> ExitCode {
         Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
+        Command::Proxy(args) => block_on(proxy::run_proxy(cli.hermes_home.as_deref(), args)),
+        Command::Headers(args) => block_on(proxy::run_headers(cli.hermes_home.as_deref(), args)),
+        Command::Add(args) => clients::run_add(args),
+        Command::Remove(args) => clients::run_remove(args),
+        Command::Setup(args) => clients::run_setup(cli.hermes_home.as_deref(), args),
         Command::Version => manage::run_version(),
         Command::Daemon(args) => daemon::run(cli.hermes_home.as_deref(), args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),

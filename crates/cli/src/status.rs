@@ -67,13 +67,27 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     {
         report.hints.push(format!("credentials are kept in a {}", vault.describe()));
     }
+    let (clients, client_problems) = crate::clients::report(&snapshot, &report, &vault);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report.servers).context("writing JSON")?;
+        // The agent's servers first, then the other clients' (with `client`).
+        let mut rows = serde_json::to_value(&report.servers).context("writing JSON")?;
+        if let (Some(rows), serde_json::Value::Array(more)) =
+            (rows.as_array_mut(), serde_json::to_value(&clients.servers).context("writing JSON")?)
+        {
+            rows.extend(more);
+        }
+        serde_json::to_writer_pretty(&mut out, &rows).context("writing JSON")?;
         writeln!(out)?;
         let mut err = std::io::stderr().lock();
         for p in &report.problems {
             writeln!(err, "error: {}{}", profile_prefix(p.profile.as_deref()), p.message)?;
+        }
+        for p in &clients.problems {
+            writeln!(err, "error: [{}] {}: {}", p.client, p.config, p.message)?;
+        }
+        for p in &client_problems {
+            writeln!(err, "error: {p}")?;
         }
         for hint in &report.hints {
             writeln!(err, "hint: {hint}")?;
@@ -83,6 +97,11 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     let homes: Vec<(Option<String>, &Path)> =
         snapshot.homes.iter().map(|h| (h.home.profile.clone(), h.home.path.as_path())).collect();
     out.write_all(render_table(&report, &homes, Paint::stdout()).as_bytes())?;
+    let state = |s: AuthState| state_text(s).to_owned();
+    out.write_all(crate::clients::render(&clients, Paint::stdout(), &state).as_bytes())?;
+    for p in &client_problems {
+        writeln!(out, "! {p}")?;
+    }
     Ok(())
 }
 

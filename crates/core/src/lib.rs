@@ -26,6 +26,7 @@
 //! Its modules are private; this facade is the whole public surface.
 
 mod app;
+mod clients;
 /// Entry points for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
@@ -42,6 +43,15 @@ mod view;
 pub use app::log_file::DailyLog;
 pub use app::logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use app::settings::{AppSettings, SettingsError, SettingsFile};
+pub use clients::grant::{choose_grant, grant_candidates};
+pub use clients::setup::{apply as apply_setup, plan as plan_setup};
+pub use clients::{
+    ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
+    ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
+    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Shape, Transport,
+    clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
+    read_all as read_client_configs, read_location as read_client_config, setup_location,
+};
 pub use hermes::config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
     SignInFlow, load_home_config,
@@ -64,6 +74,10 @@ pub use mcp::check::{
     next_check_at, probe as probe_server, step_up_scope,
 };
 pub use mcp::client::{McpError, McpSession, Wire};
+pub use mcp::proxy::{
+    AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, ProxyServer, ResolveError, Upstream,
+    VaultAuthClient, authorization_headers, connect_command, refresh_due, relay, resolve_grant, resolve_server,
+};
 pub use oauth::browser::{
     Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,
     chosen_browser,

@@ -535,3 +535,30 @@ async fn a_corrupt_vault_record_does_not_wedge_a_refresh() {
     assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
     assert_eq!(rig.vault_access(), rig.file_access());
 }
+
+/// Two refreshers (two processes: the tray and a proxy, or two proxies)
+/// holding the same token both find it due: the first through the fence
+/// refreshes, the second finds the replacement and spends nothing.
+#[tokio::test]
+async fn a_refresh_replacing_a_token_someone_already_replaced_makes_no_request() {
+    let rig = connected(reuse_detecting()).await;
+    let seen = mcp_auth_core::SecretString::new(rig.vault_access());
+    let other = Refresher::new(rig.http.clone(), Arc::new(HermesExporter));
+    let (a, b) = tokio::join!(
+        rig.refresher.refresh_replacing(&rig.vault, &rig.target, &seen),
+        other.refresh_replacing(&rig.vault, &rig.target, &seen),
+    );
+    let outcomes = [a.expect("first"), b.expect("second")];
+    assert!(outcomes.iter().any(|o| matches!(o, RefreshOutcome::Refreshed { .. })), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| matches!(o, RefreshOutcome::AlreadyRenewed { .. })), "{outcomes:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 1);
+    assert_ne!(rig.vault_access(), seen.expose());
+
+    // The current token refused by the server: refreshed, even though it
+    // looks valid.
+    let current = mcp_auth_core::SecretString::new(rig.vault_access());
+    let outcome = other.refresh_replacing(&rig.vault, &rig.target, &current).await.expect("refreshed");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 2);
+    assert_eq!(rig.server.log().reuse_events, 0);
+}

@@ -386,6 +386,11 @@ fn evaluate_entry(
                     status.detail = Some(crate::hermes::client_identity::SUPERSEDED.to_owned());
                 }
                 (VaultView::Present(ours), Ok(Some(_)) | Err(_)) => apply_tokens(&mut status, &ours, now),
+                // A grant used without the agent's files (through `mcp-auth
+                // proxy`) that needs a new sign-in says so, for the tray's notice.
+                (VaultView::Present(ours), Ok(None)) if ours.last_failure.as_ref().is_some_and(|f| f.needs_reauth) => {
+                    apply_tokens(&mut status, &ours, now);
+                }
                 (VaultView::Present(_), Ok(None)) => {
                     status.state = AuthState::NotConnected;
                     status.detail = Some(
@@ -447,7 +452,7 @@ fn token_file_problem(e: &TokenFileError) -> String {
     }
 }
 
-fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
+pub(crate) fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
     status.detail = summary.note.clone();
     let Some(expires_at) = summary.expires_at else {
         status.state = AuthState::Connected;
