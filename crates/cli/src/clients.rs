@@ -13,8 +13,6 @@ use mcp_auth_core::{
     read_client_configs, setup_location,
 };
 
-use crate::term::Paint;
-
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// A name of your choice (letters, digits, `.`, `_`, `-`).
@@ -101,11 +99,7 @@ pub fn report(
 }
 
 /// The clients' part of the `status` table, grouped by client.
-pub fn render(
-    clients: &ClientsReport,
-    paint: Paint,
-    state_text: &dyn Fn(mcp_auth_core::AuthState) -> String,
-) -> String {
+pub fn render(clients: &ClientsReport, state_text: &dyn Fn(mcp_auth_core::AuthState) -> String) -> String {
     let mut text = String::new();
     let mut groups: Vec<(String, Option<String>)> = Vec::new();
     for s in &clients.servers {
@@ -170,7 +164,6 @@ pub fn render(
             text.push_str(&line(row));
         }
     }
-    let _ = paint;
     text
 }
 
