@@ -6,11 +6,10 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use mcp_auth_core::vault::{Vault, VaultError, VaultKey};
 use mcp_auth_core::{
     ClientKind, ClientsReport, HermesRoot, LocationEnv, OwnList, OwnListFile, Platform, SetupAction, SetupRequest,
-    Snapshot, SnapshotLoader, StatusReport, VaultView, apply_setup, clients_status, own_grant_keys, plan_setup,
-    read_client_configs, setup_location,
+    Snapshot, SnapshotLoader, StatusReport, Vault, VaultError, VaultKey, VaultView, apply_setup, clients_status,
+    own_grant_keys, plan_setup, read_client_configs, setup_location,
 };
 
 #[derive(Debug, clap::Args)]
@@ -184,7 +183,7 @@ pub fn run_setup(hermes_home: Option<&Path>, args: &SetupArgs) -> anyhow::Result
     let snapshot = SnapshotLoader::new().load(&HermesRoot::resolve(hermes_home));
     let own = own_file().ok().and_then(|f| f.load().ok()).unwrap_or_default();
     let resolve = |name: &str| -> Option<url::Url> {
-        mcp_auth_core::connect::find_oauth_server(&snapshot, name, None)
+        mcp_auth_core::find_oauth_server(&snapshot, name, None)
             .ok()
             .map(|s| s.url)
             .or_else(|| own.url_of(name).and_then(|u| url::Url::parse(u).ok()))

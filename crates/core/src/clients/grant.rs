@@ -20,17 +20,17 @@
 //! The authorization server is part of the identity through the record: a
 //! record names the issuer its tokens and registration belong to, and the
 //! refresh and sign-in code never send them to another one (see
-//! [`crate::connect`]). Servers of our list and bare URLs are keyed under
+//! [`crate::sign_in::connect`]). Servers of our list and bare URLs are keyed under
 //! [`OWN_PROFILE`], which no Hermes profile id can spell (`+` is not allowed),
 //! and have nothing exported to disk ([`NoExport`]): their tokens live only
 //! in the keychain.
 
 use std::path::Path;
 
-use crate::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
-use crate::export::{ExportError, ExportTarget, Exporter};
-use crate::home::Home;
-use crate::snapshot::Snapshot;
+use crate::hermes::export::{ExportError, ExportTarget, Exporter};
+use crate::hermes::home::Home;
+use crate::hermes::snapshot::Snapshot;
+use crate::sign_in::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
 use crate::vault::{CredentialRecord, Vault, VaultError};
 
 use super::own::OwnList;
@@ -176,8 +176,8 @@ fn own_server(own_home: &Path, name: &str, url: url::Url) -> OAuthServer {
         name: name.to_owned(),
         siblings: vec![name.to_owned()],
         url,
-        oauth: crate::config::OAuthSettings {
-            timeout_secs: crate::config::DEFAULT_OAUTH_TIMEOUT_SECS,
+        oauth: crate::hermes::config::OAuthSettings {
+            timeout_secs: crate::hermes::config::DEFAULT_OAUTH_TIMEOUT_SECS,
             ..Default::default()
         },
     }
@@ -223,7 +223,7 @@ pub fn find_grant(
 /// The exporter for `grant`: the agent's files for a Hermes server, nothing
 /// at all for ours (their tokens never touch the disk).
 pub fn exporter_for(grant: &GrantServer) -> Box<dyn Exporter> {
-    if grant.exports_to_agent() { Box::new(crate::export::HermesExporter) } else { Box::new(NoExport) }
+    if grant.exports_to_agent() { Box::new(crate::hermes::export::HermesExporter) } else { Box::new(NoExport) }
 }
 
 /// An exporter that writes nothing: for servers used only through us.
@@ -243,13 +243,13 @@ impl Exporter for NoExport {
     fn remove(&self, _: &ExportTarget) -> Result<(), ExportError> {
         Ok(())
     }
-    fn agent_tokens(&self, _: &ExportTarget) -> Option<crate::agent_files::TokenRecord> {
+    fn agent_tokens(&self, _: &ExportTarget) -> Option<crate::hermes::files::TokenRecord> {
         None
     }
     fn agent_registration(
         &self,
         _: &ExportTarget,
-    ) -> Option<(crate::agent_files::ClientRecord, Option<serde_json::Value>)> {
+    ) -> Option<(crate::oauth::client::ClientRecord, Option<serde_json::Value>)> {
         None
     }
 }

@@ -11,9 +11,9 @@
 
 use super::ClientKind;
 use super::view::{ClientsReport, OWN_CLIENT};
-use crate::menu::MenuLine;
-use crate::status::AuthState;
-use crate::text::shorten;
+use crate::util::text::shorten;
+use crate::view::menu::MenuLine;
+use crate::view::status::AuthState;
 
 /// What clicking a client item asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ pub mod view;
 
 use std::path::PathBuf;
 
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// An MCP client whose config we understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -180,7 +180,7 @@ pub struct ClientFile {
 pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
 pub use menu::{ClientMenuAction, clients_menu};
 pub use own::{OwnList, OwnListError, OwnListFile};
-pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
-pub use read::{read_all, read_location};
+pub use paths::{ConfigLocation, LocationEnv, Platform, config_locations};
+pub use read::read_all;
 pub use setup::{SetupAction, SetupError, SetupPlan, SetupRequest, setup_location};
 pub use view::{ClientProblem, ClientServerStatus, ClientsReport, OWN_CLIENT, clients_status, own_grant_keys};

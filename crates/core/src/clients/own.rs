@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::{ensure_private_dir, write_private};
-use crate::read_capped::{Capped, read_capped};
+use crate::util::atomic_file::{ensure_private_dir, write_private};
+use crate::util::read_capped::{Capped, read_capped};
 
 const MAX_BYTES: u64 = 1024 * 1024;
 

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations, project_mcp_json};
 use super::{ClientFile, ClientKind, ClientServer, Routing, Transport};
-use crate::read_capped::{Capped, read_capped};
-use crate::secret::SecretString;
+use crate::util::read_capped::{Capped, read_capped};
+use crate::util::secret::SecretString;
 
 /// Largest config file read. `~/.claude.json` also keeps Claude Code's
 /// per-project history and grows to megabytes.

@@ -26,8 +26,8 @@ use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
 use super::paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 use super::read::{MAX_CONFIG_BYTES, parse_text};
 use super::{ClientKind, Routing, Transport};
-use crate::read_capped::{Capped, read_capped};
-use crate::secret::SecretString;
+use crate::util::read_capped::{Capped, read_capped};
+use crate::util::secret::SecretString;
 
 /// What to change.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ impl SetupPlan {
             // Very short values would blot out ordinary text; they are no
             // credential anyway.
             if secret.expose().chars().count() >= 4 {
-                text = text.replace(secret.expose(), crate::status::REDACTED);
+                text = text.replace(secret.expose(), crate::view::status::REDACTED);
             }
         }
         text
@@ -355,7 +355,7 @@ pub(crate) fn edit_toml(text: &str, work: &[(String, url::Url, bool)], program: 
 /// `YYYYMMDDTHHMMSSZ` of `now`.
 fn utc_stamp(now: SystemTime) -> String {
     let secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let (y, m, d) = crate::log_file::civil_date(secs / 86_400);
+    let (y, m, d) = crate::app::log_file::civil_date(secs / 86_400);
     let rest = secs % 86_400;
     format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
 }

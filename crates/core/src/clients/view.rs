@@ -11,9 +11,9 @@ use serde::Serialize;
 use super::grant::{GrantServer, GrantSource, grant_candidates};
 use super::own::OwnList;
 use super::{ClientFile, Transport};
-use crate::snapshot::Snapshot;
-use crate::status::{AuthLabel, AuthState, ServerStatus, StatusReport, VaultView, redact_url};
+use crate::hermes::snapshot::Snapshot;
 use crate::vault::VaultKey;
+use crate::view::status::{AuthLabel, AuthState, ServerStatus, StatusReport, VaultView, redact_url};
 
 /// The client id of our own list's entries.
 pub const OWN_CLIENT: &str = "mcp-auth";
@@ -156,7 +156,7 @@ fn state_of(
                 last_error: None,
                 flow: None,
             };
-            crate::status::apply_tokens(&mut row, &summary, now);
+            crate::view::status::apply_tokens(&mut row, &summary, now);
             (row.state, row.expires_at)
         }
         VaultView::Unreadable(_) => (AuthState::Error, None),

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::agent_files::ClientRecord;
-use crate::secret::SecretString;
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
 use crate::vault::{MemoryBackend, StoredTokens};
 use pretty_assertions::assert_eq;
 use rstest::rstest;
@@ -40,7 +40,7 @@ fn hermes() -> Result<(tempfile::TempDir, Snapshot), Box<dyn std::error::Error>>
         root.join("profiles/work/config.yaml"),
         "mcp_servers:\n  lin:\n    url: https://MCP.linear.app/mcp/\n    auth: oauth\n  notion:\n    url: https://mcp.notion.com/mcp\n    auth: oauth\n",
     )?;
-    let snapshot = crate::snapshot::SnapshotLoader::new().load(&crate::home::HermesRoot::at(&root));
+    let snapshot = crate::hermes::snapshot::SnapshotLoader::new().load(&crate::hermes::home::HermesRoot::at(&root));
     Ok((dir, snapshot))
 }
 
