@@ -130,3 +130,42 @@ fn setup_prints_a_diff_writes_with_a_backup_and_then_has_nothing_to_do() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("unknown client `nosuch`"), "{}", text(&out.stderr));
 }
+
+/// A grant the agent's server got (kept in a real Secret Service) serves
+/// every client that names the same URL, however spelled: no new sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_in_the_real_secret_service_serves_every_client_naming_its_url() {
+    use mcp_auth_e2e::cli::{Setup, Store, connect_no_browser};
+    use mcp_auth_test_support::{Behaviour, FakeServer};
+
+    let server = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(&server.mcp_url(), Store::Keyring);
+    let (code, out, err) = connect_no_browser(&setup).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    // `Setup` runs the keyring session with HOME in the session's folder.
+    let home = setup.session.dir.path().join("home");
+    // Another spelling of the same URL: scheme case, a trailing slash.
+    let spelled = format!("{}/", server.mcp_url().replacen("http://", "HTTP://", 1));
+    std::fs::create_dir_all(home.join(".cursor")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.join(".cursor/mcp.json"),
+        format!(r#"{{"mcpServers": {{"tracker": {{"url": "{spelled}"}}, "elsewhere": {{"url": "https://elsewhere.example/mcp"}}}}}}"#),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let status = setup.command(&["status", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let rows: Value =
+        serde_json::from_slice(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&status.stdout)));
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let of = |name: &str| rows.iter().find(|r| r["name"] == name).cloned().unwrap_or_default();
+    assert_eq!(of("fake")["state"], "connected");
+    let tracker = of("tracker");
+    assert_eq!(
+        (tracker["client"].as_str(), tracker["state"].as_str()),
+        (Some("cursor"), Some("connected")),
+        "{tracker}"
+    );
+    assert_eq!(tracker["grant"], "fake");
+    assert_eq!(of("elsewhere")["state"], "not_connected");
+    assert_eq!(server.log().registrations.len(), 1, "no second registration or sign-in");
+}

@@ -8,12 +8,9 @@ use anyhow::Context;
 
 use mcp_auth_core::{
     ClientKind, ClientsReport, HermesRoot, LocationEnv, OwnList, OwnListFile, Platform, SetupAction, SetupRequest,
-    Snapshot, SnapshotLoader, StatusReport, VaultView, apply_setup, clients_status, own_grant_keys, plan_setup,
-    read_client_configs, setup_location,
+    Snapshot, SnapshotLoader, StatusReport, Vault, VaultError, VaultKey, VaultView, apply_setup, clients_status,
+    own_grant_keys, plan_setup, read_client_configs, setup_location,
 };
-use mcp_auth_core::{Vault, VaultError, VaultKey};
-
-use crate::term::Paint;
 
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
@@ -101,11 +98,7 @@ pub fn report(
 }
 
 /// The clients' part of the `status` table, grouped by client.
-pub fn render(
-    clients: &ClientsReport,
-    paint: Paint,
-    state_text: &dyn Fn(mcp_auth_core::AuthState) -> String,
-) -> String {
+pub fn render(clients: &ClientsReport, state_text: &dyn Fn(mcp_auth_core::AuthState) -> String) -> String {
     let mut text = String::new();
     let mut groups: Vec<(String, Option<String>)> = Vec::new();
     for s in &clients.servers {
@@ -170,7 +163,6 @@ pub fn render(
             text.push_str(&line(row));
         }
     }
-    let _ = paint;
     text
 }
 

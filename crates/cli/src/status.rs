@@ -96,11 +96,16 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     }
     let homes: Vec<(Option<String>, &Path)> =
         snapshot.homes.iter().map(|h| (h.home.profile.clone(), h.home.path.as_path())).collect();
+    // Hints last, after the other clients' servers.
+    let hints = std::mem::take(&mut report.hints);
     out.write_all(render_table(&report, &homes, Paint::stdout()).as_bytes())?;
     let state = |s: AuthState| state_text(s).to_owned();
-    out.write_all(crate::clients::render(&clients, Paint::stdout(), &state).as_bytes())?;
+    out.write_all(crate::clients::render(&clients, &state).as_bytes())?;
     for p in &client_problems {
         writeln!(out, "! {p}")?;
+    }
+    for hint in &hints {
+        write!(out, "\nhint: {hint}\n")?;
     }
     Ok(())
 }

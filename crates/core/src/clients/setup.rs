@@ -258,7 +258,7 @@ fn routed_keys(client: ClientKind, program: &str, url: &url::Url) -> Vec<(String
     }
 }
 
-fn edit_jsonc(
+pub(crate) fn edit_jsonc(
     location: &ConfigLocation,
     text: &str,
     work: &[(String, url::Url, bool)],
@@ -316,7 +316,7 @@ fn set_all(entry: &CstObject, keys: Vec<(String, CstInputValue)>) {
     }
 }
 
-fn edit_toml(text: &str, work: &[(String, url::Url, bool)], program: &str) -> Result<String, String> {
+pub(crate) fn edit_toml(text: &str, work: &[(String, url::Url, bool)], program: &str) -> Result<String, String> {
     use toml_edit::{Array, DocumentMut, Item, Table, value};
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         format!("cannot parse it: {}", e.message().lines().next().unwrap_or_default())
