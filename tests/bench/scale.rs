@@ -48,8 +48,12 @@ const STATUS_RUNS: usize = 21;
 const LIFETIME: u64 = 3600;
 
 fn main() -> anyhow::Result<()> {
-    let servers: usize =
-        std::env::args().skip_while(|a| a != "--servers").nth(1).map(|v| v.parse()).transpose()?.unwrap_or(DEFAULT_SERVERS);
+    let servers: usize = std::env::args()
+        .skip_while(|a| a != "--servers")
+        .nth(1)
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(DEFAULT_SERVERS);
     if std::env::var_os(INNER).is_none() {
         return relaunch();
     }
@@ -112,7 +116,8 @@ async fn inner(count: usize) -> anyhow::Result<()> {
     // Every server due at once: the refresher's clock is past all refresh points.
     let before = server.log().grants("refresh_token");
     let calls_before = backend.calls();
-    let (renewed, in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (renewed, in_flight, most) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(0usize);
     let on_event = {
         let (renewed, in_flight, most) = (renewed.clone(), in_flight.clone(), most.clone());

@@ -93,15 +93,21 @@ fn main() -> anyhow::Result<()> {
         .collect();
     println!(
         "over {idle_secs} idle s: wake-ups (context switches) {}, CPU {:.2} s{}",
-        after.switches().saturating_sub(closed.switches()),
+        // Per thread: one that started meanwhile counts whole.
+        after
+            .threads
+            .iter()
+            .map(|(name, n)| n.saturating_sub(closed.threads.get(name).copied().unwrap_or(0)))
+            .sum::<u64>(),
         (after.cpu_ticks.saturating_sub(closed.cpu_ticks)) as f64 / ticks_per_second(),
         if woke.is_empty() { String::new() } else { format!(" (threads: {})", woke.join(", ")) }
     );
 
     writeln!(stdin, "click Open status window")?;
     next(Duration::from_secs(30))?;
-    let windows = wait_for(Duration::from_secs(30), || Some(visible_windows(pid, &xvfb.display)).filter(|w| !w.is_empty()))
-        .ok_or_else(|| anyhow::anyhow!("the status window did not appear within 30 s"))?;
+    let windows =
+        wait_for(Duration::from_secs(30), || Some(visible_windows(pid, &xvfb.display)).filter(|w| !w.is_empty()))
+            .ok_or_else(|| anyhow::anyhow!("the status window did not appear within 30 s"))?;
     std::thread::sleep(settle);
     Footprint::of(pid).print("window open");
 
@@ -213,10 +219,6 @@ impl Footprint {
             }
         }
         total
-    }
-
-    fn switches(&self) -> u64 {
-        self.threads.values().sum()
     }
 
     fn print(&self, what: &str) {

@@ -551,7 +551,8 @@ async fn servers_due_at_once_refresh_a_few_at_a_time_with_one_token_request_each
     use mcp_auth_core::schedule::MAX_CONCURRENT_REFRESHES;
     use std::sync::atomic::{AtomicUsize, Ordering};
     const SERVERS: usize = 3 * MAX_CONCURRENT_REFRESHES;
-    let server = FakeServer::start(Behaviour { access_token_lifetime: 3600, ..Default::default() }).await.expect("server");
+    let server =
+        FakeServer::start(Behaviour { access_token_lifetime: 3600, ..Default::default() }).await.expect("server");
     let names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
     let (_home, snapshot) = common::home_with(&server.mcp_url(), &names.iter().map(String::as_str).collect::<Vec<_>>());
     let servers = mcp_auth_core::connect::oauth_servers(&snapshot);
