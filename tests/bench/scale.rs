@@ -22,18 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mcp_auth_core::background::{BackgroundRefresh, RefreshEvent};
-use mcp_auth_core::connect::{connect, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
-use mcp_auth_core::refresh::Refresher;
-use mcp_auth_core::schedule::{Clock, MAX_CONCURRENT_REFRESHES};
-use mcp_auth_core::vault::{BackendError, KeyringBackend, SERVICE, SecretBackend, Vault};
-use mcp_auth_core::{HermesRoot, SnapshotLoader, default_lock_dir, now_secs};
+use mcp_auth_core::{
+    BackendError, BackgroundRefresh, CallbackRouter, Clock, Engine, HeadlessBrowser, HermesExporter, HermesRoot, Http,
+    KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, RefreshEvent, Refresher, SERVICE, SecretBackend,
+    SnapshotLoader, Vault, connect, default_lock_dir, now_secs, oauth_servers,
+};
 use mcp_auth_e2e::cli::UNLOCK;
 use mcp_auth_e2e::{Session, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};

@@ -12,17 +12,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use mcp_auth_core::connect::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{
-    Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser, check_browser_url,
-};
-use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
-use mcp_auth_core::vault::Vault;
+use mcp_auth_core::Engine;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::Vault;
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, SystemBrowser, check_browser_url, chosen_browser};
+use mcp_auth_core::{CallbackRouter, Delivery};
+use mcp_auth_core::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
 use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault, vault_status};
+use mcp_auth_core::{PortChoice, bind_stable};
 
 use crate::term::{Paint, Progress};
 
@@ -147,10 +145,7 @@ fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
     if no_browser || paste {
         return Arc::new(PrintUrl { paste });
     }
-    match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
-        Some(command) => Arc::new(OrPrint(Box::new(command))),
-        None => Arc::new(OrPrint(Box::new(SystemBrowser))),
-    }
+    Arc::new(OrPrint(chosen_browser(Box::new(SystemBrowser))))
 }
 
 /// Every OAuth server (of `--profile`, if given) that needs a sign-in.

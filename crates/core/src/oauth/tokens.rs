@@ -3,7 +3,7 @@
 //! client-credentials grant and the device authorization grant (RFC 8628) —
 //! all through the `oauth2` crate and our [`Http`] client.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -13,8 +13,10 @@ use oauth2::{
 };
 
 use super::http::Http;
-use crate::agent_files::ClientRecord;
-use crate::secret::SecretString;
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
+use crate::util::text::error_text;
+use crate::util::time::now_secs;
 
 /// A set of tokens from a token endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,17 +51,13 @@ impl TokenSet {
             access_token: SecretString::new(response.access_token().secret().clone()),
             refresh_token: response.refresh_token().map(|r| SecretString::new(r.secret().clone())),
             expires_in: response.expires_in().map(|d| d.as_secs()),
-            received_at: now(),
+            received_at: now_secs(),
             scope: response
                 .scopes()
                 .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>().join(" "))
                 .filter(|s| !s.is_empty()),
         })
     }
-}
-
-pub(crate) fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Why a token-endpoint operation failed.
@@ -202,8 +200,8 @@ impl TokenEndpoint {
             }
             (_, None) => form.push(("client_id", &self.client.client_id)),
         }
-        let request = request.form(&form).build().map_err(|e| TokenError::Config(e.to_string()))?;
-        let response = http.send(request, false).await.map_err(|e| TokenError::Transport(e.to_string()))?;
+        let request = request.form(&form).build().map_err(|e| TokenError::Config(error_text(&e)))?;
+        let response = http.send(request, false).await.map_err(|e| TokenError::Transport(error_text(&e)))?;
         if response.status.is_success() {
             return Ok(());
         }
@@ -268,7 +266,7 @@ impl TokenEndpoint {
         let response = request.request_async(&caller, tokio::time::sleep, Some(wait)).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => classify_device(&r),
             RequestTokenError::Request(e) => e.into_token_error(),
-            RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+            RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&error_text(&e))),
             RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
         })?;
         TokenSet::from_response(&response)
@@ -308,7 +306,7 @@ pub fn revocation_outcome(
                         .to_owned(),
                 ),
             ),
-            Err(e) => (false, Some(e.to_string())),
+            Err(e) => (false, Some(error_text(&e))),
         },
     }
 }
@@ -369,7 +367,7 @@ impl JwtClient {
         }
         // Never the key or the library's message about it.
         .map_err(|_| TokenError::Config("the private key is not a PEM key of the configured algorithm".to_owned()))?;
-        let now = now() as u64;
+        let now = now_secs() as u64;
         let claims = serde_json::json!({
             "iss": self.client_id,
             "sub": self.client_id,
@@ -422,8 +420,8 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
         .post(checked("token", token_url)?)
         .form(form)
         .build()
-        .map_err(|e| TokenError::Config(e.to_string()))?;
-    let response = http.send(request, false).await.map_err(|e| TokenError::Transport(e.to_string()))?;
+        .map_err(|e| TokenError::Config(error_text(&e)))?;
+    let response = http.send(request, false).await.map_err(|e| TokenError::Transport(error_text(&e)))?;
     if response.status.is_server_error() {
         return Err(TokenError::Transport(format!("HTTP {} from {token_url}", response.status)));
     }
@@ -455,7 +453,7 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
         access_token: SecretString::new(access_token),
         refresh_token: body["refresh_token"].as_str().map(SecretString::new),
         expires_in: body["expires_in"].as_u64(),
-        received_at: now(),
+        received_at: now_secs(),
         scope: body["scope"].as_str().map(str::to_owned),
     })
 }
@@ -477,7 +475,7 @@ fn classify(e: TokenRequestError) -> TokenError {
         }
         RequestTokenError::Request(e) => e.into_token_error(),
         // Deliberately not the body: a broken server might echo secrets.
-        RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+        RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&error_text(&e))),
         RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
     }
 }
@@ -511,8 +509,8 @@ fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<>
     move |request: oauth2::HttpRequest| {
         let http = http.clone();
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError::Transport(e.to_string()))?;
-            let mut response = http.send(request, false).await.map_err(|e| AdapterError::Transport(e.to_string()))?;
+            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError::Transport(error_text(&e)))?;
+            let mut response = http.send(request, false).await.map_err(|e| AdapterError::Transport(error_text(&e)))?;
             // 5xx is transient: say so instead of letting it parse as an OAuth error.
             if response.status.is_server_error() {
                 return Err(AdapterError::Transport(format!("HTTP {} from {}", response.status, response.url)));
@@ -528,7 +526,7 @@ fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<>
             for (name, value) in &response.headers {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
-            builder.body(response.body).map_err(|e| AdapterError::Transport(e.to_string()))
+            builder.body(response.body).map_err(|e| AdapterError::Transport(error_text(&e)))
         })
     }
 }
@@ -547,11 +545,11 @@ fn checked(what: &str, url: &str) -> Result<url::Url, TokenError> {
 
 /// An OAuth error code from a server: made safe, and short.
 fn server_code(code: &str) -> String {
-    crate::text::server_text_max(code, 80)
+    crate::util::text::server_text_max(code, 80)
 }
 
 fn server_text(text: &str) -> String {
-    crate::text::server_text(text)
+    crate::util::text::server_text(text)
 }
 
 /// Longest lifetime we believe, in seconds (a year): a longer or absurd one

@@ -23,15 +23,17 @@
 
 mod backend;
 mod chunked;
+pub(crate) mod open;
 mod record;
 
+use crate::util::text::error_text;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
-pub use record::{CredentialRecord, RECORD_VERSION, RefreshFailure, StoredTokens};
+pub use record::{CredentialRecord, RefreshFailure, StoredTokens};
 
 /// The keychain service name all our entries live under.
 pub const SERVICE: &str = "mcp-auth-tray";
@@ -125,7 +127,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(150);
 /// One server's lock, held for a whole read-modify-write; released on drop.
 #[derive(Debug)]
 pub struct VaultLock {
-    _file: Option<crate::fence::FenceGuard>,
+    _file: Option<crate::hermes::fence::FenceGuard>,
     _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -176,9 +178,9 @@ impl Vault {
             Some(dir) => {
                 let path = dir.join(lock_file_name(key));
                 let account = key.account().to_owned();
-                let guard = crate::fence::acquire_async(path, timeout).await.map_err(|e| match e {
-                    crate::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
-                    crate::fence::FenceError::Io { .. } => VaultError::Backend(e.to_string()),
+                let guard = crate::hermes::fence::acquire_async(path, timeout).await.map_err(|e| match e {
+                    crate::hermes::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
+                    crate::hermes::fence::FenceError::Io { .. } => VaultError::Backend(error_text(&e)),
                 })?;
                 Some(guard)
             }
@@ -196,6 +198,24 @@ impl Vault {
     /// What stores the secrets ("Secret Service", "file (opt-in)", ...).
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+
+    /// [`Vault::load`] off the async runtime's threads (keychain calls block).
+    pub async fn load_async(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {
+        let (vault, key) = (self.clone(), key.clone());
+        blocking(move || vault.load(&key)).await
+    }
+
+    /// [`Vault::store`] off the async runtime's threads.
+    pub async fn store_async(&self, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
+        let (vault, key, record) = (self.clone(), key.clone(), record.clone());
+        blocking(move || vault.store(&key, &record)).await
+    }
+
+    /// [`Vault::remove`] off the async runtime's threads.
+    pub async fn remove_async(&self, key: &VaultKey) -> Result<(), VaultError> {
+        let (vault, key) = (self.clone(), key.clone());
+        blocking(move || vault.remove(&key)).await
     }
 
     /// The record for `key`, if any. A default-home record kept under the
