@@ -51,10 +51,10 @@ use crate::hermes::files::TokenRecord;
 use crate::hermes::snapshot::Snapshot;
 use crate::oauth::client::ClientRecord;
 use crate::oauth::http::Http;
-use crate::util::time::now_secs as now;
 use crate::refresh::transaction::{RefreshError, Refresher};
 use crate::sign_in::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
 use crate::util::secret::SecretString;
+use crate::util::time::now_secs as now;
 use crate::vault::{CredentialRecord, Vault, VaultError};
 
 /// The JSON-RPC error code of the answers the proxy gives itself
