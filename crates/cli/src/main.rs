@@ -80,6 +80,7 @@ enum Command {
     /// Run in the background without a window: keep every server's tokens fresh and exported, follow config edits.
     ///
     /// For SSH machines and headless agents; one daemon or tray per user. Stops on SIGTERM or Ctrl-C.
+    ///
     /// Example: mcp-auth daemon --install-user-unit && systemctl --user enable --now mcp-auth.service
     Daemon(daemon::DaemonArgs),
     /// Serve one remote MCP server on stdio with the vault's token, for any MCP client that starts a command.
