@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
+use jsonc_parser::cst::{CstInputValue, CstObject, CstObjectProp, CstRootNode};
 
 use super::paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 use super::read::{MAX_CONFIG_BYTES, parse_text};
@@ -286,29 +286,39 @@ pub(crate) fn edit_jsonc(
         // helper's Authorization wins over a static one).
         let keep: &[&str] = if location.client == ClientKind::ClaudeCode { &["headers"] } else { &[] };
         for k in TRANSPORT_KEYS {
-            if !keep.contains(&k)
-                && !keys.iter().any(|(n, _)| n == k)
-                && let Some(prop) = entry.get(k)
-            {
-                prop.remove();
+            if !keep.contains(&k) && !keys.iter().any(|(n, _)| n == k) {
+                named(&entry, k).into_iter().for_each(CstObjectProp::remove);
             }
         }
         if location.client == ClientKind::ClaudeCode {
-            for k in ["env"] {
-                if let Some(prop) = entry.get(k) {
-                    prop.remove();
-                }
-            }
+            named(&entry, "env").into_iter().for_each(CstObjectProp::remove);
         }
         set_all(&entry, keys);
     }
     Ok(root.to_string())
 }
 
+/// Every property called `name`: JSON allows a key twice (readers take the
+/// last), so an edit that changed only the first would leave the old value
+/// in force.
+fn named(entry: &CstObject, name: &str) -> Vec<CstObjectProp> {
+    entry
+        .properties()
+        .into_iter()
+        .filter(|p| p.name().and_then(|n| n.decoded_value().ok()).is_some_and(|n| n == name))
+        .collect()
+}
+
+/// Sets each key once: the first occurrence keeps its place (and comments),
+/// later duplicates go.
 fn set_all(entry: &CstObject, keys: Vec<(String, CstInputValue)>) {
     for (k, v) in keys {
-        match entry.get(&k) {
-            Some(prop) => prop.set_value(v),
+        let mut props = named(entry, &k).into_iter();
+        match props.next() {
+            Some(first) => {
+                first.set_value(v);
+                props.for_each(CstObjectProp::remove);
+            }
             None => {
                 entry.append(&k, v);
             }

@@ -182,3 +182,18 @@ fn the_written_file_and_its_backup_keep_the_permissions() -> Result<(), Box<dyn 
 fn stamps(#[case] secs: u64, #[case] want: &str) {
     assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)), want);
 }
+
+/// JSON allows a key twice and readers take the last: an entry naming `url`
+/// (or `type`) twice is routed all the same (found by the fuzz target).
+#[test]
+fn duplicate_keys_in_an_entry_are_all_replaced() {
+    let location = ConfigLocation::new(ClientKind::Opencode, "/x/opencode.jsonc".into(), Shape::Opencode);
+    let text = r#"{ "mcp": { "linear": { "type": "remote", "url": "https://a.example/mcp", "type": "remote", "url": "https://off.example/mcp", "enabled": false } } }"#;
+    let url = url::Url::parse("https://off.example/mcp").unwrap_or_else(|e| panic!("{e}"));
+    let new =
+        edit_jsonc(&location, text, &[("linear".to_owned(), url, true)], PROGRAM).unwrap_or_else(|e| panic!("{e}"));
+    let after = parse_text(&location, &new);
+    let entry = after.servers.iter().find(|s| s.name == "linear").unwrap_or_else(|| panic!("{new}"));
+    assert!(entry.routing.is_ours(), "{new}");
+    assert_eq!(new.matches("\"url\"").count(), 0, "{new}");
+}
