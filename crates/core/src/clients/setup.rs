@@ -272,10 +272,14 @@ pub(crate) fn edit_jsonc(
         Shape::Opencode => "mcp",
         _ => "mcpServers",
     };
-    let map = top.object_value_or_set(key);
+    // A key given twice counts by its last occurrence, as readers take it.
+    let map = match named(&top, key).pop().and_then(|p| p.object_value()) {
+        Some(map) => map,
+        None => top.object_value_or_set(key),
+    };
     for (name, url, existing) in work {
         let keys = routed_keys(location.client, program, url);
-        let entry = match (existing, map.get(name).and_then(|p| p.object_value())) {
+        let entry = match (existing, named(&map, name).pop().and_then(|p| p.object_value())) {
             (true, Some(entry)) => entry,
             _ => {
                 map.append(name, CstInputValue::Object(keys));

@@ -197,3 +197,21 @@ fn duplicate_keys_in_an_entry_are_all_replaced() {
     assert!(entry.routing.is_ours(), "{new}");
     assert_eq!(new.matches("\"url\"").count(), 0, "{new}");
 }
+
+/// A server (or the whole `mcp` map) named twice: the last one is the one
+/// readers take, so that is the one routed (found by the fuzz target).
+#[test]
+fn a_server_named_twice_is_routed_where_readers_look() {
+    let location = ConfigLocation::new(ClientKind::Opencode, "/x/opencode.jsonc".into(), Shape::Opencode);
+    let url = url::Url::parse("https://off.example/mcp").unwrap_or_else(|e| panic!("{e}"));
+    for text in [
+        r#"{ "mcp": { "off": { }, "off": { "type": "remote", "url": "https://off.example/mcp" } } }"#,
+        r#"{ "mcp": { }, "mcp": { "off": { "type": "remote", "url": "https://off.example/mcp" } } }"#,
+    ] {
+        let new = edit_jsonc(&location, text, &[("off".to_owned(), url.clone(), true)], PROGRAM)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let after = parse_text(&location, &new);
+        let entry = after.servers.iter().find(|s| s.name == "off").unwrap_or_else(|| panic!("{new}"));
+        assert!(entry.routing.is_ours(), "{new}");
+    }
+}
