@@ -63,7 +63,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Resu
             }
             Err(e) => {
                 failures += 1;
-                writeln!(out, "{label}: {e}")?;
+                writeln!(out, "{label}: {}", mcp_auth_core::error_text(&e))?;
             }
         }
     }

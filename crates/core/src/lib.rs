@@ -91,7 +91,9 @@ pub use oauth::resource::canonical_resource;
 pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
 pub use refresh::schedule::{Clock, MAX_CONCURRENT_REFRESHES, refresh_due_at, sleep_until};
-pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
+pub use refresh::transaction::{
+    KeptIn, RECOVERED_NOTE, ReauthReason, RefreshError, RefreshOutcome, Refresher, SyncOutcome,
+};
 pub use service::{
     APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
     ServiceError, ServiceOptions, ServiceStats, ServiceView,

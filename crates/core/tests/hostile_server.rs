@@ -20,7 +20,7 @@ use mcp_auth_core::{Engine, EngineError, Target};
 use mcp_auth_core::{MAX_LIFETIME_SECS, TokenEndpoint};
 use mcp_auth_core::{MemoryBackend, Vault};
 use mcp_auth_core::{OAuthServer, connect, disconnect, find_oauth_server};
-use mcp_auth_core::{RefreshError, Refresher};
+use mcp_auth_core::{ReauthReason, RefreshError, Refresher};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -321,7 +321,7 @@ async fn a_refresh_answer_without_an_access_token_keeps_its_new_refresh_token() 
     for broken in [json!({"access_token": null}), json!({"access_token": 42}), json!({"token_type": 7})] {
         rig.server.set_behaviour(|b| b.token_response_patch = patch(broken.clone()));
         let failed = rig.refresher.refresh(&rig.vault, &rig.target).await;
-        assert!(matches!(&failed, Err(RefreshError::Transient(m)) if m.contains("kept")), "{broken}: {failed:?}");
+        assert!(matches!(&failed, Err(e @ RefreshError::PartialResponse(_)) if e.is_transient()), "{broken}: {failed:?}");
         let kept = rig.record().tokens.refresh_token.expect("kept");
         assert_ne!(kept, spent, "{broken}: the spent refresh token is still the one kept");
         // The agent's file has it too: whichever refreshes next uses the live one.
@@ -397,7 +397,10 @@ async fn a_hostile_error_description_never_reaches_the_vaults_last_error() {
     let rig = connected(Behaviour { error_description: Some(hostile_text()), ..Behaviour::default() }).await;
     rig.server.forget_refresh_tokens();
     let failed = rig.refresher.refresh(&rig.vault, &rig.target).await;
-    let Err(RefreshError::NeedsReauth(message)) = &failed else { panic!("{failed:?}") };
+    let Err(RefreshError::NeedsReauth(reason @ ReauthReason::GrantRejected { .. })) = &failed else {
+        panic!("{failed:?}")
+    };
+    let message = &reason.to_string();
     assert_clean(message, "the refresh error");
     assert!(message.contains("click here"), "{message}");
     let noted = rig.record().last_error.expect("noted");

@@ -14,7 +14,7 @@ use mcp_auth_core::LoopbackListener;
 use mcp_auth_core::{Exporter, HermesExporter};
 use mcp_auth_core::{MemoryBackend, SecretBackend, Vault};
 use mcp_auth_core::{OAuthServer, connect, find_oauth_server};
-use mcp_auth_core::{RefreshError, RefreshOutcome, Refresher};
+use mcp_auth_core::{FenceError, KeptIn, ReauthReason, RefreshError, RefreshOutcome, Refresher, VaultError};
 use mcp_auth_core::{read_json, read_tokens};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
@@ -101,12 +101,11 @@ async fn tokens_the_keychain_cannot_take_reach_the_agent_and_the_vault_later() {
     let old_refresh = rig.vault_refresh();
     backend.lock(true);
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the keychain refused");
-    assert!(matches!(err, RefreshError::Transient(_)), "{err:?}");
     assert!(
-        err.to_string()
-            .starts_with("keychain unavailable: the keychain is locked: new tokens kept in the agent's file"),
-        "{err}"
+        matches!(err, RefreshError::TokensKept { kept: KeptIn::AgentFileAndMemory, source: VaultError::Unavailable(_) }),
+        "{err:?}"
     );
+    assert!(err.is_transient());
     assert!(backend.refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the fault was injected");
     assert_eq!(rig.server.log().grants("refresh_token"), 1);
     assert_ne!(rig.file_refresh(), old_refresh, "the rotated pair reached the agent's file");
@@ -150,7 +149,7 @@ async fn tokens_the_agents_file_cannot_take_are_kept_and_written_again() {
     let old_refresh = rig.vault_refresh();
     exporter.fail(true);
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the disk is full");
-    assert!(matches!(err, RefreshError::Transient(_)), "{err:?}");
+    assert!(matches!(err, RefreshError::AgentFileBehind(_)) && err.is_transient(), "{err:?}");
     assert!(err.to_string().starts_with("cannot write the agent's token file"), "{err}");
     assert_ne!(rig.vault_refresh(), old_refresh, "the vault has the rotated pair");
     assert_eq!(rig.file_refresh(), old_refresh, "the agent's file could not take it");
@@ -179,8 +178,8 @@ async fn a_read_only_token_folder_stops_the_refresh_before_any_token_is_spent() 
     let folder = rig.target.paths().tokens.parent().expect("token folder").to_owned();
     let read_only = faults::ReadOnlyDir::new(&folder);
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the folder is read-only");
-    assert!(matches!(err, RefreshError::Transient(_)), "worth retrying: {err:?}");
-    assert!(err.to_string().contains("refresh lock"), "{err}");
+    assert!(matches!(err, RefreshError::Fence(_)), "{err:?}");
+    assert!(err.is_transient(), "worth retrying: {err:?}");
     assert_eq!(rig.server.log().grants("refresh_token"), 0, "nothing was sent to the token endpoint");
     assert_eq!(rig.vault_refresh(), old_refresh);
     assert_eq!(rig.file_refresh(), old_refresh);
@@ -279,7 +278,7 @@ async fn invalid_grant_means_sign_in_again() {
     let rig = connected(Behaviour::default()).await;
     rig.server.forget_refresh_tokens();
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("rejected");
-    assert!(matches!(err, RefreshError::NeedsReauth(_)), "{err}");
+    assert!(matches!(err, RefreshError::NeedsReauth(ReauthReason::GrantRejected { .. })), "{err}");
     // The vault remembers it, for every front end and the next run.
     let key = rig.target.vault_key();
     let failure = rig.vault.load(&key).expect("load").expect("record").last_error.expect("noted");
@@ -320,7 +319,8 @@ async fn the_agents_fence_is_respected() {
     let mut lines = BufReader::new(agent.stdout.take().expect("stdout")).lines();
     assert_eq!(lines.next().transpose().expect("read").as_deref(), Some("locked"));
     let err = refresher.refresh(&rig.vault, &rig.target).await.expect_err("fenced out");
-    assert!(matches!(err, RefreshError::Transient(_)) && err.to_string().contains("refresh lock"), "{err}");
+    assert!(matches!(&err, RefreshError::Fence(e) if matches!(**e, FenceError::Timeout { .. })), "{err:?}");
+    assert!(err.is_transient());
     assert_eq!(rig.server.log().grants("refresh_token"), 0, "no token request without the fence");
     writeln!(agent.stdin.take().expect("stdin")).expect("release");
     agent.wait().expect("exit");

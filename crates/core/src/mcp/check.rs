@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::oauth::http::{CONNECT_TIMEOUT, Http, HttpError};
 use crate::oauth::www_authenticate::bearer_challenge;
-use crate::refresh::transaction::{RefreshError, Refresher};
+use crate::refresh::transaction::Refresher;
+use crate::util::text::error_text;
 use crate::sign_in::connect::OAuthServer;
 use crate::util::secret::SecretString;
 use crate::vault::{Vault, VaultError, VaultKey};
@@ -335,11 +336,13 @@ impl Checker {
                         }
                     }
                 }
-                Err(RefreshError::Transient(reason)) => {
+                Err(e) if e.is_transient() => {
+                    let reason = error_text(&e);
                     probe =
                         Probe::Unreachable(format!("the server refused the token, and refreshing it failed: {reason}"))
                 }
                 Err(e) => {
+                    let e = error_text(&e);
                     let outcome = CheckOutcome::NeedsSignIn { reason: format!("the server refused the token: {e}") };
                     return self.keep(&key, outcome, expires_at, false).map(Some);
                 }

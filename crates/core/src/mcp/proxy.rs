@@ -51,9 +51,10 @@ use crate::hermes::files::TokenRecord;
 use crate::hermes::snapshot::Snapshot;
 use crate::oauth::client::ClientRecord;
 use crate::oauth::http::Http;
-use crate::refresh::transaction::{RefreshError, Refresher};
+use crate::refresh::transaction::{ReauthReason, RefreshError, Refresher};
 use crate::sign_in::connect::{ConnectError, OAuthServer, find_oauth_server, oauth_servers};
 use crate::util::secret::SecretString;
+use crate::util::text::error_text;
 use crate::util::time::now_secs as now;
 use crate::vault::{CredentialRecord, Vault, VaultError};
 
@@ -299,9 +300,9 @@ impl Credentials {
     /// helps. Notes it in the vault (the tray raises its notice) and returns
     /// the error for the client.
     pub async fn give_up(&self) -> ProxyError {
-        let reason = "the server refused a freshly refreshed token".to_owned();
+        let reason = ReauthReason::FreshTokenRefused;
         self.refresher.note_rejected(&self.vault, &self.server, &RefreshError::NeedsReauth(reason.clone())).await;
-        let error = sign_in_again(&self.server, &reason);
+        let error = sign_in_again(&self.server, &reason.to_string());
         self.set_failure(Some(error.clone()));
         self.set_gone(Some(error.clone()));
         error
@@ -320,10 +321,8 @@ impl Credentials {
             },
             Err(RefreshError::NotConnected) => not_signed_in(&self.server),
             // Noted in the vault by the refresh transaction.
-            Err(RefreshError::NeedsReauth(reason)) => sign_in_again(&self.server, &reason),
-            Err(RefreshError::Transient(reason) | RefreshError::Failed(reason)) => {
-                ProxyError::Unavailable { server: self.server.name.clone(), reason }
-            }
+            Err(RefreshError::NeedsReauth(reason)) => sign_in_again(&self.server, &reason.to_string()),
+            Err(e) => ProxyError::Unavailable { server: self.server.name.clone(), reason: error_text(&e) },
         };
         if matches!(error, ProxyError::NotSignedIn { .. } | ProxyError::SignInAgain { .. }) {
             self.set_gone(Some(error.clone()));

@@ -161,8 +161,10 @@ pub enum EngineError {
     Browser(#[from] BrowserError),
     #[error(transparent)]
     Callback(#[from] CallbackError),
-    #[error("the authorization code exchange failed: {0}")]
-    Exchange(String),
+    /// rmcp reports a failed code exchange as text only: the OAuth error
+    /// `code` it names is picked out once, here, for callers to branch on.
+    #[error("the authorization code exchange failed: {message}")]
+    Exchange { code: Option<&'static str>, message: String },
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("{0}")]
@@ -187,7 +189,7 @@ impl EngineError {
             }
             // rmcp's messages quote the server's answer: made safe here, once.
             AuthError::RegistrationFailed(m) => Self::Registration(registration_refusal(&m)),
-            AuthError::TokenExchangeFailed(m) => Self::Exchange(server_text(&m)),
+            AuthError::TokenExchangeFailed(m) => Self::Exchange { code: oauth_error_code(&m), message: server_text(&m) },
             AuthError::DiscoveryRequestFailed { url, source } => {
                 Self::Unreachable { url: url.to_string(), reason: error_text(&*source) }
             }
@@ -681,13 +683,28 @@ pub fn same_issuer(a: Option<&str>, b: Option<&str>) -> bool {
     a.map(|a| a.trim_end_matches('/')) == b.map(|b| b.trim_end_matches('/'))
 }
 
+/// The RFC 6749 §5.2 error code rmcp's text of a failed exchange names, if
+/// any (it formats the server's answer into one message).
+fn oauth_error_code(text: &str) -> Option<&'static str> {
+    const CODES: [&str; 6] = [
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "invalid_request",
+    ];
+    let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    words.filter_map(|w| CODES.iter().copied().find(|c| *c == w)).next()
+}
+
 /// Whether an error means the server does not know our client (any more).
 pub(crate) fn rejects_client(e: &EngineError) -> bool {
     match e {
         EngineError::Callback(CallbackError::Denied { error, .. }) => {
             matches!(error.as_str(), "invalid_client" | "unauthorized_client")
         }
-        EngineError::Exchange(m) => m.contains("invalid_client") || m.contains("unauthorized_client"),
+        EngineError::Exchange { code, .. } => matches!(code, Some("invalid_client" | "unauthorized_client")),
         EngineError::Token(TokenError::ClientRejected { .. }) => true,
         EngineError::Browser(BrowserError::Rejected { status: 400 | 401, .. }) => true,
         _ => false,
@@ -812,6 +829,22 @@ impl Discovered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_exchange_names_its_oauth_error_code() {
+        let cases = [
+            ("Server returned error response: invalid_client: Client authentication failed", Some("invalid_client")),
+            ("server said unauthorized_client (the client may not use this grant)", Some("unauthorized_client")),
+            ("invalid_grant: the code was used", Some("invalid_grant")),
+            ("my_invalid_client_x is no code", None),
+            ("HTTP 500 from the token endpoint", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(oauth_error_code(text), want, "{text}");
+            let e = EngineError::Exchange { code: oauth_error_code(text), message: text.to_owned() };
+            assert_eq!(rejects_client(&e), matches!(want, Some("invalid_client" | "unauthorized_client")), "{text}");
+        }
+    }
 
     #[test]
     fn consent_is_asked_with_offline_access() {

@@ -107,11 +107,11 @@ pub enum Next {
 pub fn classify(result: &Result<RefreshOutcome, RefreshError>, attempt: u32, now: f64, jitter: f64) -> Next {
     match result {
         Ok(_) => Next::Replan,
-        Err(RefreshError::NeedsReauth(reason)) => Next::Stop(reason.clone()),
+        Err(RefreshError::NeedsReauth(reason)) => Next::Stop(reason.to_string()),
         Err(RefreshError::NotConnected) => Next::Stop("not signed in".to_owned()),
-        Err(RefreshError::Transient(_) | RefreshError::Failed(_)) => {
-            Next::RetryAt(now + backoff(attempt, jitter).as_secs_f64())
-        }
+        // Transient or not, a failure that says nothing about the grant is
+        // retried with backoff: a broken keychain may be mended meanwhile.
+        Err(_) => Next::RetryAt(now + backoff(attempt, jitter).as_secs_f64()),
     }
 }
 

@@ -27,8 +27,9 @@
 //! refresh stores it (taking it from memory, or back from the agent's file,
 //! which is newer). If the agent's file cannot be written, the vault has the
 //! pair and the next sync or refresh writes the file again. Either way the
-//! attempt reports a [`RefreshError::Transient`] that says where the tokens
-//! are, so the schedule retries soon.
+//! attempt reports a [`RefreshError::TokensKept`] (with where the tokens
+//! are) or [`RefreshError::AgentFileBehind`], both transient, so the
+//! schedule retries soon.
 //!
 //! The work runs in its own task, so a caller that gives up cannot cancel it
 //! between receiving a rotated token and persisting it.
@@ -70,39 +71,186 @@ pub enum RefreshOutcome {
     AlreadyRenewed { expires_at: Option<f64> },
 }
 
-/// Why a refresh did not happen.
+/// Why a refresh did not happen. Callers branch on the variant and its
+/// fields, never on the text: [`RefreshError::NeedsReauth`] (only a new
+/// sign-in helps), [`RefreshError::is_transient`] (retry later), the rest
+/// failed. Every cause is printed once, by the chain: show one with
+/// [`error_text`](crate::error_text).
+///
+/// `Clone` because a refresh's result is handed to every caller that waited
+/// for it; the sources that are not `Clone` are shared behind an `Arc`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RefreshError {
     #[error("not signed in (no credentials in the vault)")]
     NotConnected,
     /// Only a new sign-in helps.
     #[error("sign in again: {0}")]
-    NeedsReauth(String),
-    /// Worth retrying later (network, timeouts, the fence held too long).
+    NeedsReauth(ReauthReason),
+    /// The token request got no usable answer (network trouble, a timeout,
+    /// HTTP 5xx): retried later.
+    #[error(transparent)]
+    Network(Arc<TokenError>),
+    /// The agent's refresh lock could not be taken (another process held it
+    /// too long, or it cannot be opened): retried later, nothing was spent.
+    #[error(transparent)]
+    Fence(Arc<FenceError>),
+    /// The keychain could not be read or written; retried later when it is
+    /// unavailable or busy.
+    #[error(transparent)]
+    Vault(VaultError),
+    /// The keychain did not take new tokens: they wait where `kept` says
+    /// and go to the keychain as soon as it can take them. Retried soon.
+    #[error("{kept}")]
+    TokensKept {
+        kept: KeptIn,
+        #[source]
+        source: VaultError,
+    },
+    /// The agent's token file could not be written: the keychain has the new
+    /// tokens, and the next sync or refresh writes the file again. Retried soon.
+    #[error(
+        "cannot write the agent's token file (new tokens kept in the keychain; the file is written again on the next sync or refresh)"
+    )]
+    AgentFileBehind(#[source] Arc<ExportError>),
+    /// A rotating server answered with a new refresh token but no usable
+    /// access token: it spent the one we sent, so the new one was kept.
+    /// Retried soon.
+    #[error("{0}; the new refresh token was kept")]
+    PartialResponse(Arc<TokenError>),
+    /// The token endpoint refused for another reason than one a new sign-in
+    /// mends, or answered something unusable.
+    #[error(transparent)]
+    Token(Arc<TokenError>),
+    /// The agent's files could not be read or written.
+    #[error(transparent)]
+    Export(Arc<ExportError>),
+    /// No token endpoint: no metadata names one, and the server's URL gives no
+    /// default.
+    #[error("no token endpoint for {url}")]
+    NoTokenEndpoint {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// The transaction's own task ended abnormally.
+    #[error("the refresh task failed")]
+    Task(#[source] Arc<tokio::task::JoinError>),
+}
+
+/// Why only a new sign-in helps: what a caller shows, typed so that none
+/// of them needs to read the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReauthReason {
+    /// The token endpoint answered `invalid_grant`: the refresh token is
+    /// spent, revoked or expired.
+    #[error("the refresh token was rejected ({description})")]
+    GrantRejected { description: String },
+    /// `invalid_client` or `unauthorized_client`: the registration is gone
+    /// or its secret is wrong.
+    #[error("the client registration was rejected ({description})")]
+    ClientRejected { description: String },
+    /// The server issued no refresh token.
+    #[error("the server gave no refresh token; the access token cannot be renewed")]
+    NoRefreshToken,
+    /// The config names another client than the one the grant belongs to.
     #[error("{0}")]
-    Transient(String),
-    #[error("{0}")]
-    Failed(String),
+    Superseded(&'static str),
+    /// The MCP server refused a token refreshed a moment ago (the proxy's
+    /// verdict after its one retry).
+    #[error("the server refused a freshly refreshed token")]
+    FreshTokenRefused,
+}
+
+/// Where new tokens the keychain could not take are kept meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeptIn {
+    #[error("new tokens kept in the agent's file and memory; they go to the keychain as soon as it can take them")]
+    AgentFileAndMemory,
+    #[error("new tokens kept in memory; they go to the keychain as soon as it can take them")]
+    Memory,
+    /// Those of an earlier refresh, while the keychain still cannot be read.
+    #[error("new tokens of an earlier refresh are still kept outside the keychain")]
+    EarlierRefresh,
+}
+
+impl RefreshError {
+    /// Worth retrying later: nothing says the grant is gone.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network(_)
+            | Self::Fence(_)
+            | Self::TokensKept { .. }
+            | Self::AgentFileBehind(_)
+            | Self::PartialResponse(_) => true,
+            Self::Vault(e) => vault_transient(e),
+            Self::NotConnected
+            | Self::NeedsReauth(_)
+            | Self::Token(_)
+            | Self::Export(_)
+            | Self::NoTokenEndpoint { .. }
+            | Self::Task(_) => false,
+        }
+    }
+
+    /// The reason a new sign-in is needed, when it is.
+    pub fn reauth_reason(&self) -> Option<&ReauthReason> {
+        match self {
+            Self::NeedsReauth(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The failure in words for the vault record, the status and the tray:
+    /// the reason alone when a sign-in is needed (the front ends say "sign
+    /// in again" their own way), else the whole chain.
+    pub fn note(&self) -> String {
+        match self {
+            Self::NeedsReauth(reason) => reason.to_string(),
+            other => error_text(other),
+        }
+    }
+}
+
+/// The keychain is locked, absent or busy, as opposed to broken.
+fn vault_transient(e: &VaultError) -> bool {
+    matches!(e, VaultError::Unavailable(_) | VaultError::Busy { .. })
 }
 
 impl From<VaultError> for RefreshError {
     fn from(e: VaultError) -> Self {
-        match e {
-            VaultError::Unavailable(_) | VaultError::Busy { .. } => Self::Transient(error_text(&e)),
-            other => Self::Failed(other.to_string()),
-        }
+        Self::Vault(e)
     }
 }
 
 impl From<FenceError> for RefreshError {
     fn from(e: FenceError) -> Self {
-        Self::Transient(error_text(&e))
+        Self::Fence(Arc::new(e))
     }
 }
 
 impl From<ExportError> for RefreshError {
     fn from(e: ExportError) -> Self {
-        Self::Failed(error_text(&e))
+        Self::Export(Arc::new(e))
+    }
+}
+
+impl From<tokio::task::JoinError> for RefreshError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Task(Arc::new(e))
+    }
+}
+
+/// A token endpoint's refusal, sorted: what only a new sign-in mends, what
+/// is retried, what failed. `PartialResponse` is the caller's (it must keep
+/// the new refresh token first).
+fn from_token_error(e: TokenError) -> RefreshError {
+    match e {
+        TokenError::Rejected { description } => RefreshError::NeedsReauth(ReauthReason::GrantRejected { description }),
+        TokenError::ClientRejected { description } => {
+            RefreshError::NeedsReauth(ReauthReason::ClientRejected { description })
+        }
+        e if e.is_transient() => RefreshError::Network(Arc::new(e)),
+        e => RefreshError::Token(Arc::new(e)),
     }
 }
 
@@ -163,7 +311,7 @@ impl Refresher {
             sync_locked(&vault, exporter.as_ref(), &server, &pending).await
         })
         .await
-        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("sync task failed: {e}"))))
+        .unwrap_or_else(|e| Err(e.into()))
     }
 
     /// Refreshes `server` now (see the module docs for the steps).
@@ -237,7 +385,7 @@ impl Refresher {
             result
         })
         .await
-        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
+        .unwrap_or_else(|e| Err(e.into()));
         let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = (last.0 + 1, Some(result.clone()));
         result
@@ -345,13 +493,16 @@ async fn flush_pending(
         // A new sign-in (or an adoption) superseded them.
         return Ok(None);
     }
-    if let Err(e) = store(vault, &server.vault_key(), &kept).await {
+    if let Err(source) = store(vault, &server.vault_key(), &kept).await {
         keep_pending(pending, &kept);
-        return Err(RefreshError::Transient(kept_message(&e, exporter.agent_tokens(&server.export_target()))));
+        return Err(RefreshError::TokensKept {
+            kept: kept_in(exporter.agent_tokens(&server.export_target()).is_some()),
+            source,
+        });
     }
     tracing::info!("stored the tokens of an earlier refresh the keychain could not take then");
     if let Err(e) = exporter.update_tokens(&server.export_target(), &kept) {
-        return Err(RefreshError::Transient(export_failed_message(&e)));
+        return Err(RefreshError::AgentFileBehind(Arc::new(e)));
     }
     Ok(Some(kept))
 }
@@ -367,16 +518,10 @@ fn tokens_newer(ours: &StoredTokens, theirs: &StoredTokens) -> bool {
     }
 }
 
-fn kept_message(error: &VaultError, file: Option<TokenRecord>) -> String {
-    let place = if file.is_some() { "the agent's file and memory" } else { "memory" };
-    format!("{error}: new tokens kept in {place}; they go to the keychain as soon as it can take them")
-}
-
-fn export_failed_message(error: &ExportError) -> String {
-    let error = error_text(error);
-    format!(
-        "cannot write the agent's token file ({error}): new tokens kept in the keychain; the file is written again on the next sync or refresh"
-    )
+/// Where tokens the keychain refused wait: in memory, and in the agent's
+/// file when it took them.
+fn kept_in(in_agent_file: bool) -> KeptIn {
+    if in_agent_file { KeptIn::AgentFileAndMemory } else { KeptIn::Memory }
 }
 
 async fn sync_locked(
@@ -420,7 +565,7 @@ async fn sync_locked(
                 // a spent refresh token. Give it ours again.
                 exporter
                     .update_tokens(&target, &record)
-                    .map_err(|e| RefreshError::Transient(export_failed_message(&e)))?;
+                    .map_err(|e| RefreshError::AgentFileBehind(Arc::new(e)))?;
                 if record.last_error.as_ref().is_some_and(|f| !f.needs_reauth) {
                     record.last_error = None;
                     store(vault, &key, &record).await?;
@@ -452,12 +597,10 @@ fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
 /// success or adoption clears it. A record that is gone has nothing to note.
 /// Call with the server's lock held.
 async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError) {
-    let (message, needs_reauth) = match error {
-        RefreshError::NeedsReauth(m) => (m, true),
-        RefreshError::Transient(m) | RefreshError::Failed(m) => (m, false),
-        RefreshError::NotConnected => return,
-    };
-    let failure = RefreshFailure { message: message.clone(), needs_reauth, at: now() };
+    if matches!(error, RefreshError::NotConnected) {
+        return;
+    }
+    let failure = RefreshFailure { message: error.note(), needs_reauth: error.reauth_reason().is_some(), at: now() };
     let (vault, key) = (vault.clone(), server.vault_key());
     let noted = crate::vault::blocking(move || match vault.load(&key)? {
         Some(mut record) => {
@@ -490,12 +633,11 @@ async fn transaction(
             take_pending(pending);
             return Err(RefreshError::NotConnected);
         }
-        Err(RefreshError::Transient(m))
-            if pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() =>
+        Err(RefreshError::Vault(source))
+            if vault_transient(&source)
+                && pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() =>
         {
-            return Err(RefreshError::Transient(format!(
-                "{m}: new tokens of an earlier refresh are still kept outside the keychain"
-            )));
+            return Err(RefreshError::TokensKept { kept: KeptIn::EarlierRefresh, source });
         }
         Err(e) => return Err(e),
     };
@@ -518,35 +660,30 @@ async fn transaction(
     // A grant of a client the config no longer names is dead to the agent
     // (it deletes its files); it must not be spent or handed back either.
     if let Some(reason) = crate::hermes::client_identity::superseded(&record.client, &server.oauth) {
-        return Err(RefreshError::NeedsReauth(reason.to_owned()));
+        return Err(RefreshError::NeedsReauth(ReauthReason::Superseded(reason)));
     }
-    let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
-        RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
-    })?;
+    let refresh_token =
+        record.tokens.refresh_token.clone().ok_or(RefreshError::NeedsReauth(ReauthReason::NoRefreshToken))?;
     let endpoint = token_endpoint(&record, server)?;
     let http = http.with_token_user_agent(server.oauth.user_agent.as_deref());
     let tokens = match endpoint.refresh(&http, &refresh_token, None).await {
         Ok(tokens) => tokens,
-        Err(TokenError::Rejected { description }) => {
+        Err(e @ TokenError::Rejected { .. }) => {
             // The agent may have rotated it under us (older agents take no fence).
             let file = exporter.agent_tokens(&target);
             if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
                 return Ok(outcome);
             }
-            return Err(RefreshError::NeedsReauth(format!("the refresh token was rejected ({description})")));
+            return Err(from_token_error(e));
         }
-        Err(TokenError::ClientRejected { description }) => {
-            return Err(RefreshError::NeedsReauth(format!("the client registration was rejected ({description})")));
-        }
-        Err(e) if e.is_transient() => return Err(RefreshError::Transient(error_text(&e))),
         // A rotating server has spent the token we sent: the new one is the
         // only live one, so it is kept before the failure is reported.
         Err(e @ TokenError::PartialResponse { .. }) => {
             record.tokens.refresh_token = e.kept_refresh_token().cloned();
             persist(vault, exporter, &target, &key, &record, pending).await?;
-            return Err(RefreshError::Transient(format!("{e}; the new refresh token was kept")));
+            return Err(RefreshError::PartialResponse(Arc::new(e)));
         }
-        Err(e) => return Err(RefreshError::Failed(error_text(&e))),
+        Err(e) => return Err(from_token_error(e)),
     };
     let previous_scope = record.tokens.scope.take();
     record.tokens = StoredTokens::from_response(&tokens);
@@ -625,12 +762,12 @@ async fn persist(
             tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
             Ok(())
         }
-        (Ok(()), Err(e)) => Err(RefreshError::Transient(export_failed_message(&e))),
-        (Err(e), exported) => {
+        (Ok(()), Err(e)) => Err(RefreshError::AgentFileBehind(Arc::new(e))),
+        (Err(source), exported) => {
             keep_pending(pending, record);
             let in_file = matches!(exported, Ok(true));
-            tracing::warn!(error = %e, in_file, "the keychain did not take the new tokens; keeping them");
-            Err(RefreshError::Transient(kept_message(&e, in_file.then(|| record.agent_tokens()))))
+            tracing::warn!(error = %source, in_file, "the keychain did not take the new tokens; keeping them");
+            Err(RefreshError::TokensKept { kept: kept_in(in_file), source })
         }
     }
 }
@@ -640,7 +777,11 @@ fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<Tok
     let token_url = match field("token_endpoint") {
         Some(u) => u,
         // 2025-03-26 servers without metadata: the default endpoint at the origin.
-        None => server.url.join("/token").map_err(|e| RefreshError::Failed(error_text(&e)))?.to_string(),
+        None => server
+            .url
+            .join("/token")
+            .map_err(|source| RefreshError::NoTokenEndpoint { url: server.url.to_string(), source })?
+            .to_string(),
     };
     Ok(TokenEndpoint {
         token_url,
@@ -649,4 +790,115 @@ fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<Tok
         // As the agent does: the configured URL.
         resource: (!server.oauth.omit_resource).then(|| server.url.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use pretty_assertions::assert_eq;
+    use rstest::rstest;
+
+    use super::*;
+
+    fn described(description: &str) -> String {
+        description.to_owned()
+    }
+
+    /// What a token endpoint's answer becomes: (sign-in reason, transient).
+    #[rstest]
+    #[case::invalid_grant(
+        TokenError::Rejected { description: described("revoked") },
+        Some(ReauthReason::GrantRejected { description: described("revoked") }),
+        false
+    )]
+    #[case::invalid_client(
+        TokenError::ClientRejected { description: described("unknown client") },
+        Some(ReauthReason::ClientRejected { description: described("unknown client") }),
+        false
+    )]
+    #[case::network(TokenError::Transport(described("HTTP 503 from https://as.example/token")), None, true)]
+    #[case::other_refusal(
+        TokenError::Refused { error: described("invalid_scope"), description: None },
+        None,
+        false
+    )]
+    #[case::unreadable(TokenError::BadResponse(described("not JSON")), None, false)]
+    fn token_errors_are_sorted(
+        #[case] error: TokenError,
+        #[case] reauth: Option<ReauthReason>,
+        #[case] transient: bool,
+    ) {
+        let e = from_token_error(error);
+        assert_eq!(e.reauth_reason(), reauth.as_ref());
+        assert_eq!(e.is_transient(), transient, "{e:?}");
+    }
+
+    fn locked() -> VaultError {
+        VaultError::Unavailable(described("the keychain is locked"))
+    }
+
+    fn fence_timeout() -> FenceError {
+        FenceError::Timeout { path: PathBuf::from("/t/x.json.refresh.lock"), waited: Duration::from_secs(60) }
+    }
+
+    /// Every kind, its class and its text: each cause printed once.
+    #[rstest]
+    #[case::not_connected(RefreshError::NotConnected, false, "not signed in (no credentials in the vault)")]
+    #[case::reauth(
+        RefreshError::NeedsReauth(ReauthReason::NoRefreshToken),
+        false,
+        "sign in again: the server gave no refresh token; the access token cannot be renewed"
+    )]
+    #[case::keychain_locked(
+        RefreshError::Vault(locked()),
+        true,
+        "keychain unavailable: the keychain is locked"
+    )]
+    #[case::keychain_broken(
+        RefreshError::Vault(VaultError::Backend(described("no such collection"))),
+        false,
+        "keychain error: no such collection"
+    )]
+    #[case::kept(
+        RefreshError::TokensKept { kept: KeptIn::AgentFileAndMemory, source: locked() },
+        true,
+        "new tokens kept in the agent's file and memory; they go to the keychain as soon as it can take them: keychain unavailable: the keychain is locked"
+    )]
+    #[case::kept_earlier(
+        RefreshError::TokensKept { kept: KeptIn::EarlierRefresh, source: locked() },
+        true,
+        "new tokens of an earlier refresh are still kept outside the keychain: keychain unavailable: the keychain is locked"
+    )]
+    #[case::fence(
+        RefreshError::from(fence_timeout()),
+        true,
+        "another process holds the refresh lock /t/x.json.refresh.lock (waited 60 s); not refreshing"
+    )]
+    #[case::network(
+        from_token_error(TokenError::Transport(described("HTTP 503"))),
+        true,
+        "token request failed: HTTP 503"
+    )]
+    #[case::no_endpoint(
+        RefreshError::NoTokenEndpoint { url: described("mailto:x"), source: url::ParseError::RelativeUrlWithCannotBeABaseBase },
+        false,
+        "no token endpoint for mailto:x: cannot-be-a-base URL"
+    )]
+    fn kinds_and_their_text(#[case] error: RefreshError, #[case] transient: bool, #[case] text: &str) {
+        assert_eq!(error.is_transient(), transient, "{error:?}");
+        assert_eq!(error_text(&error), text);
+    }
+
+    #[test]
+    fn the_note_of_a_sign_in_is_its_reason() {
+        let e = RefreshError::NeedsReauth(ReauthReason::GrantRejected { description: described("revoked") });
+        assert_eq!(e.note(), "the refresh token was rejected (revoked)");
+        let e = RefreshError::TokensKept { kept: KeptIn::Memory, source: locked() };
+        assert_eq!(
+            e.note(),
+            "new tokens kept in memory; they go to the keychain as soon as it can take them: keychain unavailable: the keychain is locked"
+        );
+    }
 }

@@ -5,6 +5,7 @@ use pretty_assertions::assert_eq;
 use rstest::rstest;
 
 use super::*;
+use crate::refresh::transaction::ReauthReason;
 
 #[rstest]
 #[case(10_000.0, Some(3600), 0.0, 10_000.0 - 3600.0 * 0.40)]
@@ -26,152 +27,42 @@ fn backoff_doubles_and_caps(#[case] attempt: u32, #[case] jitter: f64, #[case] s
     assert_eq!(backoff(attempt, jitter), Duration::from_secs(secs));
 }
 
-#[test]
-fn failures_are_classified() {
-    let ok: Result<RefreshOutcome, RefreshError> = Ok(RefreshOutcome::Refreshed { expires_at: None });
-    assert_eq!(classify(&ok, 1, 100.0, 0.0), Next::Replan);
-    assert_eq!(classify(&Err(RefreshError::Transient("net".to_owned())), 2, 100.0, 0.0), Next::RetryAt(160.0));
-    assert_eq!(
-        classify(&Err(RefreshError::NeedsReauth("revoked".to_owned())), 1, 100.0, 0.0),
-        Next::Stop("revoked".to_owned())
-    );
-    assert!(matches!(classify(&Err(RefreshError::NotConnected), 1, 100.0, 0.0), Next::Stop(_)));
+fn network_error() -> RefreshError {
+    RefreshError::Network(std::sync::Arc::new(crate::oauth::tokens::TokenError::Transport("connection refused".to_owned())))
 }
 
-#[test]
-fn jitter_is_stable_and_spread() {
-    assert_eq!(jitter_for("a"), jitter_for("a"));
-    assert_ne!(jitter_for("a"), jitter_for("b"));
-    assert!((0.0..=1.0).contains(&jitter_for("x")));
+fn keychain_broken() -> RefreshError {
+    RefreshError::Vault(crate::vault::VaultError::Backend("damaged".to_owned()))
 }
 
-/// Wall clock = tokio's (paused) clock + a base + jumps we inject.
-struct TestClock {
-    start: tokio::time::Instant,
-    jumped: Mutex<f64>,
+fn revoked() -> RefreshError {
+    RefreshError::NeedsReauth(ReauthReason::GrantRejected { description: "revoked".to_owned() })
 }
 
-const BASE: f64 = 1_800_000_000.0;
-
-impl Clock for TestClock {
-    fn now(&self) -> f64 {
-        BASE + self.start.elapsed().as_secs_f64()
-            + *self.jumped.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-struct FakeOps {
-    clock: Arc<TestClock>,
-    lifetime: u64,
-    expiry: Mutex<HashMap<String, f64>>,
-    script: Mutex<HashMap<String, VecDeque<Result<RefreshOutcome, RefreshError>>>>,
-    refreshed_at: Mutex<Vec<(String, f64)>>,
-    stopped: Mutex<Vec<(String, String)>>,
-    plans: Mutex<u32>,
-}
-
-impl FakeOps {
-    fn new(clock: Arc<TestClock>, lifetime: u64, servers: &[&str]) -> Arc<Self> {
-        let now = clock.now();
-        Arc::new(Self {
-            lifetime,
-            expiry: Mutex::new(servers.iter().map(|s| ((*s).to_owned(), now + lifetime as f64)).collect()),
-            script: Mutex::default(),
-            refreshed_at: Mutex::default(),
-            stopped: Mutex::default(),
-            plans: Mutex::new(0),
-            clock,
-        })
-    }
-
-    fn script(&self, id: &str, results: Vec<Result<RefreshOutcome, RefreshError>>) {
-        self.script.lock().expect("lock").insert(id.to_owned(), results.into());
-    }
-
-    fn refreshes(&self) -> Vec<(String, f64)> {
-        self.refreshed_at.lock().expect("lock").clone()
-    }
-}
-
-impl RefreshOps for FakeOps {
-    fn plan(&self) -> OpFuture<'_, Vec<Planned>> {
-        Box::pin(async move {
-            *self.plans.lock().expect("lock") += 1;
-            let expiry = self.expiry.lock().expect("lock");
-            let mut plan: Vec<Planned> = expiry
-                .iter()
-                .map(|(id, e)| Planned { id: id.clone(), expiry: Some((*e, Some(self.lifetime))) })
-                .collect();
-            plan.sort_by(|a, b| a.id.cmp(&b.id));
-            plan
-        })
-    }
-
-    fn refresh<'a>(&'a self, id: &'a str) -> OpFuture<'a, Result<RefreshOutcome, RefreshError>> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            self.refreshed_at.lock().expect("lock").push((id.to_owned(), now));
-            let result = self
-                .script
-                .lock()
-                .expect("lock")
-                .get_mut(id)
-                .and_then(VecDeque::pop_front)
-                .unwrap_or(Ok(RefreshOutcome::Refreshed { expires_at: None }));
-            if result.is_ok() {
-                self.expiry.lock().expect("lock").insert(id.to_owned(), now + self.lifetime as f64);
-            }
-            result
-        })
-    }
-
-    fn stopped(&self, id: &str, reason: &str) {
-        self.stopped.lock().expect("lock").push((id.to_owned(), reason.to_owned()));
-    }
-}
-
-fn start(ops: Arc<FakeOps>, clock: Arc<TestClock>) -> (SchedulerHandle, watch::Sender<bool>) {
-    let handle = SchedulerHandle::new();
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(run(ops, clock, handle.clone(), stopped));
-    (handle, stop)
-}
-
-fn clock() -> Arc<TestClock> {
-    Arc::new(TestClock { start: tokio::time::Instant::now(), jumped: Mutex::new(0.0) })
-}
-
-#[tokio::test(start_paused = true)]
-async fn refreshes_between_60_and_75_percent_of_the_lifetime() {
-    let clock = clock();
-    let ops = FakeOps::new(clock.clone(), 3600, &["a", "b"]);
-    let (_handle, _stop) = start(ops.clone(), clock.clone());
-    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
-    let refreshes = ops.refreshes();
-    let first_a = refreshes.iter().find(|(id, _)| id == "a").map(|(_, t)| t - BASE).expect("a refreshed");
-    assert!((2160.0..=2700.0).contains(&first_a), "refreshed at {first_a} s of 3600");
-    // Each refresh extends the token, so a few refreshes per server, never after expiry.
-    for id in ["a", "b"] {
-        let times: Vec<f64> = refreshes.iter().filter(|(i, _)| i == id).map(|(_, t)| *t).collect();
-        assert!((4..=5).contains(&times.len()), "{id}: {times:?}");
-        for pair in times.windows(2) {
-            let gap = pair[1] - pair[0];
-            assert!((2160.0..=2700.0).contains(&gap), "{id}: gap {gap}");
-        }
-    }
-    // No polling: the loop woke only for refreshes (plus its first look).
-    assert!(
-        *ops.plans.lock().expect("lock") <= 1 + 2 * refreshes.len() as u32,
-        "plans: {}",
-        ops.plans.lock().expect("lock")
-    );
+#[rstest]
+#[case::refreshed(Ok(RefreshOutcome::Refreshed { expires_at: None }), 1, Next::Replan)]
+#[case::network(Err(network_error()), 2, Next::RetryAt(160.0))]
+#[case::failed_is_retried_too(Err(keychain_broken()), 1, Next::RetryAt(130.0))]
+#[case::rejected(Err(revoked()), 1, Next::Stop("the refresh token was rejected (revoked)".to_owned()))]
+#[case::no_refresh_token(
+    Err(RefreshError::NeedsReauth(ReauthReason::NoRefreshToken)),
+    1,
+    Next::Stop("the server gave no refresh token; the access token cannot be renewed".to_owned())
+)]
+#[case::not_connected(Err(RefreshError::NotConnected), 1, Next::Stop("not signed in".to_owned()))]
+fn failures_are_classified(
+    #[case] result: Result<RefreshOutcome, RefreshError>,
+    #[case] attempt: u32,
+    #[case] next: Next,
+) {
+    assert_eq!(classify(&result, attempt, 100.0, 0.0), next);
 }
 
 #[tokio::test(start_paused = true)]
 async fn network_failures_back_off_then_recover() {
     let clock = clock();
     let ops = FakeOps::new(clock.clone(), 3600, &["a"]);
-    let transient = || Err(RefreshError::Transient("connection refused".to_owned()));
+    let transient = || Err(network_error());
     ops.script("a", vec![transient(), transient(), transient()]);
     let (_handle, _stop) = start(ops.clone(), clock.clone());
     tokio::time::sleep(Duration::from_secs(2700 + 600)).await;
@@ -188,11 +79,11 @@ async fn network_failures_back_off_then_recover() {
 async fn an_impossible_refresh_stops_once_until_signed_in_again() {
     let clock = clock();
     let ops = FakeOps::new(clock.clone(), 3600, &["a"]);
-    ops.script("a", vec![Err(RefreshError::NeedsReauth("invalid_grant".to_owned()))]);
+    ops.script("a", vec![Err(revoked())]);
     let (handle, _stop) = start(ops.clone(), clock.clone());
     tokio::time::sleep(Duration::from_secs(10 * 3600)).await;
     assert_eq!(ops.refreshes().len(), 1, "no retries of a refresh that cannot work");
-    assert_eq!(ops.stopped.lock().expect("lock").clone(), vec![("a".to_owned(), "invalid_grant".to_owned())]);
+    assert_eq!(ops.stopped.lock().expect("lock").clone(), vec![("a".to_owned(), "the refresh token was rejected (revoked)".to_owned())]);
     // A new sign-in (new expiry) starts the schedule again.
     let now = clock.now();
     ops.expiry.lock().expect("lock").insert("a".to_owned(), now + 3600.0);
