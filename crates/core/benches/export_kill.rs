@@ -8,6 +8,10 @@
 //! if any iteration left a bad file.
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+#[path = "../tests/builders/mod.rs"]
+#[allow(dead_code, reason = "each test file uses part of the shared builders")]
+mod builders;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,17 +22,7 @@ const PAD: usize = 256 * 1024;
 const DEFAULT_ITERATIONS: u64 = 1000;
 
 fn client() -> ClientRecord {
-    ClientRecord {
-        client_id: "c".to_owned(),
-        client_secret: None,
-        redirect_uris: vec!["http://127.0.0.1:1/callback".to_owned()],
-        token_endpoint_auth_method: "none".to_owned(),
-        grant_types: vec![],
-        response_types: vec![],
-        scope: None,
-        client_name: None,
-        client_id_issued_at: None,
-    }
+    ClientRecord { redirect_uris: vec!["http://127.0.0.1:1/callback".to_owned()], ..builders::public_client("c") }
 }
 
 /// What one look at the token file found.

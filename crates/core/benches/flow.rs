@@ -7,6 +7,10 @@
 //! Run: `cargo bench -p mcp-auth-core --bench flow`
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+#[path = "../tests/builders/mod.rs"]
+#[allow(dead_code, reason = "each test file uses part of the shared builders")]
+mod builders;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,21 +24,7 @@ use mcp_auth_test_support::{Behaviour, FakeServer};
 const RUNS: usize = 30;
 
 fn target(server: &FakeServer) -> Target {
-    Target {
-        name: "bench".to_owned(),
-        url: server.mcp_url().parse().unwrap_or_else(|e| panic!("{e}")),
-        client_id: None,
-        client_secret: None,
-        issuer: None,
-        scope: None,
-        extra_scope: None,
-        client_name: "Hermes Agent".to_owned(),
-        client_metadata_url: None,
-        omit_resource: false,
-        timeout: Duration::from_secs(10),
-        user_agent: None,
-        registration: Default::default(),
-    }
+    builders::target("bench", &server.mcp_url())
 }
 
 fn summary(label: &str, mut times: Vec<Duration>, trips: usize, requests: &[String]) {

@@ -2,6 +2,8 @@
 //! MCP server on loopback: the happy path and every hostile answer.
 #![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
 
+mod builders;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,21 +35,7 @@ async fn rig_with_timeout(timeout: Duration) -> Rig {
 }
 
 fn target(server: &FakeServer) -> Target {
-    Target {
-        name: "fake".to_owned(),
-        url: server.mcp_url().parse().expect("url"),
-        client_id: None,
-        client_secret: None,
-        issuer: None,
-        scope: None,
-        extra_scope: None,
-        client_name: "Hermes Agent".to_owned(),
-        client_metadata_url: None,
-        omit_resource: false,
-        timeout: Duration::from_secs(10),
-        user_agent: None,
-        registration: Default::default(),
-    }
+    builders::target("fake", &server.mcp_url())
 }
 
 fn no_progress() -> impl Fn(Step) + Send + Sync {
@@ -458,15 +446,10 @@ async fn a_kept_registration_uses_its_own_auth_method() {
     server.set_client_auth_method("kept", "client_secret_post");
     let rig = rig().await;
     let kept = mcp_auth_core::ClientRecord {
-        client_id: "kept".to_owned(),
         client_secret: Some(mcp_auth_core::SecretString::new("kept-secret")),
         redirect_uris: vec![rig.listener.redirect_uri()],
         token_endpoint_auth_method: "client_secret_post".to_owned(),
-        grant_types: vec![],
-        response_types: vec![],
-        scope: None,
-        client_name: None,
-        client_id_issued_at: None,
+        ..builders::public_client("kept")
     };
     rig.engine
         .authorize(

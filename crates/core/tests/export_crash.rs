@@ -5,6 +5,9 @@
 //! says which role a process plays), kills it at varying moments with
 //! SIGKILL, and checks the file each time.
 
+#[allow(dead_code, reason = "each test file uses part of the shared builders")]
+mod builders;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,17 +17,7 @@ const ROLE: &str = "MCP_AUTH_EXPORT_WRITER_DIR";
 const PAD: usize = 256 * 1024;
 
 fn client() -> ClientRecord {
-    ClientRecord {
-        client_id: "c".to_owned(),
-        client_secret: None,
-        redirect_uris: vec!["http://127.0.0.1:1/callback".to_owned()],
-        token_endpoint_auth_method: "none".to_owned(),
-        grant_types: vec![],
-        response_types: vec![],
-        scope: None,
-        client_name: None,
-        client_id_issued_at: None,
-    }
+    ClientRecord { redirect_uris: vec!["http://127.0.0.1:1/callback".to_owned()], ..builders::public_client("c") }
 }
 
 /// The writer: exports version after version until killed.

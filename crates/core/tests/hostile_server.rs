@@ -6,6 +6,7 @@
 //! and text full of terminal escape sequences.
 #![expect(clippy::expect_used, reason = "a test fails loudly on broken setup")]
 
+mod builders;
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -56,21 +57,7 @@ async fn rig() -> Rig {
 }
 
 fn target(server: &FakeServer) -> Target {
-    Target {
-        name: "fake".to_owned(),
-        url: server.mcp_url().parse().expect("url"),
-        client_id: None,
-        client_secret: None,
-        issuer: None,
-        scope: None,
-        extra_scope: None,
-        client_name: "Hermes Agent".to_owned(),
-        client_metadata_url: None,
-        omit_resource: false,
-        timeout: Duration::from_secs(10),
-        user_agent: None,
-        registration: Default::default(),
-    }
+    builders::target("fake", &server.mcp_url())
 }
 
 fn patch(fields: Value) -> serde_json::Map<String, Value> {
@@ -148,17 +135,7 @@ async fn a_kept_record_with_an_unsafe_token_endpoint_is_not_sent_anything() {
     let endpoint = TokenEndpoint {
         token_url: "http://evil.example/token".to_owned(),
         revocation_url: Some("smb://evil.example/revoke".to_owned()),
-        client: mcp_auth_core::ClientRecord {
-            client_id: "c".to_owned(),
-            client_secret: None,
-            redirect_uris: vec![],
-            grant_types: vec![],
-            response_types: vec![],
-            scope: None,
-            client_name: None,
-            client_id_issued_at: None,
-            token_endpoint_auth_method: "none".to_owned(),
-        },
+        client: builders::public_client("c"),
         resource: None,
     };
     let http = Http::new().expect("http");

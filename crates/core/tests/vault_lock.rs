@@ -6,6 +6,9 @@
 //! The test binary spawns itself twice as writers (the environment variable
 //! says which role a process plays) over one credential file.
 
+#[allow(dead_code, reason = "each test file uses part of the shared builders")]
+mod builders;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,15 +47,8 @@ fn record(name: &str) -> CredentialRecord {
         },
         issuer: Some("https://as.example".to_owned()),
         client: ClientRecord {
-            client_id: "cid".to_owned(),
-            client_secret: None,
             redirect_uris: vec!["http://127.0.0.1:1/callback".to_owned()],
-            token_endpoint_auth_method: "none".to_owned(),
-            grant_types: vec![],
-            response_types: vec![],
-            scope: None,
-            client_name: None,
-            client_id_issued_at: None,
+            ..builders::public_client("cid")
         },
         metadata: None,
         obtained_at: 0.0,

@@ -3,14 +3,17 @@
 //! Holds what must stay the same across runs, above all the loopback
 //! redirect port: registrations name `http://127.0.0.1:PORT/callback`
 //! exactly, so a port that drifted would break every one of them. The file
-//! is JSON, written atomically; keys we don't know are kept.
+//! is JSON, read bounded and written atomically under its lock
+//! ([`JsonFile`]); keys we don't know are kept.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::atomic_file::{ensure_private_dir, write_private};
-use crate::util::read_capped::{Capped, read_capped};
+use crate::util::json_file::JsonFile;
+
+/// Largest settings file read.
+const MAX_BYTES: u64 = 64 * 1024;
 
 /// The settings we keep.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,27 +71,26 @@ impl SettingsFile {
     /// The saved settings; defaults when the file is missing or unreadable
     /// (an unreadable file is logged, never fatal).
     pub fn load(&self) -> AppSettings {
-        match read_capped(&self.path, 64 * 1024) {
-            Ok(Capped::Bytes(bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(path = %self.path.display(), error = %e, "settings file is not valid; using defaults");
-                AppSettings::default()
-            }),
-            Ok(Capped::Missing) => AppSettings::default(),
-            Ok(Capped::TooLarge) | Err(_) => {
-                tracing::warn!(path = %self.path.display(), "settings file unreadable; using defaults");
+        match self.file().read() {
+            Ok(settings) => settings.unwrap_or_default(),
+            Err(e) => {
+                let e = crate::util::text::error_text(&e);
+                tracing::warn!(path = %self.path.display(), error = %e, "settings file unreadable; using defaults");
                 AppSettings::default()
             }
         }
     }
 
-    /// Saves `settings` atomically (0600, folder 0700).
+    /// Saves `settings` atomically (0600, folder 0700), under the file's lock.
     pub fn save(&self, settings: &AppSettings) -> Result<(), SettingsError> {
         let err = |source| SettingsError { path: self.path.clone(), source };
-        if let Some(dir) = self.path.parent() {
-            ensure_private_dir(dir).map_err(err)?;
-        }
-        let bytes = serde_json::to_vec_pretty(settings).map_err(|e| err(std::io::Error::other(e)))?;
-        write_private(&self.path, &bytes).map_err(err)
+        let file = self.file();
+        let _lock = file.lock().map_err(err)?;
+        file.write(settings).map_err(err)
+    }
+
+    fn file(&self) -> JsonFile<'_> {
+        JsonFile::new(&self.path, MAX_BYTES)
     }
 }
 

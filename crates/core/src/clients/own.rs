@@ -2,7 +2,8 @@
 //! in the agent's): `<config dir>/mcp-auth-tray/servers.json`.
 //!
 //! `{"servers": {"<name>": {"url": "https://…"}}}`, unknown keys kept on
-//! rewrite; written atomically (0600 in a 0700 folder); read bounded. A
+//! rewrite; read bounded, written atomically (0600 in a 0700 folder), each
+//! change under the file's lock ([`JsonFile`]). A
 //! broken file is reported, never silently replaced: `add`/`remove` refuse
 //! to write over what they could not read.
 
@@ -10,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::atomic_file::{ensure_private_dir, write_private};
-use crate::util::read_capped::{Capped, read_capped};
+use crate::util::json_file::{JsonFile, JsonReadError};
 
 const MAX_BYTES: u64 = 1024 * 1024;
 
@@ -99,14 +99,21 @@ impl OwnListFile {
     /// The list; a missing file is an empty list.
     pub fn load(&self) -> Result<OwnList, OwnListError> {
         let invalid = |reason: String| OwnListError::Invalid { path: self.path.clone(), reason };
-        match read_capped(&self.path, MAX_BYTES) {
-            Ok(Capped::Missing) => Ok(OwnList::default()),
-            Ok(Capped::TooLarge) => Err(invalid("larger than 1 MiB".to_owned())),
-            Ok(Capped::Bytes(bytes, _)) => serde_json::from_slice(&bytes)
-                .map(|body| OwnList { body })
-                .map_err(|e| invalid(format!("line {}, column {}", e.line(), e.column()))),
-            Err(source) => Err(OwnListError::Read { path: self.path.clone(), source }),
+        match self.file().read() {
+            Ok(body) => Ok(OwnList { body: body.unwrap_or_default() }),
+            Err(JsonReadError::TooLarge { .. }) => Err(invalid("larger than 1 MiB".to_owned())),
+            Err(JsonReadError::Invalid { line, column }) => Err(invalid(format!("line {line}, column {column}"))),
+            Err(JsonReadError::Io(source)) => Err(OwnListError::Read { path: self.path.clone(), source }),
         }
+    }
+
+    fn file(&self) -> JsonFile<'_> {
+        JsonFile::new(&self.path, MAX_BYTES)
+    }
+
+    /// The file's lock, held across a change's read and write.
+    fn lock(&self) -> Result<crate::util::json_file::JsonFileLock, OwnListError> {
+        self.file().lock().map_err(|source| OwnListError::Write { path: self.path.clone(), source })
     }
 
     /// Adds `name` at `url`. The same name with the same URL again is a
@@ -114,6 +121,7 @@ impl OwnListFile {
     pub fn add(&self, name: &str, url: &str) -> Result<bool, OwnListError> {
         check_name(name)?;
         let url = check_url(name, url)?;
+        let _lock = self.lock()?;
         let mut list = self.load()?;
         match list.body.servers.get(name) {
             Some(existing) if existing.url == url => return Ok(false),
@@ -127,6 +135,7 @@ impl OwnListFile {
 
     /// Removes `name`.
     pub fn remove(&self, name: &str) -> Result<(), OwnListError> {
+        let _lock = self.lock()?;
         let mut list = self.load()?;
         if list.body.servers.remove(name).is_none() {
             return Err(OwnListError::NotFound { name: name.to_owned() });
@@ -135,13 +144,7 @@ impl OwnListFile {
     }
 
     fn save(&self, list: &OwnList) -> Result<(), OwnListError> {
-        let err = |source| OwnListError::Write { path: self.path.clone(), source };
-        if let Some(dir) = self.path.parent() {
-            ensure_private_dir(dir).map_err(err)?;
-        }
-        let mut bytes = serde_json::to_vec_pretty(&list.body).map_err(|e| err(std::io::Error::other(e)))?;
-        bytes.push(b'\n');
-        write_private(&self.path, &bytes).map_err(err)
+        self.file().write(&list.body).map_err(|source| OwnListError::Write { path: self.path.clone(), source })
     }
 }
 
@@ -214,6 +217,22 @@ mod tests {
         std::fs::write(file.path(), "{ not json")?;
         assert!(matches!(file.add("c", "https://c.example/"), Err(OwnListError::Invalid { .. })));
         assert_eq!(std::fs::read_to_string(file.path())?, "{ not json");
+        Ok(())
+    }
+
+    /// Two `mcp-auth add` at once (or the tray and the CLI): both entries
+    /// are kept, as each change is a read-modify-write under the lock.
+    #[test]
+    fn concurrent_adds_are_all_kept() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("servers.json");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let file = OwnListFile::at(&path);
+                s.spawn(move || file.add(&format!("s{i}"), &format!("https://s{i}.example/mcp")));
+            }
+        });
+        assert_eq!(OwnListFile::at(&path).load()?.servers().count(), 8);
         Ok(())
     }
 

@@ -144,19 +144,7 @@ fn state_of(
     }
     match vault(&candidate.server.vault_key()) {
         VaultView::Present(summary) => {
-            let mut row = ServerStatus {
-                profile: None,
-                name: candidate.server.name.clone(),
-                url: None,
-                auth: AuthLabel::Oauth,
-                state: AuthState::NotConnected,
-                expires_at: None,
-                detail: None,
-                refresh_due_at: None,
-                last_error: None,
-                flow: None,
-                last_check: Default::default(),
-            };
+            let mut row = ServerStatus::bare(&candidate.server.name, AuthLabel::Oauth, AuthState::NotConnected);
             crate::view::status::apply_tokens(&mut row, &summary, now);
             (row.state, row.expires_at)
         }

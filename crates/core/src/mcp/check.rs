@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::oauth::http::{CONNECT_TIMEOUT, Http, HttpError};
 use crate::oauth::www_authenticate::bearer_challenge;
 use crate::refresh::transaction::Refresher;
+use crate::util::json_file::JsonFile;
 use crate::util::text::error_text;
 use crate::sign_in::connect::OAuthServer;
 use crate::util::secret::SecretString;
@@ -477,32 +478,24 @@ impl CheckStore {
     /// The kept results; a missing, oversized or unreadable file reads as
     /// none (a check result is a hint, never worth failing a status for).
     pub fn load(&self) -> Checks {
-        match crate::util::read_capped::read_capped(&self.path, MAX_CHECKS_FILE_BYTES) {
-            Ok(crate::util::read_capped::Capped::Bytes(bytes, _)) => {
-                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    tracing::warn!(path = %self.path.display(), error = %e, "ignoring an unreadable checks file");
-                    Checks::default()
-                })
-            }
-            Ok(crate::util::read_capped::Capped::Missing) => Checks::default(),
-            Ok(crate::util::read_capped::Capped::TooLarge) => {
-                tracing::warn!(path = %self.path.display(), "ignoring an oversized checks file");
-                Checks::default()
-            }
+        match self.file().read() {
+            Ok(checks) => checks.unwrap_or_default(),
             Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot read the checks file");
+                let e = error_text(&e);
+                tracing::warn!(path = %self.path.display(), error = %e, "ignoring an unreadable checks file");
                 Checks::default()
             }
         }
     }
 
+    fn file(&self) -> JsonFile<'_> {
+        JsonFile::new(&self.path, MAX_CHECKS_FILE_BYTES)
+    }
+
     /// Keeps `result` as the last check of `key` (blocking, briefly).
     pub fn record(&self, key: &VaultKey, result: &CheckResult) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::util::atomic_file::ensure_private_dir(dir)?;
-        let lock_path = self.path.with_extension("json.lock");
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
-        lock.lock()?;
+        let file = self.file();
+        let _lock = file.lock()?;
         let mut checks = self.load();
         checks.servers.insert(key.account().to_owned(), result.clone());
         let newest = result.checked_at;
@@ -515,8 +508,7 @@ impl CheckStore {
                 None => break,
             };
         }
-        let bytes = serde_json::to_vec_pretty(&checks).map_err(std::io::Error::other)?;
-        crate::util::atomic_file::write_private(&self.path, &bytes)
+        file.write(&checks)
     }
 }
 

@@ -9,6 +9,11 @@
 //! ([`ListenerError::PortInUse`]) so the caller can choose a new one and
 //! re-register.
 //!
+//! [`bind_loopback`] is the one place the app opens a listening socket, and
+//! [`planned_port`] the one rule for which port a sign-in tries: the redirect
+//! listener and `mcp-auth doctor`'s port check both go through them, so the
+//! doctor checks exactly what a sign-in will do.
+//!
 //! Anything on the machine (and any web page, through DNS rebinding) can
 //! reach the port, so the listener bounds what it gives them ([`Limits`]):
 //! HTTP/1 only, one request per connection (`Connection: close` on every
@@ -91,13 +96,7 @@ impl LoopbackListener {
 
     /// [`LoopbackListener::bind`] with other [`Limits`] (tests use short ones).
     pub async fn bind_with(port: u16, router: CallbackRouter, limits: Limits) -> Result<Self, ListenerError> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(ListenerError::PortInUse { port }),
-            Err(source) => return Err(ListenerError::Io { port, source }),
-        };
-        let port = listener.local_addr().map_err(|source| ListenerError::Io { port, source })?.port();
+        let (listener, port) = bind_loopback(port).await?;
         let app = Router::new()
             .route(CALLBACK_PATH, get(callback))
             .fallback(not_found)
@@ -128,6 +127,35 @@ impl Drop for LoopbackListener {
     }
 }
 
+/// Opens a listening socket on 127.0.0.1:`port` (0: any free port), never
+/// on a wildcard address; returns it with the port it got. What it serves,
+/// it must bound (as [`LoopbackListener`] does with its [`Limits`]).
+pub(crate) async fn bind_loopback(port: u16) -> Result<(tokio::net::TcpListener, u16), ListenerError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(ListenerError::PortInUse { port }),
+        Err(source) => return Err(ListenerError::Io { port, source }),
+    };
+    let port = listener.local_addr().map_err(|source| ListenerError::Io { port, source })?.port();
+    Ok((listener, port))
+}
+
+/// The port a sign-in listens on first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlannedPort {
+    /// The server's `redirect_port`: used or failed, never moved (the user chose it).
+    Configured(u16),
+    /// The app's persisted port: a new one when another program holds it.
+    Persisted(u16),
+}
+
+/// Which port a sign-in tries: the server's configured `redirect_port`,
+/// else the app's persisted one; `None`: a new one, then persisted.
+pub(crate) fn planned_port(configured: Option<u16>, persisted: Option<u16>) -> Option<PlannedPort> {
+    configured.map(PlannedPort::Configured).or(persisted.map(PlannedPort::Persisted))
+}
+
 /// How [`bind_stable`] chose the port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortChoice {
@@ -148,12 +176,12 @@ pub async fn bind_stable(
     settings: &SettingsFile,
     configured: Option<u16>,
 ) -> Result<(LoopbackListener, PortChoice), ListenerError> {
-    if let Some(port) = configured {
+    if let Some(PlannedPort::Configured(port)) = planned_port(configured, None) {
         return Ok((LoopbackListener::bind(port, router).await?, PortChoice::Configured));
     }
     let mut saved = settings.load();
     let previous = saved.redirect_port;
-    if let Some(port) = previous {
+    if let Some(PlannedPort::Persisted(port)) = planned_port(None, previous) {
         match LoopbackListener::bind(port, router.clone()).await {
             Ok(listener) => return Ok((listener, PortChoice::Persisted)),
             Err(ListenerError::PortInUse { port }) => {
@@ -491,6 +519,28 @@ mod tests {
         let taken = squatter.local_addr().expect("addr").port();
         let err = bind_stable(CallbackRouter::new(), &settings, Some(taken)).await.expect_err("taken");
         assert!(matches!(err, ListenerError::PortInUse { port } if port == taken));
+    }
+
+    #[rstest::rstest]
+    #[case::configured_wins(Some(4000), Some(5000), Some(PlannedPort::Configured(4000)))]
+    #[case::configured(Some(4000), None, Some(PlannedPort::Configured(4000)))]
+    #[case::persisted(None, Some(5000), Some(PlannedPort::Persisted(5000)))]
+    #[case::new(None, None, None)]
+    fn the_port_a_sign_in_tries(
+        #[case] configured: Option<u16>,
+        #[case] persisted: Option<u16>,
+        #[case] want: Option<PlannedPort>,
+    ) {
+        assert_eq!(planned_port(configured, persisted), want);
+    }
+
+    #[tokio::test]
+    async fn binds_loopback_only_and_reports_a_taken_port() {
+        let (listener, port) = bind_loopback(0).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        assert_eq!((addr.ip(), addr.port()), (std::net::IpAddr::from(Ipv4Addr::LOCALHOST), port));
+        let err = bind_loopback(port).await.expect_err("taken");
+        assert!(matches!(err, ListenerError::PortInUse { port: p } if p == port), "{err:?}");
     }
 
     #[tokio::test]

@@ -17,12 +17,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::app::settings::AppSettings;
-use crate::oauth::callback::CallbackRouter;
 use crate::oauth::engine::{
     ClientSource, Discovered, Engine, EngineError, Probe, Target, check_secret_binding, initial_scopes,
     reusable_registration,
 };
-use crate::oauth::loopback::{ListenerError, LoopbackListener, redirect_uri};
+use crate::oauth::loopback::{ListenerError, PlannedPort, bind_loopback, planned_port, redirect_uri};
 use crate::oauth::recorder::{Exchange, Recorder};
 use crate::sign_in::connect::{ConnectError, OAuthServer, kept_registration};
 use crate::util::text::error_text;
@@ -230,12 +229,16 @@ pub async fn examine(
 /// Whether the port a sign-in would listen on is free, and the redirect URI
 /// a registration made now would name (a free port when none is chosen yet).
 async fn check_port(configured: Option<u16>, persisted: Option<u16>) -> (PortCheck, String) {
-    let Some(port) = configured.or(persisted) else {
-        let free = LoopbackListener::bind(0, CallbackRouter::new()).await.map(|l| l.port()).unwrap_or(0);
-        return (PortCheck::NotChosen, redirect_uri(free));
+    let (port, configured) = match planned_port(configured, persisted) {
+        Some(PlannedPort::Configured(port)) => (port, true),
+        Some(PlannedPort::Persisted(port)) => (port, false),
+        None => {
+            let free = bind_loopback(0).await.map(|(_, port)| port).unwrap_or(0);
+            return (PortCheck::NotChosen, redirect_uri(free));
+        }
     };
-    let configured = configured.is_some();
-    let check = match LoopbackListener::bind(port, CallbackRouter::new()).await {
+    // Bound as a sign-in binds it, and closed at once.
+    let check = match bind_loopback(port).await {
         Ok(_listener) => PortCheck::Free { port, configured },
         Err(ListenerError::PortInUse { .. }) => PortCheck::InUse { port, configured },
         Err(e) => PortCheck::Error { port, reason: error_text(&e) },

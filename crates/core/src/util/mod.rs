@@ -1,7 +1,9 @@
-//! Small shared helpers: crash-safe private files, capped reads, text for
+//! Small shared helpers: crash-safe private files, our small JSON files
+//! (capped reads, atomic writes, a lock), capped reads, text for
 //! people (and the gate for server text), and the secret string type.
 
 pub(crate) mod atomic_file;
+pub(crate) mod json_file;
 pub(crate) mod read_capped;
 pub(crate) mod secret;
 pub(crate) mod text;

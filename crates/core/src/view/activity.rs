@@ -131,19 +131,7 @@ mod tests {
     use crate::view::status::AuthLabel;
 
     fn row(name: &str, state: AuthState) -> ServerStatus {
-        ServerStatus {
-            profile: None,
-            name: name.to_owned(),
-            url: None,
-            auth: AuthLabel::Oauth,
-            state,
-            expires_at: None,
-            detail: None,
-            refresh_due_at: None,
-            last_error: None,
-            flow: None,
-            last_check: Default::default(),
-        }
+        ServerStatus::bare(name, AuthLabel::Oauth, state)
     }
 
     fn report(rows: Vec<ServerStatus>) -> StatusReport {

@@ -114,31 +114,11 @@ mod tests {
         let report = StatusReport {
             servers: vec![
                 ServerStatus {
-                    profile: None,
-                    name: "linear".to_owned(),
                     url: Some(url.to_owned()),
-                    auth: AuthLabel::Oauth,
-                    state: AuthState::Connected,
                     expires_at: Some(1000 + 3120),
-                    detail: None,
-                    refresh_due_at: None,
-                    last_error: None,
-                    flow: None,
-                    last_check: Default::default(),
+                    ..ServerStatus::bare("linear", AuthLabel::Oauth, AuthState::Connected)
                 },
-                ServerStatus {
-                    profile: None,
-                    name: "fs".to_owned(),
-                    url: None,
-                    auth: AuthLabel::Stdio,
-                    state: AuthState::NotApplicable,
-                    expires_at: None,
-                    detail: None,
-                    refresh_due_at: None,
-                    last_error: None,
-                    flow: None,
-                    last_check: Default::default(),
-                },
+                ServerStatus::bare("fs", AuthLabel::Stdio, AuthState::NotApplicable),
             ],
             computed_at: 1000.0,
             ..Default::default()

@@ -274,16 +274,9 @@ mod tests {
     ) -> ServerStatus {
         ServerStatus {
             profile: profile.map(str::to_owned),
-            name: name.to_owned(),
             url: (auth == AuthLabel::Oauth).then(|| format!("https://{name}.example/mcp")),
-            auth,
-            state,
             expires_at,
-            detail: None,
-            refresh_due_at: None,
-            last_error: None,
-            flow: None,
-            last_check: Default::default(),
+            ..ServerStatus::bare(name, auth, state)
         }
     }
 

@@ -321,19 +321,7 @@ fn evaluate_entry(
     now: f64,
     vault: &dyn Fn(&VaultKey) -> VaultView,
 ) -> ServerStatus {
-    let mut status = ServerStatus {
-        profile: None,
-        name: entry.name.clone(),
-        url: None,
-        auth: AuthLabel::Invalid,
-        state: AuthState::Error,
-        expires_at: None,
-        detail: None,
-        refresh_due_at: None,
-        last_error: None,
-        flow: None,
-        last_check: CheckView::default(),
-    };
+    let mut status = ServerStatus::bare(&entry.name, AuthLabel::Invalid, AuthState::Error);
     let config = match &entry.config {
         Ok(config) => config,
         Err(reason) => {
@@ -530,6 +518,24 @@ pub fn apply_check(status: &mut ServerStatus, check: &CheckResult) {
 }
 
 impl ServerStatus {
+    /// A row with only a name, its kind and its state (no profile, URL,
+    /// expiry, detail, error or check): the start every row is built from.
+    pub(crate) fn bare(name: &str, auth: AuthLabel, state: AuthState) -> Self {
+        Self {
+            profile: None,
+            name: name.to_owned(),
+            url: None,
+            auth,
+            state,
+            expires_at: None,
+            detail: None,
+            refresh_due_at: None,
+            last_error: None,
+            flow: None,
+            last_check: CheckView::default(),
+        }
+    }
+
     /// Signed in, but the last check got no answer (the credentials may
     /// be fine).
     pub fn is_unreachable(&self) -> bool {

@@ -58,6 +58,135 @@ fn failures_are_classified(
     assert_eq!(classify(&result, attempt, 100.0, 0.0), next);
 }
 
+#[test]
+fn jitter_is_stable_and_spread() {
+    assert_eq!(jitter_for("a"), jitter_for("a"));
+    assert_ne!(jitter_for("a"), jitter_for("b"));
+    assert!((0.0..=1.0).contains(&jitter_for("x")));
+}
+
+/// Wall clock = tokio's (paused) clock + a base + jumps we inject.
+struct TestClock {
+    start: tokio::time::Instant,
+    jumped: Mutex<f64>,
+}
+
+const BASE: f64 = 1_800_000_000.0;
+
+impl Clock for TestClock {
+    fn now(&self) -> f64 {
+        BASE + self.start.elapsed().as_secs_f64()
+            + *self.jumped.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct FakeOps {
+    clock: Arc<TestClock>,
+    lifetime: u64,
+    expiry: Mutex<HashMap<String, f64>>,
+    script: Mutex<HashMap<String, VecDeque<Result<RefreshOutcome, RefreshError>>>>,
+    refreshed_at: Mutex<Vec<(String, f64)>>,
+    stopped: Mutex<Vec<(String, String)>>,
+    plans: Mutex<u32>,
+}
+
+impl FakeOps {
+    fn new(clock: Arc<TestClock>, lifetime: u64, servers: &[&str]) -> Arc<Self> {
+        let now = clock.now();
+        Arc::new(Self {
+            lifetime,
+            expiry: Mutex::new(servers.iter().map(|s| ((*s).to_owned(), now + lifetime as f64)).collect()),
+            script: Mutex::default(),
+            refreshed_at: Mutex::default(),
+            stopped: Mutex::default(),
+            plans: Mutex::new(0),
+            clock,
+        })
+    }
+
+    fn script(&self, id: &str, results: Vec<Result<RefreshOutcome, RefreshError>>) {
+        self.script.lock().expect("lock").insert(id.to_owned(), results.into());
+    }
+
+    fn refreshes(&self) -> Vec<(String, f64)> {
+        self.refreshed_at.lock().expect("lock").clone()
+    }
+}
+
+impl RefreshOps for FakeOps {
+    fn plan(&self) -> OpFuture<'_, Vec<Planned>> {
+        Box::pin(async move {
+            *self.plans.lock().expect("lock") += 1;
+            let expiry = self.expiry.lock().expect("lock");
+            let mut plan: Vec<Planned> = expiry
+                .iter()
+                .map(|(id, e)| Planned { id: id.clone(), expiry: Some((*e, Some(self.lifetime))) })
+                .collect();
+            plan.sort_by(|a, b| a.id.cmp(&b.id));
+            plan
+        })
+    }
+
+    fn refresh<'a>(&'a self, id: &'a str) -> OpFuture<'a, Result<RefreshOutcome, RefreshError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            self.refreshed_at.lock().expect("lock").push((id.to_owned(), now));
+            let result = self
+                .script
+                .lock()
+                .expect("lock")
+                .get_mut(id)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(Ok(RefreshOutcome::Refreshed { expires_at: None }));
+            if result.is_ok() {
+                self.expiry.lock().expect("lock").insert(id.to_owned(), now + self.lifetime as f64);
+            }
+            result
+        })
+    }
+
+    fn stopped(&self, id: &str, reason: &str) {
+        self.stopped.lock().expect("lock").push((id.to_owned(), reason.to_owned()));
+    }
+}
+
+fn start(ops: Arc<FakeOps>, clock: Arc<TestClock>) -> (SchedulerHandle, watch::Sender<bool>) {
+    let handle = SchedulerHandle::new();
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(run(ops, clock, handle.clone(), stopped));
+    (handle, stop)
+}
+
+fn clock() -> Arc<TestClock> {
+    Arc::new(TestClock { start: tokio::time::Instant::now(), jumped: Mutex::new(0.0) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn refreshes_between_60_and_75_percent_of_the_lifetime() {
+    let clock = clock();
+    let ops = FakeOps::new(clock.clone(), 3600, &["a", "b"]);
+    let (_handle, _stop) = start(ops.clone(), clock.clone());
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    let refreshes = ops.refreshes();
+    let first_a = refreshes.iter().find(|(id, _)| id == "a").map(|(_, t)| t - BASE).expect("a refreshed");
+    assert!((2160.0..=2700.0).contains(&first_a), "refreshed at {first_a} s of 3600");
+    // Each refresh extends the token, so a few refreshes per server, never after expiry.
+    for id in ["a", "b"] {
+        let times: Vec<f64> = refreshes.iter().filter(|(i, _)| i == id).map(|(_, t)| *t).collect();
+        assert!((4..=5).contains(&times.len()), "{id}: {times:?}");
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!((2160.0..=2700.0).contains(&gap), "{id}: gap {gap}");
+        }
+    }
+    // No polling: the loop woke only for refreshes (plus its first look).
+    assert!(
+        *ops.plans.lock().expect("lock") <= 1 + 2 * refreshes.len() as u32,
+        "plans: {}",
+        ops.plans.lock().expect("lock")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn network_failures_back_off_then_recover() {
     let clock = clock();

@@ -318,17 +318,10 @@ fn needs_more_access_names_the_scope_and_unreachable_keeps_the_detail() {
 
 fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Option<&str>) -> ServerStatus {
     ServerStatus {
-        profile: None,
-        name: "github".to_owned(),
-        url: None,
-        auth,
-        state,
         expires_at,
         detail: detail.map(str::to_owned),
-        refresh_due_at: None,
-        last_error: None,
         flow: (auth == AuthLabel::Oauth).then_some(SignInFlow::Browser),
-        last_check: Default::default(),
+        ..ServerStatus::bare("github", auth, state)
     }
 }
 
@@ -496,17 +489,8 @@ fn urls_are_redacted(#[case] url: &str, #[case] want: &str) {
 #[test]
 fn the_json_url_is_redacted() {
     let row = ServerStatus {
-        profile: None,
-        name: "s".to_owned(),
         url: Some("https://h/mcp?api_key=sk-live-1".to_owned()),
-        auth: AuthLabel::Headers,
-        flow: None,
-        last_check: Default::default(),
-        state: AuthState::NotApplicable,
-        expires_at: None,
-        detail: None,
-        last_error: None,
-        refresh_due_at: None,
+        ..ServerStatus::bare("s", AuthLabel::Headers, AuthState::NotApplicable)
     };
     let json = serde_json::to_value(&row).expect("json");
     assert_eq!(json["url"], "https://h/mcp?api_key=[redacted]");
