@@ -298,7 +298,10 @@ async fn a_refresh_answer_without_an_access_token_keeps_its_new_refresh_token() 
     for broken in [json!({"access_token": null}), json!({"access_token": 42}), json!({"token_type": 7})] {
         rig.server.set_behaviour(|b| b.token_response_patch = patch(broken.clone()));
         let failed = rig.refresher.refresh(&rig.vault, &rig.target).await;
-        assert!(matches!(&failed, Err(e @ RefreshError::PartialResponse(_)) if e.is_transient()), "{broken}: {failed:?}");
+        assert!(
+            matches!(&failed, Err(e @ RefreshError::PartialResponse(_)) if e.is_transient()),
+            "{broken}: {failed:?}"
+        );
         let kept = rig.record().tokens.refresh_token.expect("kept");
         assert_ne!(kept, spent, "{broken}: the spent refresh token is still the one kept");
         // The agent's file has it too: whichever refreshes next uses the live one.

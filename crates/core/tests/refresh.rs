@@ -12,9 +12,9 @@ use std::time::Duration;
 use mcp_auth_core::Http;
 use mcp_auth_core::LoopbackListener;
 use mcp_auth_core::{Exporter, HermesExporter};
+use mcp_auth_core::{FenceError, KeptIn, ReauthReason, RefreshError, RefreshOutcome, Refresher, VaultError};
 use mcp_auth_core::{MemoryBackend, SecretBackend, Vault};
 use mcp_auth_core::{OAuthServer, connect, find_oauth_server};
-use mcp_auth_core::{FenceError, KeptIn, ReauthReason, RefreshError, RefreshOutcome, Refresher, VaultError};
 use mcp_auth_core::{read_json, read_tokens};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
@@ -102,7 +102,10 @@ async fn tokens_the_keychain_cannot_take_reach_the_agent_and_the_vault_later() {
     backend.lock(true);
     let err = rig.refresher.refresh(&rig.vault, &rig.target).await.expect_err("the keychain refused");
     assert!(
-        matches!(err, RefreshError::TokensKept { kept: KeptIn::AgentFileAndMemory, source: VaultError::Unavailable(_) }),
+        matches!(
+            err,
+            RefreshError::TokensKept { kept: KeptIn::AgentFileAndMemory, source: VaultError::Unavailable(_) }
+        ),
         "{err:?}"
     );
     assert!(err.is_transient());

@@ -40,10 +40,10 @@ use serde::{Deserialize, Serialize};
 use crate::oauth::http::{CONNECT_TIMEOUT, Http, HttpError};
 use crate::oauth::www_authenticate::bearer_challenge;
 use crate::refresh::transaction::Refresher;
-use crate::util::json_file::JsonFile;
-use crate::util::text::error_text;
 use crate::sign_in::connect::OAuthServer;
+use crate::util::json_file::JsonFile;
 use crate::util::secret::SecretString;
+use crate::util::text::error_text;
 use crate::vault::{Vault, VaultError, VaultKey};
 
 /// The whole check request (connect, send, response head) at most.

@@ -189,7 +189,9 @@ impl EngineError {
             }
             // rmcp's messages quote the server's answer: made safe here, once.
             AuthError::RegistrationFailed(m) => Self::Registration(registration_refusal(&m)),
-            AuthError::TokenExchangeFailed(m) => Self::Exchange { code: oauth_error_code(&m), message: server_text(&m) },
+            AuthError::TokenExchangeFailed(m) => {
+                Self::Exchange { code: oauth_error_code(&m), message: server_text(&m) }
+            }
             AuthError::DiscoveryRequestFailed { url, source } => {
                 Self::Unreachable { url: url.to_string(), reason: error_text(&*source) }
             }

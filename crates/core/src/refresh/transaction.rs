@@ -563,9 +563,7 @@ async fn sync_locked(
             if tokens_newer(&record.tokens, &StoredTokens::from_agent(&file)) {
                 // An earlier write of the agent's file failed: the agent holds
                 // a spent refresh token. Give it ours again.
-                exporter
-                    .update_tokens(&target, &record)
-                    .map_err(|e| RefreshError::AgentFileBehind(Arc::new(e)))?;
+                exporter.update_tokens(&target, &record).map_err(|e| RefreshError::AgentFileBehind(Arc::new(e)))?;
                 if record.last_error.as_ref().is_some_and(|f| !f.needs_reauth) {
                     record.last_error = None;
                     store(vault, &key, &record).await?;
@@ -851,11 +849,7 @@ mod tests {
         false,
         "sign in again: the server gave no refresh token; the access token cannot be renewed"
     )]
-    #[case::keychain_locked(
-        RefreshError::Vault(locked()),
-        true,
-        "keychain unavailable: the keychain is locked"
-    )]
+    #[case::keychain_locked(RefreshError::Vault(locked()), true, "keychain unavailable: the keychain is locked")]
     #[case::keychain_broken(
         RefreshError::Vault(VaultError::Backend(described("no such collection"))),
         false,
@@ -884,7 +878,7 @@ mod tests {
     #[case::no_endpoint(
         RefreshError::NoTokenEndpoint { url: described("mailto:x"), source: url::ParseError::RelativeUrlWithCannotBeABaseBase },
         false,
-        "no token endpoint for mailto:x: cannot-be-a-base URL"
+        "no token endpoint for mailto:x: relative URL with a cannot-be-a-base base"
     )]
     fn kinds_and_their_text(#[case] error: RefreshError, #[case] transient: bool, #[case] text: &str) {
         assert_eq!(error.is_transient(), transient, "{error:?}");

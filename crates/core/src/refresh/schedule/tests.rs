@@ -28,7 +28,9 @@ fn backoff_doubles_and_caps(#[case] attempt: u32, #[case] jitter: f64, #[case] s
 }
 
 fn network_error() -> RefreshError {
-    RefreshError::Network(std::sync::Arc::new(crate::oauth::tokens::TokenError::Transport("connection refused".to_owned())))
+    RefreshError::Network(std::sync::Arc::new(crate::oauth::tokens::TokenError::Transport(
+        "connection refused".to_owned(),
+    )))
 }
 
 fn keychain_broken() -> RefreshError {
@@ -212,7 +214,10 @@ async fn an_impossible_refresh_stops_once_until_signed_in_again() {
     let (handle, _stop) = start(ops.clone(), clock.clone());
     tokio::time::sleep(Duration::from_secs(10 * 3600)).await;
     assert_eq!(ops.refreshes().len(), 1, "no retries of a refresh that cannot work");
-    assert_eq!(ops.stopped.lock().expect("lock").clone(), vec![("a".to_owned(), "the refresh token was rejected (revoked)".to_owned())]);
+    assert_eq!(
+        ops.stopped.lock().expect("lock").clone(),
+        vec![("a".to_owned(), "the refresh token was rejected (revoked)".to_owned())]
+    );
     // A new sign-in (new expiry) starts the schedule again.
     let now = clock.now();
     ops.expiry.lock().expect("lock").insert("a".to_owned(), now + 3600.0);
