@@ -134,8 +134,13 @@ pub fn is_url(line: &str) -> bool {
 
 /// Runs `connect --no-browser`, plays the browser with the printed URL.
 pub async fn connect_no_browser(setup: &Setup) -> (i32, String, String) {
+    connect_no_browser_to(setup, "fake").await
+}
+
+/// `mcp-auth connect <server> --no-browser`, the browser step done by the test.
+pub async fn connect_no_browser_to(setup: &Setup, server: &str) -> (i32, String, String) {
     let mut guard =
-        ChildGuard(setup.command(&["connect", "fake", "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
+        ChildGuard(setup.command(&["connect", server, "--no-browser"]).spawn().unwrap_or_else(|e| panic!("{e}")));
     let stderr = Lines::new(guard.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
     let mut seen = Vec::new();
     let url = next_matching(&stderr, is_url, &mut seen).trim().to_owned();

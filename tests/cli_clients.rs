@@ -169,3 +169,70 @@ async fn a_grant_in_the_real_secret_service_serves_every_client_naming_its_url()
     assert_eq!(of("elsewhere")["state"], "not_connected");
     assert_eq!(server.log().registrations.len(), 1, "no second registration or sign-in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_signs_in_to_servers_of_our_list_and_of_other_clients_only() {
+    use mcp_auth_e2e::cli::{Setup, Store, connect_no_browser_to};
+    use mcp_auth_test_support::{Behaviour, FakeServer};
+
+    let ours = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let cursors = FakeServer::start(Behaviour::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    // The agent has only a server elsewhere (never contacted).
+    let setup = Setup::new("https://agent-only.example/mcp", Store::Keyring);
+    let home = setup.session.dir.path().join("home");
+    let run = |args: &[&str]| {
+        let out = setup.command(args).output().unwrap_or_else(|e| panic!("{e}"));
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = run(&["add", "solo", &ours.mcp_url()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    std::fs::create_dir_all(home.join(".cursor")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.join(".cursor/mcp.json"),
+        format!(r#"{{"mcpServers": {{"tracker": {{"url": "{}"}}, "tool": {{"command": "npx"}}}}}}"#, cursors.mcp_url()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let states = || {
+        let (code, out, err) = run(&["status", "--json"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        let rows: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let of = |name: &str| {
+            rows.as_array()
+                .and_then(|r| r.iter().find(|r| r["name"] == name))
+                .map(|r| r["state"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        };
+        (of("solo"), of("tracker"))
+    };
+    assert_eq!(states(), ("not_connected".to_owned(), "not_connected".to_owned()));
+
+    // A name of our list.
+    let (code, out, err) = connect_no_browser_to(&setup, "solo").await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to solo, access token valid for 59 min."), "{out}");
+    assert!(out.contains("No token file written"), "{out}");
+    assert_eq!(ours.log().registrations.len(), 1);
+    assert_eq!(states(), ("connected".to_owned(), "not_connected".to_owned()));
+
+    // A name only Cursor's config has: its URL's grant.
+    let (code, out, err) = connect_no_browser_to(&setup, "tracker").await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.starts_with("Connected to "), "{out}");
+    assert_eq!(cursors.log().registrations.len(), 1);
+    assert_eq!(states(), ("connected".to_owned(), "connected".to_owned()));
+    // The grant serves the proxy: its token is the one the server issued.
+    let (code, out, err) = run(&["headers", &cursors.mcp_url()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let header: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let token = header["Authorization"].as_str().and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_default();
+    assert!(cursors.is_valid_access_token(token), "not a token of Cursor's server");
+    // Ours only: no token file anywhere for the agent.
+    assert!(!setup.tokens_dir().exists(), "token files were written for servers the agent does not have");
+
+    // Neither the agent, our list nor a client names it (a local tool does not count).
+    for name in ["nope", "tool"] {
+        let (code, out, err) = run(&["connect", name, "--no-browser"]);
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(err.contains("is in no client's config either"), "{err}");
+    }
+}

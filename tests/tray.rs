@@ -149,6 +149,23 @@ impl Probe {
         }
     }
 
+    /// Waits (at most 10 s) until the submenu `parent` satisfies `want`.
+    fn wait_for_submenu(&mut self, parent: &str, what: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let labels = self.submenu(parent);
+            if want(&labels) {
+                return labels;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "submenu {parent} never showed {what}; last: {labels:#?}\napp log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -543,4 +560,197 @@ fn the_status_window_may_call_only_what_its_page_calls() {
         .collect();
     assert_eq!(capability["windows"], serde_json::json!(["status"]));
     assert_eq!(granted, used);
+}
+
+/// Writes `body` to `path`, making its folder.
+fn write_file(path: &Path, body: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(path, body).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// JSON without its `//` comment lines (the JSONC files the clients keep).
+fn jsonc(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let plain: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    serde_json::from_str(&plain).unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
+}
+
+#[test]
+fn other_clients_submenu_and_use_in_a_client() {
+    let xvfb = Xvfb::start();
+    let session = Session::new();
+    session.not_first_run();
+    let hermes = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_file(
+        &hermes.path().join("config.yaml"),
+        "mcp_servers:\n  notion:\n    url: https://mcp.notion.com/mcp\n    auth: oauth\n",
+    );
+    let home = session.dir.path().join("home");
+    let claude = home.join(".claude.json");
+    write_file(
+        &claude,
+        r#"{"numStartups": 3, "mcpServers": {"linear": {"type": "http", "url": "https://mcp.linear.app/mcp"}}}"#,
+    );
+    let cursor = home.join(".cursor/mcp.json");
+    let cursor_text = "{\n  // mine\n  \"mcpServers\": {\n    \"notion\": { \"url\": \"https://mcp.notion.com/mcp\", \"headers\": { \"X-Api-Key\": \"cursor-secret-value\" } },\n    \"linear\": { \"command\": \"mcp-auth\", \"args\": [\"proxy\", \"https://mcp.linear.app/mcp\"] },\n    \"tool\": { \"command\": \"npx\", \"args\": [\"some-tool\"] }\n  }\n}\n";
+    write_file(&cursor, cursor_text);
+    write_file(&home.join(".gemini/settings.json"), "{ \"mcpServers\": ");
+    let mut probe = Probe::start(&session, &xvfb.display, hermes.path());
+    let registered = probe.event(Duration::from_secs(90));
+    assert!(registered.get("registered").is_some(), "tray item did not register: {registered}");
+
+    // After the agent's servers, before the actions.
+    let labels = probe.wait_for("the clients' submenu", |l| l.iter().any(|x| x == "[Other MCP clients]"));
+    let at = labels.iter().position(|x| x == "[Other MCP clients]").unwrap_or_default();
+    assert_eq!(labels[at - 1], "[○ notion — Not connected]", "{labels:#?}");
+    assert_eq!(labels[at + 1], "---", "{labels:#?}");
+    assert_eq!(probe.submenu("Other MCP clients"), vec!["[Claude Code]", "[Cursor]", "[Gemini CLI]"]);
+    assert_eq!(probe.submenu("Claude Code"), vec!["[○ linear — Not connected · direct]"]);
+    assert_eq!(
+        probe.submenu("Cursor"),
+        vec!["[○ notion — Not connected · direct]", "○ linear — Not connected · through mcp-auth"],
+        "grouped by client, a local tool not listed"
+    );
+    assert_eq!(probe.submenu("○ notion — Not connected · direct"), vec!["[Use in Cursor]"]);
+    let gemini = probe.submenu("Gemini CLI");
+    assert!(gemini.len() == 1 && gemini[0].starts_with("⚠ ") && gemini[0].contains("cannot parse"), "{gemini:#?}");
+    let everything = probe.send("dump").to_string();
+    assert!(!everything.contains("cursor-secret-value"), "a header value reached the menu");
+
+    // "Use in Cursor": the same change as `mcp-auth setup cursor notion --write`.
+    probe.send("click notion — Not connected · direct >> Use in Cursor");
+    let program = bin("mcp-auth").canonicalize().unwrap_or_else(|e| panic!("{e}")).display().to_string();
+    wait_until("Cursor's file routed", || {
+        std::fs::read_to_string(&cursor).is_ok_and(|t| t.contains("\"proxy\", \"https://mcp.notion.com"))
+    });
+    let doc = jsonc(&cursor);
+    assert_eq!(
+        doc["mcpServers"]["notion"],
+        serde_json::json!({"command": program, "args": ["proxy", "https://mcp.notion.com/mcp"]})
+    );
+    assert_eq!(doc["mcpServers"]["tool"], serde_json::json!({"command": "npx", "args": ["some-tool"]}));
+    let text = std::fs::read_to_string(&cursor).unwrap_or_default();
+    assert!(text.contains("// mine"), "the comment was lost:\n{text}");
+    let backups: Vec<_> = std::fs::read_dir(home.join(".cursor"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("mcp.json.mcp-auth-backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "one backup");
+    assert_eq!(std::fs::read_to_string(backups[0].path()).unwrap_or_default(), cursor_text);
+    probe.wait_for_submenu("Cursor", "notion routed", |l| {
+        l == ["○ notion — Not connected · through mcp-auth", "○ linear — Not connected · through mcp-auth"]
+    });
+    let told = probe.wait_for_notification("Cursor uses notion through mcp-auth", 1);
+    assert!(told["body"].as_str().is_some_and(|b| b.starts_with("Changed ") && b.contains("Restart Cursor")), "{told}");
+
+    // "Use in Claude Code": its headers helper.
+    probe.send("click linear — Not connected · direct >> Use in Claude Code");
+    wait_until("Claude Code's file routed", || {
+        std::fs::read_to_string(&claude).is_ok_and(|t| t.contains("headersHelper"))
+    });
+    let doc = read_json(&claude);
+    assert_eq!(doc["numStartups"], 3, "other keys kept");
+    assert_eq!(doc["mcpServers"]["linear"]["url"], "https://mcp.linear.app/mcp");
+    assert_eq!(doc["mcpServers"]["linear"]["headersHelper"], format!("{program} headers https://mcp.linear.app/mcp"));
+    probe.wait_for_submenu("Claude Code", "linear routed", |l| l == ["○ linear — Not connected · through mcp-auth"]);
+    probe.wait_for_notification("Claude Code uses linear through mcp-auth", 1);
+
+    let clicked = probe.send("click Quit");
+    assert_eq!(clicked["clicked"], "Quit");
+}
+
+/// `mcp-auth proxy` started as a client starts it, in the tray's session.
+struct ProxyChild {
+    stdin: ChildStdin,
+    stdout: Lines,
+    _child: ChildGuard,
+}
+
+impl ProxyChild {
+    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        let message = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(self.stdin, "{message}").unwrap_or_else(|e| panic!("write to the proxy: {e}"));
+        self.stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = self
+                .stdout
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|| panic!("no answer to {method} within 60 s"));
+            let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON-RPC ({e}): {line}"));
+            if answer["id"] == id {
+                return answer;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let server = runtime
+        .block_on(mcp_auth_test_support::FakeServer::start(mcp_auth_test_support::Behaviour::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let xvfb = Xvfb::start();
+    let session = Session::new();
+    session.not_first_run();
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_file(
+        &home.path().join("config.yaml"),
+        &format!("mcp_servers:\n  fake:\n    url: {}\n    auth: oauth\n", server.mcp_url()),
+    );
+    let mut probe = Probe::start_with(&session, &xvfb.display, home.path(), |cmd| {
+        cmd.env("BROWSER", repo_root().join("tests/tray/browser.sh")).env("RUST_LOG", "info,mcp_auth_core=debug");
+    });
+    let registered = probe.event(Duration::from_secs(90));
+    let bus = registered["registered"]["bus"].as_str().unwrap_or_else(|| panic!("no bus in {registered}")).to_owned();
+    probe.wait_for("the server", |l| l.iter().any(|x| x == "[○ fake — Not connected]"));
+    probe.send("click ○ fake >> Connect");
+    probe.wait_up_to(Duration::from_secs(20), "fake connected", |l| {
+        l.iter().any(|x| x.starts_with("[● fake — Connected"))
+    });
+
+    // A client's proxy, in the same desktop session (keyring, runtime folder).
+    let mut cmd = Command::new(bin("mcp-auth"));
+    cmd.arg("--hermes-home").arg(home.path()).args(["proxy", &server.mcp_url()]);
+    session.apply(&mut cmd, &xvfb.display);
+    cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("NO_COLOR", "1")
+        .env_remove("HERMES_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+    let stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let stdout = Lines::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let mut proxy = ProxyChild { stdin, stdout, _child: ChildGuard(child) };
+    let init = serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}});
+    let answer = proxy.request(1, "initialize", init);
+    assert_eq!(answer["result"]["serverInfo"]["name"], "mcp-auth-test-server", "{answer}");
+    writeln!(proxy.stdin, "{}", serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = proxy.request(2, "tools/list", serde_json::json!({}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    assert!(probe.notifications().iter().all(|n| n["summary"] != "Sign in again to fake"));
+
+    // The grant is revoked at the server: the proxy's request gets a 401, its
+    // refresh is refused, the client gets the error, and the tray says so.
+    server.revoke_grants();
+    let failed = proxy.request(3, "tools/list", serde_json::json!({}));
+    assert_eq!(failed["error"]["code"], -32001, "{failed}");
+    assert!(failed["error"]["message"].as_str().is_some_and(|m| m.starts_with("sign in to fake again")), "{failed}");
+    probe.wait_up_to(Duration::from_secs(20), "fake needs sign-in", |l| {
+        l.iter().any(|x| x == "[⚠ fake — Needs sign-in]")
+    });
+    let notice = probe.wait_for_notification("Sign in again to fake", 1);
+    assert!(notice["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == "sign-in")), "{notice}");
+    // The tray learned it from the proxy: the one refused refresh was the proxy's.
+    assert_eq!(server.log().refreshes_ending("invalid_grant"), 1);
+
+    let clicked = probe.send("click Quit");
+    assert_eq!(clicked["clicked"], "Quit");
 }

@@ -80,6 +80,18 @@ function renderRow(row) {
   return tr;
 }
 
+// The other clients: the tray's submenu model (labels worded by the app),
+// as nested lists; an enabled item ("Use in …") is a button.
+function renderLine(line) {
+  if (line.kind === "submenu") {
+    return el("li", {}, el("span", { textContent: line.label }), el("ul", {}, ...line.lines.map(renderLine)));
+  }
+  if (line.kind === "item" && line.enabled) {
+    return el("li", {}, el("button", { type: "button", textContent: line.label, onclick: () => act(line.id) }));
+  }
+  return el("li", { textContent: line.label || "" });
+}
+
 async function act(id) {
   try {
     await tauri.core.invoke("menu_action", { id });
@@ -97,6 +109,8 @@ async function refresh() {
   document.getElementById("problems").replaceChildren(...page.problems.concat(page.hints).map((p) => el("li", { textContent: p })));
   document.getElementById("rows").replaceChildren(...page.rows.map(renderRow));
   document.getElementById("empty").hidden = page.rows.length > 0;
+  document.getElementById("clients").hidden = !page.clients;
+  document.getElementById("client-groups").replaceChildren(...(page.clients ? page.clients.lines.map(renderLine) : []));
   document.querySelector("tr.focus")?.scrollIntoView({ block: "center" });
   let lines;
   try {

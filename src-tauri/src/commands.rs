@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mcp_auth_core::{EngineState, MenuAction, tail_lines};
+use mcp_auth_core::{ClientMenuAction, EngineState, MenuAction, MenuLine, clients_menu, tail_lines};
 use mcp_auth_core::{ServerDetails, server_details};
 use serde::Serialize;
 use tauri::{AppHandle, State};
@@ -34,6 +34,8 @@ pub struct StatusPage {
     note: Option<String>,
     /// Why signing in is off, when it is.
     engine_missing: Option<String>,
+    /// The other MCP clients, grouped as in the tray menu (the same model).
+    clients: Option<MenuLine>,
 }
 
 /// How often the page asked for its rows: the first time is its load, the
@@ -63,12 +65,17 @@ pub fn status_rows(state: State<'_, AppState>) -> StatusPage {
             EngineState::Off(reason) => Some(reason.clone()),
             _ => None,
         },
+        clients: clients_menu(&crate::tray::clients_shown()),
     }
 }
 
 /// Runs a menu action by id (the window's buttons).
 #[tauri::command]
 pub fn menu_action(app: AppHandle, id: String) -> Result<(), CommandError> {
+    if let Some(action) = ClientMenuAction::parse(&id) {
+        crate::tray::use_in(&app, action);
+        return Ok(());
+    }
     let action = MenuAction::parse(&id)
         .ok_or_else(|| CommandError { code: "unknown_action", message: format!("unknown action `{id}`") })?;
     crate::tray::run(&app, action);

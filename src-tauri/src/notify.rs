@@ -91,6 +91,11 @@ fn needs_sign_in(app: &AppHandle, server: &ServerRef, reason: Option<&str>) {
     log_failure(shown);
 }
 
+/// Something the user asked for was done (a client's config changed).
+pub fn info(app: &AppHandle, title: &str, body: &str) {
+    show(app, title, body);
+}
+
 /// Anything else the user asked for that did not work.
 pub fn problem(app: &AppHandle, title: &str, reason: &str) {
     show(app, title, &capitalised(reason));

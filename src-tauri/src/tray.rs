@@ -4,13 +4,17 @@
 //! module only hands it to the core service or to Tauri's plugins.
 //!
 //! One task follows the view (and the login-item state) and redraws when the
-//! menu model changed; nothing here decides what the status is.
+//! menu model changed; nothing here decides what the status is. The other
+//! MCP clients' submenu ([`with_clients_menu`]) is read again with every
+//! redraw of the view and after a "Use in <client>" click
+//! ([`ClientMenuAction`], carried out by the core service).
 
 use std::sync::Arc;
 
 use mcp_auth_core::ServerRef;
 use mcp_auth_core::{AuthState, MenuAction, MenuContext, MenuLine, TrayIcon, TrayMenu, tray_menu};
 use mcp_auth_core::{Browser, BrowserError, BrowserFuture, check_browser_url, chosen_browser};
+use mcp_auth_core::{ClientMenuAction, ClientsReport, program_beside, with_clients_menu};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
@@ -23,6 +27,9 @@ use crate::{autostart, notify, window};
 
 const TRAY_ID: &str = "main";
 
+/// Poked when a client's config was changed from the menu: read the clients again.
+static CLIENTS_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Creates the tray icon from the current view and keeps it up to date.
 pub fn start(app: &AppHandle) -> tauri::Result<()> {
     let state = app.state::<AppState>();
@@ -33,9 +40,13 @@ pub fn start(app: &AppHandle) -> tauri::Result<()> {
         .tooltip(&model.title)
         .menu(&build_menu(app, &model)?)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| match MenuAction::parse(event.id().as_ref()) {
-            Some(action) => run(app, action),
-            None => tracing::debug!(id = event.id().as_ref(), "information item clicked"),
+        .on_menu_event(|app, event| {
+            let id = event.id().as_ref();
+            match (MenuAction::parse(id), ClientMenuAction::parse(id)) {
+                (Some(action), _) => run(app, action),
+                (None, Some(action)) => use_in(app, action),
+                (None, None) => tracing::debug!(id, "information item clicked"),
+            }
         })
         .build(app)?;
     tracing::info!(summary = %model.title, "tray ready");
@@ -48,15 +59,26 @@ async fn follow(app: AppHandle, mut shown: TrayMenu) {
     let state = app.state::<AppState>();
     let mut view = state.service.view();
     let mut autostart = state.autostart.subscribe();
+    // The first menu was drawn before the clients were read: no wait for it.
+    let mut first = true;
     loop {
-        tokio::select! {
-            changed = view.changed() => if changed.is_err() { return },
-            changed = autostart.changed() => if changed.is_err() { return },
+        if !first {
+            tokio::select! {
+                changed = view.changed() => if changed.is_err() { return },
+                changed = autostart.changed() => if changed.is_err() { return },
+                () = CLIENTS_CHANGED.notified() => {}
+            }
         }
+        first = false;
+        let clients = state.service.clients().await.0;
+        set_clients_shown(&clients);
         let current = view.borrow_and_update().clone();
-        let model = tray_menu(
-            &current.report,
-            MenuContext { activity: &current.activity, autostart: *autostart.borrow_and_update() },
+        let model = with_clients_menu(
+            tray_menu(
+                &current.report,
+                MenuContext { activity: &current.activity, autostart: *autostart.borrow_and_update() },
+            ),
+            &clients,
         );
         if model != shown {
             match redraw(&app, &model) {
@@ -189,6 +211,40 @@ pub fn run(app: &AppHandle, action: MenuAction) {
             app.exit(0);
         }
     }
+}
+
+/// The clients as last read, for the status window.
+static CLIENTS_SHOWN: std::sync::Mutex<Option<ClientsReport>> = std::sync::Mutex::new(None);
+
+fn set_clients_shown(clients: &ClientsReport) {
+    *lock(&CLIENTS_SHOWN) = Some(clients.clone());
+}
+
+/// The other clients' servers as the menu last showed them.
+pub fn clients_shown() -> ClientsReport {
+    lock(&CLIENTS_SHOWN).clone().unwrap_or_default()
+}
+
+/// "Use in <client>": the core service edits that client's config (backup,
+/// atomic write); the result is announced and the menu read again.
+pub fn use_in(app: &AppHandle, action: ClientMenuAction) {
+    tracing::info!(action = %action.id(), "action");
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let exe = std::env::current_exe().ok();
+        let program = program_beside(exe.as_deref());
+        match app.state::<AppState>().service.use_in(action.clone(), program).await {
+            Ok(done) => {
+                let (title, body) = done.message();
+                notify::info(&app, &title, &body);
+            }
+            Err(e) => {
+                let ClientMenuAction::UseIn { client, server } = &action;
+                notify::problem(&app, &format!("Cannot route {server} in {}", client.label()), &e.to_string());
+            }
+        }
+        CLIENTS_CHANGED.notify_one();
+    });
 }
 
 /// Starts a sign-in to `r` (a second click while one runs does nothing; a

@@ -17,7 +17,8 @@ It also owns org.freedesktop.Notifications, recording every Notify call, so a te
 sees exactly which notifications the app showed.
 
 Events it prints on its own, one JSON line each: {"registered": {..., "pid", "after_s"}}
-once the item registered (the app's pid, seconds from its start), {"error": ...} on failures. Every wait is bounded; it never hangs.
+once the item registered (the app's pid, seconds from its start, the session bus's
+address for other processes of the test), {"error": ...} on failures. Every wait is bounded; it never hangs.
 Needs Debian's python3-dbus and python3-gi (use /usr/bin/python3).
 """
 import json
@@ -179,7 +180,8 @@ def main():
     menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
     menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
     emit({"registered": {"name": str(name), "path": str(path), "menu": str(menu_path),
-                         "pid": proc.pid, "after_s": state["after_s"]}})
+                         "pid": proc.pid, "after_s": state["after_s"],
+                         "bus": os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")}})
 
     # Every call to the app is asynchronous: the main loop keeps serving the
     # app's own calls (notifications) while we wait for its answers.

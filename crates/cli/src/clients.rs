@@ -1,15 +1,14 @@
 //! `mcp-auth add`, `remove`, `setup`, and the other clients' part of `status`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context;
 
 use mcp_auth_core::{
-    ClientKind, ClientsReport, HermesRoot, LocationEnv, OwnList, OwnListFile, Platform, SetupAction, SetupRequest,
-    Snapshot, SnapshotLoader, StatusReport, Vault, VaultError, VaultKey, VaultView, apply_setup, clients_status,
-    own_grant_keys, plan_setup, read_client_configs, setup_location,
+    ClientKind, ClientsReport, HermesRoot, LocationEnv, OwnListFile, Platform, SetupAction, SetupRequest, Snapshot,
+    SnapshotLoader, StatusReport, Vault, VaultError, apply_setup, plan_setup, setup_location,
 };
 
 #[derive(Debug, clap::Args)]
@@ -45,11 +44,6 @@ fn own_file() -> anyhow::Result<OwnListFile> {
     OwnListFile::default_location().context("no config folder for our server list")
 }
 
-/// The folder of our list (the pseudo-home of its servers; never written).
-fn own_home(file: &OwnListFile) -> PathBuf {
-    file.path().parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 pub fn run_add(args: &AddArgs) -> anyhow::Result<()> {
     let file = own_file()?;
     let added = file.add(&args.name, &args.url)?;
@@ -75,26 +69,7 @@ pub fn report(
     report: &StatusReport,
     vault: &Result<Vault, VaultError>,
 ) -> (ClientsReport, Vec<String>) {
-    let mut problems = Vec::new();
-    let files =
-        LocationEnv::from_process().map(|env| read_client_configs(Platform::current(), &env)).unwrap_or_default();
-    let (own, home) = match own_file() {
-        Ok(file) => {
-            let home = own_home(&file);
-            match file.load() {
-                Ok(list) => (list, home),
-                Err(e) => {
-                    problems.push(format!("{e:#}"));
-                    (OwnList::default(), home)
-                }
-            }
-        }
-        Err(_) => (OwnList::default(), PathBuf::new()),
-    };
-    let keys = own_grant_keys(&files, &own, &home, snapshot);
-    let views = mcp_auth_core::vault_views(vault, keys);
-    let lookup = |k: &VaultKey| views.get(k).cloned().unwrap_or(VaultView::Missing);
-    (clients_status(&files, &own, &home, snapshot, report, &lookup), problems)
+    mcp_auth_core::load_clients_report(snapshot, report, vault)
 }
 
 /// The clients' part of the `status` table, grouped by client.
@@ -182,12 +157,7 @@ pub fn run_setup(hermes_home: Option<&Path>, args: &SetupArgs) -> anyhow::Result
     // Names the client's file lacks: the agent's servers, then our list.
     let snapshot = SnapshotLoader::new().load(&HermesRoot::resolve(hermes_home));
     let own = own_file().ok().and_then(|f| f.load().ok()).unwrap_or_default();
-    let resolve = |name: &str| -> Option<url::Url> {
-        mcp_auth_core::find_oauth_server(&snapshot, name, None)
-            .ok()
-            .map(|s| s.url)
-            .or_else(|| own.url_of(name).and_then(|u| url::Url::parse(u).ok()))
-    };
+    let resolve = |name: &str| mcp_auth_core::named_server_url(&snapshot, &own, name);
     let request = SetupRequest { location, servers: args.servers.clone(), program };
     let plan = plan_setup(&request, &resolve)?;
     let mut out = std::io::stdout().lock();

@@ -7,13 +7,12 @@
 //! start, the URL is printed instead.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use mcp_auth_core::Engine;
-use mcp_auth_core::HermesExporter;
 use mcp_auth_core::Http;
 use mcp_auth_core::Vault;
 use mcp_auth_core::{
@@ -22,13 +21,16 @@ use mcp_auth_core::{
 use mcp_auth_core::{Browser, BrowserError, BrowserFuture, SystemBrowser, check_browser_url, chosen_browser};
 use mcp_auth_core::{CallbackRouter, Delivery};
 use mcp_auth_core::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
+use mcp_auth_core::{HermesExporter, NoExport, OwnList, OwnListFile};
 use mcp_auth_core::{PortChoice, bind_stable};
 
 use crate::term::{Paint, Progress};
 
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
-    /// The servers' names under `mcp_servers` in the agent's config (one or more).
+    /// The servers (one or more): names under `mcp_servers` in the agent's
+    /// config, names in our list (`mcp-auth add`), names or URLs of remote
+    /// servers in another client's config (Claude Code, Cursor, ...).
     #[arg(required_unless_present = "all_needing", conflicts_with = "all_needing", value_name = "SERVER")]
     servers: Vec<String>,
     /// Every OAuth server that needs a sign-in (never signed in here, or no
@@ -174,15 +176,72 @@ fn with_step_up(server: OAuthServer, report: &StatusReport) -> OAuthServer {
     }
 }
 
+/// A server named on the command line.
+enum Named {
+    /// The agent's server.
+    Agent(OAuthServer),
+    /// A name of our list, or a URL (given, or the one another client's
+    /// config names): the grant that serves it, found once the vault is open.
+    Grant(String),
+}
+
+/// Our list and its folder (empty when there is none or it is broken: the
+/// agent's servers still work).
+fn own_list() -> (OwnList, PathBuf) {
+    match OwnListFile::default_location() {
+        Some(file) => {
+            let home = file.path().parent().map(Path::to_path_buf).unwrap_or_default();
+            let list = file.load().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read our server list");
+                OwnList::default()
+            });
+            (list, home)
+        }
+        None => (OwnList::default(), PathBuf::new()),
+    }
+}
+
+/// What `name` means: the agent's server of that name (of `profile`), else
+/// (without `--profile`) our list's, a URL, or a name in another client's
+/// config (one URL, or an error saying which clients disagree).
+fn named(
+    snapshot: &Snapshot,
+    own: &OwnList,
+    clients: &[mcp_auth_core::ClientFile],
+    name: &str,
+    profile: Option<&str>,
+) -> anyhow::Result<Named> {
+    let not_found = match find_oauth_server(snapshot, name, profile) {
+        Ok(server) => return Ok(Named::Agent(server)),
+        Err(e @ mcp_auth_core::ConnectError::NotFound { .. }) if profile.is_none() => e,
+        Err(e) => return Err(e.into()),
+    };
+    let is_url = url::Url::parse(name).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    if is_url || own.url_of(name).is_some() {
+        return Ok(Named::Grant(name.to_owned()));
+    }
+    match mcp_auth_core::urls_named(clients, name).as_slice() {
+        [] => Err(anyhow::Error::new(not_found)
+            .context(format!("`{name}` is in no client's config either (or only as a local command)"))),
+        [url] => Ok(Named::Grant(url.to_string())),
+        several => bail!(
+            "`{name}` names different servers in the clients' configs ({}): connect with its URL",
+            several.iter().map(|u| mcp_auth_core::redact_url(u.as_str())).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Result<()> {
     let root = HermesRoot::resolve(hermes_home);
     let snapshot = SnapshotLoader::new().load(&root);
     // Named servers are checked first: a typo needs no keychain to be reported.
-    let named: Vec<OAuthServer> = args
+    let (own, own_home) = own_list();
+    let clients = if args.profile.is_none() { mcp_auth_core::read_client_files() } else { Vec::new() };
+    let named: Vec<Named> = args
         .servers
         .iter()
-        .map(|name| find_oauth_server(&snapshot, name, args.profile.as_deref()))
-        .collect::<Result<_, _>>()?;
+        .map(|name| named(&snapshot, &own, &clients, name, args.profile.as_deref()))
+        .collect::<anyhow::Result<_>>()?;
     let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
     // Before any sign-in: its result must have somewhere to go.
     let vault = open_vault(&settings.load()).map_err(|e| {
@@ -192,8 +251,27 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
         let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
         tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?
     };
-    let servers = if args.all_needing { needing(&snapshot, &report, args) } else { named };
-    let servers: Vec<OAuthServer> = servers.into_iter().map(|s| with_step_up(s, &report)).collect();
+    let servers: Vec<(OAuthServer, bool)> = if args.all_needing {
+        needing(&snapshot, &report, args).into_iter().map(|s| (s, true)).collect()
+    } else {
+        let mut servers = Vec::new();
+        for target in named {
+            servers.push(match target {
+                Named::Agent(server) => (server, true),
+                Named::Grant(spec) => {
+                    let (snapshot, own, own_home, vault) =
+                        (snapshot.clone(), own.clone(), own_home.clone(), vault.clone());
+                    let target = tokio::task::spawn_blocking(move || {
+                        mcp_auth_core::resolve_grant(&snapshot, &own, &own_home, &vault, &spec, None)
+                    })
+                    .await??;
+                    (target.server, target.agents)
+                }
+            });
+        }
+        servers
+    };
+    let servers: Vec<(OAuthServer, bool)> = servers.into_iter().map(|(s, a)| (with_step_up(s, &report), a)).collect();
     let mut out = std::io::stdout().lock();
     if servers.is_empty() {
         writeln!(out, "No server needs a sign-in.")?;
@@ -206,10 +284,12 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     let engine = Engine::new(Http::new()?, router.clone(), choose_browser(args.no_browser, args.paste));
     let several = servers.len() > 1;
     let mut failures = 0;
-    for server in &servers {
+    for (server, agents) in &servers {
         let progress = Progress::new(several.then_some(server.name.as_str()));
         let grant = grant_for(args, server);
-        let result = connect_one(&engine, &router, &settings, &vault, &HermesExporter, server, grant, &progress).await;
+        // Ours (our list, another client's URL): the keychain only, no file.
+        let exporter: &dyn mcp_auth_core::Exporter = if *agents { &HermesExporter } else { &NoExport };
+        let result = connect_one(&engine, &router, &settings, &vault, exporter, server, grant, &progress).await;
         drop(progress);
         match result {
             Ok(lines) => {
@@ -265,10 +345,15 @@ pub(crate) async fn connect_one(
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))
         .unwrap_or_default();
-    let mut lines = vec![
-        format!("Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe()),
-        format!("Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display()),
-    ];
+    let mut lines = vec![format!("Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe())];
+    if server.home.profile.as_deref() == Some(mcp_auth_core::OWN_PROFILE) {
+        lines.push("No token file written: clients use it through `mcp-auth proxy` or `mcp-auth headers`.".to_owned());
+    } else if connected.paths.tokens.is_file() {
+        lines.push(format!(
+            "Wrote {} (and its .client.json/.meta.json) for the agent.",
+            connected.paths.tokens.display()
+        ));
+    }
     if server.step_up.is_some() {
         lines.push(format!("Granted scope: {}.", connected.scope.as_deref().unwrap_or("(none named)")));
     }

@@ -52,6 +52,10 @@ pub use clients::{
     clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
     read_all as read_client_configs, read_location as read_client_config, setup_location,
 };
+pub use clients::{
+    UseInDone, load_clients_report, named_server_url, program_beside, read_client_files, urls_named,
+    use_in as use_in_client, with_clients_menu,
+};
 pub use hermes::config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
     SignInFlow, load_home_config,
@@ -99,8 +103,8 @@ pub use service::{
     ServiceError, ServiceOptions, ServiceStats, ServiceView,
 };
 pub use sign_in::connect::{
-    Drift, Grant, OAuthServer, connect, connect_with, disconnect, drift, export_server, find_oauth_server,
-    needing_sign_in, oauth_servers,
+    ConnectError, Drift, Grant, OAuthServer, connect, connect_with, disconnect, drift, export_server,
+    find_oauth_server, needing_sign_in, oauth_servers,
 };
 pub use sign_in::doctor::{Diagnosis, Outcome, examine};
 pub use sign_in::sign_ins::{SignInEvent, SignIns};

@@ -4,15 +4,16 @@
 //! One submenu "Other MCP clients", a submenu per client (as `status` groups
 //! them), a line per remote server with our sign-in state and its route, and
 //! for a server not yet routed through us the action "Use in <client>"
-//! ([`ClientMenuAction::UseIn`]: run [`super::setup::plan`] for that one
-//! server and, once the user agrees to the diff, [`super::setup::apply`]).
+//! ([`ClientMenuAction::UseIn`], carried out by [`super::live::use_in`]:
+//! `mcp-auth setup <client> <server> --write` for that one server). The
+//! submenu goes after the agent's servers ([`with_clients_menu`]).
 //! Ids of these items never collide with [`crate::MenuAction`]'s (`client:`,
 //! `use-in:` prefixes).
 
 use super::ClientKind;
 use super::view::{ClientsReport, OWN_CLIENT};
 use crate::util::text::shorten;
-use crate::view::menu::MenuLine;
+use crate::view::menu::{MenuLine, TrayMenu};
 use crate::view::status::AuthState;
 
 /// What clicking a client item asks for.
@@ -96,7 +97,7 @@ pub fn clients_menu(report: &ClientsReport) -> Option<MenuLine> {
                         let action = ClientMenuAction::UseIn { client: kind, server: s.name.clone() };
                         let use_in = MenuLine::Item {
                             id: action.id(),
-                            label: format!("Use in {} through mcp-auth…", kind.label()),
+                            label: format!("Use in {}", kind.label()),
                             enabled: true,
                         };
                         lines.push(MenuLine::Submenu { id, label: text, lines: vec![use_in] });
@@ -108,6 +109,23 @@ pub fn clients_menu(report: &ClientsReport) -> Option<MenuLine> {
         })
         .collect();
     Some(MenuLine::Submenu { id: "clients".to_owned(), label: "Other MCP clients".to_owned(), lines })
+}
+
+/// `menu` with the "Other MCP clients" submenu of `report` after the
+/// agent's servers (before the actions), when there is one.
+pub fn with_clients_menu(mut menu: TrayMenu, report: &ClientsReport) -> TrayMenu {
+    if let Some(clients) = clients_menu(report) {
+        // The summary line, a separator, the servers, a separator, the actions.
+        let at = menu
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l == MenuLine::Separator)
+            .nth(1)
+            .map_or(menu.lines.len(), |(i, _)| i);
+        menu.lines.insert(at, clients);
+    }
+    menu
 }
 
 #[cfg(test)]
@@ -155,7 +173,7 @@ mod tests {
             serde_json::json!([
                 {"kind": "submenu", "id": "client:cursor", "label": "Cursor", "lines": [
                     {"kind": "submenu", "id": "client:cursor:linear", "label": "● linear — Connected · direct", "lines": [
-                        {"kind": "item", "id": "use-in:cursor:linear", "label": "Use in Cursor through mcp-auth…", "enabled": true}
+                        {"kind": "item", "id": "use-in:cursor:linear", "label": "Use in Cursor", "enabled": true}
                     ]}
                 ]},
                 {"kind": "submenu", "id": "client:codex", "label": "Codex", "lines": [
@@ -175,5 +193,39 @@ mod tests {
         );
         assert_eq!(ClientMenuAction::parse("connect::linear"), None);
         assert_eq!(clients_menu(&ClientsReport::default()), None);
+    }
+
+    #[rstest::rstest]
+    #[case::after_the_servers(vec!["summary", "---", "a", "b", "---", "Quit"], true, vec!["summary", "---", "a", "b", "clients", "---", "Quit"])]
+    #[case::no_clients(vec!["summary", "---", "a", "---", "Quit"], false, vec!["summary", "---", "a", "---", "Quit"])]
+    #[case::no_second_separator(vec!["summary", "---", "a"], true, vec!["summary", "---", "a", "clients"])]
+    fn the_submenu_goes_after_the_agents_servers(
+        #[case] lines: Vec<&str>,
+        #[case] clients: bool,
+        #[case] want: Vec<&str>,
+    ) {
+        let line = |l: &str| match l {
+            "---" => MenuLine::Separator,
+            other => MenuLine::Item { id: other.to_owned(), label: other.to_owned(), enabled: true },
+        };
+        let menu = TrayMenu {
+            icon: crate::view::menu::TrayIcon::Normal,
+            title: String::new(),
+            lines: lines.into_iter().map(line).collect(),
+        };
+        let report = ClientsReport {
+            servers: if clients { vec![row("cursor", "linear", AuthState::Connected, None)] } else { Vec::new() },
+            problems: Vec::new(),
+        };
+        let got: Vec<String> = with_clients_menu(menu, &report)
+            .lines
+            .iter()
+            .map(|l| match l {
+                MenuLine::Separator => "---".to_owned(),
+                MenuLine::Submenu { id, .. } => id.clone(),
+                MenuLine::Item { id, .. } | MenuLine::Check { id, .. } => id.clone(),
+            })
+            .collect();
+        assert_eq!(got, want);
     }
 }

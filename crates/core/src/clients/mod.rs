@@ -10,6 +10,8 @@
 //!   Claude Code, ask `mcp-auth headers`), shown as a diff and written only
 //!   on request, with a backup, atomically, keeping comments and layout.
 //! - [`own`]: our own list, for servers in no client config.
+//! - [`live`]: the views read from this machine now, and "Use in <client>"
+//!   (the tray's and the CLI's shared entry points).
 //! - [`grant`]: which vault record serves a URL, so every client naming a
 //!   URL shares the one grant (Hermes' included).
 //!
@@ -17,6 +19,7 @@
 //! code paths never write at all.
 
 pub mod grant;
+pub mod live;
 pub mod menu;
 pub mod own;
 pub mod paths;
@@ -178,7 +181,10 @@ pub struct ClientFile {
 }
 
 pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
-pub use menu::{ClientMenuAction, clients_menu};
+pub use live::{
+    UseInDone, load_clients_report, named_server_url, program_beside, read_client_files, urls_named, use_in,
+};
+pub use menu::{ClientMenuAction, clients_menu, with_clients_menu};
 pub use own::{OwnList, OwnListError, OwnListFile};
 pub use paths::{ConfigLocation, LocationEnv, Platform, Shape, config_locations};
 pub use read::{read_all, read_location};

@@ -127,6 +127,8 @@ pub enum SetupError {
     NotRemote { name: String, client: &'static str },
     #[error("no server `{name}` in {client}'s config, the agent's or our list")]
     NotFound { name: String, client: &'static str },
+    #[error("no home folder to find {client}'s config in")]
+    NoLocation { client: &'static str },
     #[error("{} changed while the change was prepared; run the command again", path.display())]
     Changed { path: PathBuf },
     #[error("cannot write {}", path.display())]

@@ -603,7 +603,13 @@ async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError)
     let noted = crate::vault::blocking(move || match vault.load(&key)? {
         Some(mut record) => {
             record.last_error = Some(failure);
-            vault.store(&key, &record)
+            vault.store(&key, &record)?;
+            if needs_reauth {
+                // Another process (a proxy) may be the one that found out:
+                // the tray must show it and raise its notice.
+                vault.announce_change();
+            }
+            Ok(())
         }
         None => Ok(()),
     })

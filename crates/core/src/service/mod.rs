@@ -32,9 +32,14 @@
 //!   background at most every few hours per server, jittered, with rounds
 //!   coalesced so an idle machine is woken once per round
 //!   ([`crate::due_for_check`]). One round at a time.
+//! - Another process's vault change the user must see (a proxy found its
+//!   grant revoked) is announced through the vault's changes file and makes
+//!   the loop read every record again (`crate::vault::changes`): the status
+//!   and the needs-sign-in notice follow without polling.
 //! - [`Service::shutdown`] is bounded: a refresh in flight finishes (its
 //!   rotated refresh token is stored and exported) or the wait gives up.
 
+mod clients;
 mod instance;
 mod ledger;
 mod rules;
@@ -171,6 +176,8 @@ pub enum ServiceError {
     Stopped,
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Setup(#[from] crate::clients::SetupError),
 }
 
 impl ServiceError {
@@ -183,6 +190,7 @@ impl ServiceError {
             ServiceError::Stopped => "stopped",
             ServiceError::Connect(ConnectError::NotFound { .. } | ConnectError::Ambiguous { .. }) => "not_found",
             ServiceError::Connect(_) => "failed",
+            ServiceError::Setup(_) => "setup",
         }
     }
 }
@@ -196,6 +204,8 @@ struct Engine {
     exporter: Arc<LedgerExporter>,
     checker: Checker,
     background: BackgroundRefresh,
+    /// Another process (a proxy, the CLI) noted a failure in the vault: read it again.
+    _vault_changes: Option<crate::vault::changes::ChangeWatcher>,
 }
 
 /// What the loop was asked to do at its next turn.
@@ -551,7 +561,23 @@ async fn start_engine(
         checker = checker.with_store(store);
     }
     let background = BackgroundRefresh::start(vault.clone(), refresher.clone(), on_refresh);
-    Ok((Engine { vault, http, refresher, sign_ins, exporter, checker, background }, events))
+    let weak = Arc::downgrade(inner);
+    let vault_changes = match vault.watch_changes(move || {
+        if let Some(inner) = weak.upgrade() {
+            tracing::debug!("another process changed the vault; reading it again");
+            inner.request(|q| q.look_up_all = true);
+        }
+    }) {
+        Some(Ok(watcher)) => Some(watcher),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot follow vault changes of other processes (proxies); they show later");
+            None
+        }
+        None => None,
+    };
+    let engine =
+        Engine { vault, http, refresher, sign_ins, exporter, checker, background, _vault_changes: vault_changes };
+    Ok((engine, events))
 }
 
 /// Keeps the live state in step with the background refresher.

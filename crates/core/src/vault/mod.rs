@@ -22,6 +22,7 @@
 //! `spawn_blocking` in async code.
 
 mod backend;
+pub(crate) mod changes;
 mod chunked;
 pub(crate) mod open;
 mod record;
@@ -155,6 +156,24 @@ impl Vault {
     pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lock_dir = Some(dir.into());
         self
+    }
+
+    /// Tells the running service (in another process) that a record changed
+    /// in a way the user must see (see [`changes`]); nothing without a lock
+    /// folder (a vault of this process only). Blocking (a tiny file write).
+    pub fn announce_change(&self) {
+        if let Some(dir) = &self.lock_dir {
+            changes::announce(dir);
+        }
+    }
+
+    /// Calls `on_change` whenever another process announced a change;
+    /// `None` without a lock folder.
+    pub fn watch_changes(
+        &self,
+        on_change: impl Fn() + Send + 'static,
+    ) -> Option<Result<changes::ChangeWatcher, notify::Error>> {
+        self.lock_dir.as_deref().map(|dir| changes::watch(dir, on_change))
     }
 
     /// Takes the lock of `key`'s record, waiting at most [`LOCK_TIMEOUT`]:
