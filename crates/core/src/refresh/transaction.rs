@@ -598,7 +598,8 @@ async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError)
     if matches!(error, RefreshError::NotConnected) {
         return;
     }
-    let failure = RefreshFailure { message: error.note(), needs_reauth: error.reauth_reason().is_some(), at: now() };
+    let needs_reauth = error.reauth_reason().is_some();
+    let failure = RefreshFailure { message: error.note(), needs_reauth, at: now() };
     let (vault, key) = (vault.clone(), server.vault_key());
     let noted = crate::vault::blocking(move || match vault.load(&key)? {
         Some(mut record) => {
