@@ -292,3 +292,25 @@ fn status_reads_every_record_in_one_search_of_the_secret_service() {
     let entries = calls.get("GetSecret").copied().unwrap_or_default();
     assert!((SERVERS / 2..SERVERS).contains(&entries), "{calls:?}");
 }
+
+#[test]
+fn a_locked_keychain_is_not_read_in_one_go_and_reads_as_unavailable() {
+    if std::env::var_os(INNER).is_none() {
+        return run_inside_a_keyring_session("a_locked_keychain_is_not_read_in_one_go_and_reads_as_unavailable");
+    }
+    let backend = Arc::new(KeyringBackend::system(SERVICE).unwrap_or_else(|e| panic!("{e}")));
+    let vault = Vault::new(backend.clone());
+    let key = VaultKey::new(None, "s00", URL);
+    vault.store(&key, &record("s00", URL, None, 10)).unwrap_or_else(|e| panic!("{e}"));
+    let lock = Command::new("gdbus")
+        .args(["call", "--session", "--dest", "org.freedesktop.secrets", "--object-path", "/org/freedesktop/secrets"])
+        .args(["--method", "org.freedesktop.Secret.Service.Lock", "['/org/freedesktop/secrets/collection/login']"])
+        .output()
+        .unwrap_or_else(|e| panic!("gdbus: {e}"));
+    assert!(lock.status.success(), "{}", String::from_utf8_lossy(&lock.stderr));
+    // Unlocking needs a prompt: only the one-by-one path asks for it (and
+    // here, with no display for the prompt, it is dismissed).
+    assert_eq!(backend.read_many(&[key.account()]).map(|f| f.is_some()), Ok(false));
+    let read = vault.load_many(std::slice::from_ref(&key));
+    assert!(matches!(read.as_slice(), [Err(VaultError::Unavailable(_))]), "{read:?}");
+}
