@@ -183,7 +183,7 @@ async fn inner(count: usize, proxies: &[usize]) -> anyhow::Result<()> {
         most.load(Ordering::SeqCst),
     );
     println!(
-        "keychain calls per refresh    {:.2} (reads {:.2}, writes {:.2}, deletes {:.2}; plus {} reads in one go for all, the plans before and after)",
+        "keychain calls per refresh    {:.2} (reads {:.2}, writes {:.2}, deletes {:.2}; plus {} reads in one go of all the records, for the plans)",
         calls.total() as f64 / count as f64,
         calls.reads as f64 / count as f64,
         calls.writes as f64 / count as f64,
