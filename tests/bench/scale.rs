@@ -6,15 +6,22 @@
 //! holds 200 records and the agent's folder 200 sets of files, and prints:
 //! - `mcp-auth status --json`, whole process, with the vault empty and
 //!   filled (the target is under 50 ms filled);
+//! - the vault's part of it in this process, before and after reading in
+//!   one go: every record looked up one by one (as status did) against one
+//!   search of the Secret Service for all of them;
+//! - `mcp-auth proxy` started for 1 and for 8 servers at once (as clients
+//!   start one per server): start to first response (spawn → `initialize`
+//!   answered through the proxy) and idle memory per proxy;
 //! - the background refresher renewing all 200 at once (every one due):
 //!   the time (target under 2 s), the token requests the server counted
 //!   (one per server), the most refreshes in flight at once, and the
 //!   keychain calls per refresh, counted by a wrapper of the vault backend.
 //!
-//! Build the release binaries first, then run it:
-//! `cargo build --release --bins && cargo bench -p mcp-auth-e2e --bench scale [-- --servers N]`.
+//! Build the release CLI first, then run it:
+//! `cargo build --release -p mcp-auth-cli && cargo bench -p mcp-auth-e2e --bench scale [-- --servers N] [--proxies 1,8]`.
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,34 +30,36 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mcp_auth_core::{
-    BackendError, BackgroundRefresh, CallbackRouter, Clock, Engine, HeadlessBrowser, HermesExporter, HermesRoot, Http,
-    KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, RefreshEvent, Refresher, SERVICE, SecretBackend,
-    SnapshotLoader, Vault, connect, default_lock_dir, now_secs, oauth_servers,
+    BackendError, BackgroundRefresh, CallbackRouter, Clock, Engine, Fetched, HeadlessBrowser, HermesExporter,
+    HermesRoot, Http, KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, RefreshEvent, Refresher, SERVICE,
+    SecretBackend, SnapshotLoader, Vault, VaultKey, connect, default_lock_dir, now_secs, oauth_servers,
 };
 use mcp_auth_e2e::cli::UNLOCK;
-use mcp_auth_e2e::{Session, bin};
+use mcp_auth_e2e::{ChildGuard, Session, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
 /// Set in the copy of this bench that runs inside the keyring session.
 const INNER: &str = "MCP_AUTH_SCALE_BENCH_INNER";
 const DEFAULT_SERVERS: usize = 200;
-/// Runs of `mcp-auth status --json` per figure.
+/// Runs of `mcp-auth status --json` (and of the in-process reads) per figure.
 const STATUS_RUNS: usize = 21;
+/// Proxies started at once, per round.
+const DEFAULT_PROXIES: &[usize] = &[1, 8];
 /// The access tokens' lifetime; the refresher's clock runs 80 % of it ahead,
 /// past every server's refresh point (60–75 %).
 const LIFETIME: u64 = 3600;
 
 fn main() -> anyhow::Result<()> {
-    let servers: usize = std::env::args()
-        .skip_while(|a| a != "--servers")
-        .nth(1)
-        .map(|v| v.parse())
-        .transpose()?
-        .unwrap_or(DEFAULT_SERVERS);
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let servers: usize = arg("--servers").map(|v| v.parse()).transpose()?.unwrap_or(DEFAULT_SERVERS);
+    let proxies: Vec<usize> = match arg("--proxies") {
+        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => DEFAULT_PROXIES.to_vec(),
+    };
     if std::env::var_os(INNER).is_none() {
         return relaunch();
     }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(inner(servers))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(inner(servers, &proxies))
 }
 
 /// This bench again, inside `dbus-run-session` with an unlocked keyring and
@@ -70,7 +79,7 @@ fn relaunch() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn inner(count: usize) -> anyhow::Result<()> {
+async fn inner(count: usize, proxies: &[usize]) -> anyhow::Result<()> {
     let server = FakeServer::start(Behaviour { access_token_lifetime: LIFETIME, ..Default::default() })
         .await
         .map_err(|e| anyhow::anyhow!("fake server: {e}"))?;
@@ -105,6 +114,32 @@ async fn inner(count: usize) -> anyhow::Result<()> {
 
     let filled = time_status(home.path(), count, "connected")?;
     println!("status --json, vault filled  {filled}");
+
+    // The vault's part of a status, in this process: before (one lookup per
+    // server, as status read it) and after (one read in one go).
+    let keys: Vec<VaultKey> = servers.iter().map(|s| s.vault_key()).collect();
+    let one_by_one = time_reads(&backend, count, || {
+        let vault = vault.clone();
+        let keys = keys.clone();
+        move || keys.iter().map(|k| vault.load(k)).collect()
+    })
+    .await?;
+    println!("vault reads, one by one      {one_by_one}");
+    let together = time_reads(&backend, count, || {
+        let vault = vault.clone();
+        let keys = keys.clone();
+        move || vault.load_many(&keys)
+    })
+    .await?;
+    println!("vault reads, in one go       {together}");
+
+    for &n in proxies {
+        let names: Vec<String> = servers.iter().take(n).map(|s| s.name.clone()).collect();
+        anyhow::ensure!(names.len() == n, "{n} proxies need {n} servers");
+        let home = home.path().to_owned();
+        let figures = tokio::task::spawn_blocking(move || proxy_round(&home, &names)).await??;
+        println!("proxies, {n} at once{:>width$}{figures}", "", width = 11usize.saturating_sub(n.to_string().len()));
+    }
 
     // Every server due at once: the refresher's clock is past all refresh points.
     let before = server.log().grants("refresh_token");
@@ -148,11 +183,12 @@ async fn inner(count: usize) -> anyhow::Result<()> {
         most.load(Ordering::SeqCst),
     );
     println!(
-        "keychain calls per refresh    {:.1} (reads {:.1}, writes {:.1}, deletes {:.1}; planning included)",
+        "keychain calls per refresh    {:.2} (reads {:.2}, writes {:.2}, deletes {:.2}; plus {} reads in one go of all the records, for the plans)",
         calls.total() as f64 / count as f64,
         calls.reads as f64 / count as f64,
         calls.writes as f64 / count as f64,
         calls.deletes as f64 / count as f64,
+        calls.many,
     );
     anyhow::ensure!(renewed.load(Ordering::SeqCst) == count, "not every refresh succeeded");
     anyhow::ensure!(requests == count, "{requests} token requests for {count} servers");
@@ -188,6 +224,188 @@ fn time_status(home: &Path, count: usize, state: &str) -> anyhow::Result<String>
     ))
 }
 
+/// Times `make()`'s reads of the `count` records off the async threads
+/// ([`STATUS_RUNS`] runs); checks every run found every record and says
+/// how many keychain calls one run made.
+async fn time_reads<F, R>(backend: &Arc<Counting<KeyringBackend>>, count: usize, make: F) -> anyhow::Result<String>
+where
+    F: Fn() -> R,
+    R: FnOnce() -> Vec<Result<Option<mcp_auth_core::CredentialRecord>, mcp_auth_core::VaultError>> + Send + 'static,
+{
+    let mut times = Vec::with_capacity(STATUS_RUNS);
+    let before = backend.calls();
+    for _ in 0..STATUS_RUNS {
+        let read = make();
+        let started = Instant::now();
+        let records = tokio::task::spawn_blocking(read).await?;
+        times.push(started.elapsed());
+        let found = records.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        anyhow::ensure!(found == count, "{found} of {count} records read");
+    }
+    let calls = backend.calls().minus(&before);
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok(format!(
+        "median {:.1} ms  (min {:.1}, max {:.1}; {STATUS_RUNS} runs); keychain calls per run: {} reads, {} in one go",
+        ms(times[STATUS_RUNS / 2]),
+        ms(times[0]),
+        ms(times[STATUS_RUNS - 1]),
+        calls.reads / STATUS_RUNS,
+        calls.many / STATUS_RUNS,
+    ))
+}
+
+/// Starts `mcp-auth proxy <name>` for every one of `names` at once, each
+/// sent `initialize` as soon as it runs (as a client does); returns each
+/// one's start to first response and, once every one has answered
+/// `tools/list` too, its resident and private memory.
+fn proxy_round(home: &Path, names: &[String]) -> anyhow::Result<String> {
+    let started: Vec<anyhow::Result<(Duration, RunningProxy)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names.iter().map(|name| scope.spawn(move || RunningProxy::start(home, name))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a proxy's thread panicked"))))
+            .collect()
+    });
+    let mut firsts = Vec::new();
+    let mut running = Vec::new();
+    for result in started {
+        let (first, proxy) = result?;
+        firsts.push(first);
+        running.push(proxy);
+    }
+    let mut memory = Vec::new();
+    for proxy in &mut running {
+        proxy.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        proxy.send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}))?;
+        let answer = proxy.answer(2)?;
+        anyhow::ensure!(answer["result"]["tools"].is_array(), "tools/list through the proxy: {answer}");
+    }
+    for proxy in &running {
+        memory.push(proxy_memory(proxy.child.0.id())?);
+    }
+    for proxy in running {
+        proxy.finish()?;
+    }
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    let rss: Vec<u64> = memory.iter().map(|m| m.0).collect();
+    let uss: Vec<u64> = memory.iter().map(|m| m.1).collect();
+    Ok(format!(
+        "start to first response median {:.0} ms (max {:.0}); idle RSS per proxy {:.1}–{:.1} MB, USS {:.1}–{:.1} MB (mcp-remote: ~50 MB)",
+        ms(&sorted[sorted.len() / 2]),
+        ms(&sorted[sorted.len() - 1]),
+        mb(rss.iter().copied().min().unwrap_or_default()),
+        mb(rss.iter().copied().max().unwrap_or_default()),
+        mb(uss.iter().copied().min().unwrap_or_default()),
+        mb(uss.iter().copied().max().unwrap_or_default()),
+    ))
+}
+
+/// Every answer a proxy owes comes within this.
+const PROXY_WAIT: Duration = Duration::from_secs(60);
+
+/// A running `mcp-auth proxy`, talked to with JSON-RPC lines.
+struct RunningProxy {
+    child: ChildGuard,
+    stdin: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl RunningProxy {
+    /// Spawns it and sends `initialize` at once; returns the time from the
+    /// spawn to the answer, read as it arrives (on this thread).
+    fn start(home: &Path, name: &str) -> anyhow::Result<(Duration, Self)> {
+        let at = Instant::now();
+        let mut child = Command::new(bin("mcp-auth"))
+            .arg("--hermes-home")
+            .arg(home)
+            .args(["proxy", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("the proxy's stdout")?;
+        let mut proxy = Self { child: ChildGuard(child), stdin, answers: std::sync::mpsc::channel().1 };
+        proxy.send(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        }))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first: serde_json::Value = loop {
+            let line = lines.next().context("the proxy ended before answering initialize")??;
+            let message: serde_json::Value = serde_json::from_str(&line)?;
+            if message["id"] == 1 {
+                break message;
+            }
+        };
+        let took = at.elapsed();
+        anyhow::ensure!(first["result"].is_object(), "initialize through the proxy: {first}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(message) = serde_json::from_str(&line)
+                    && tx.send(message).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        proxy.answers = rx;
+        Ok((took, proxy))
+    }
+
+    fn send(&mut self, message: &serde_json::Value) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{message}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// The answer to request `id`.
+    fn answer(&self, id: u64) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + PROXY_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self.answers.recv_timeout(left).context("no answer from the proxy")?;
+            if message["id"] == id {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Closes stdin (the client leaves) and waits for the proxy to end.
+    fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.0.try_wait()? {
+                anyhow::ensure!(status.success(), "the proxy exited with {status}");
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the proxy did not end after its client left");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Resident and private (USS: private clean + dirty) memory of `pid`, KiB.
+fn proxy_memory(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    Ok((field("Rss:"), field("Private_Clean:") + field("Private_Dirty:")))
+}
+
 /// The wall clock, this many seconds ahead.
 struct Ahead(f64);
 
@@ -203,6 +421,8 @@ struct Calls {
     reads: usize,
     writes: usize,
     deletes: usize,
+    /// Reads in one go (many records each).
+    many: usize,
 }
 
 impl Calls {
@@ -215,6 +435,7 @@ impl Calls {
             reads: self.reads - earlier.reads,
             writes: self.writes - earlier.writes,
             deletes: self.deletes - earlier.deletes,
+            many: self.many - earlier.many,
         }
     }
 }
@@ -226,11 +447,18 @@ struct Counting<B> {
     reads: AtomicUsize,
     writes: AtomicUsize,
     deletes: AtomicUsize,
+    many: AtomicUsize,
 }
 
 impl<B> Counting<B> {
     fn new(inner: B) -> Self {
-        Self { inner, reads: AtomicUsize::new(0), writes: AtomicUsize::new(0), deletes: AtomicUsize::new(0) }
+        Self {
+            inner,
+            reads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+            deletes: AtomicUsize::new(0),
+            many: AtomicUsize::new(0),
+        }
     }
 
     fn calls(&self) -> Calls {
@@ -238,6 +466,7 @@ impl<B> Counting<B> {
             reads: self.reads.load(Ordering::SeqCst),
             writes: self.writes.load(Ordering::SeqCst),
             deletes: self.deletes.load(Ordering::SeqCst),
+            many: self.many.load(Ordering::SeqCst),
         }
     }
 }
@@ -260,5 +489,10 @@ impl<B: SecretBackend> SecretBackend for Counting<B> {
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        self.many.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_many(accounts)
     }
 }

@@ -1,6 +1,12 @@
 //! Where the secrets physically go: the OS keychain, an opt-in file, memory.
+//!
+//! Besides one entry at a time, a backend may read many records' entries in
+//! one go ([`SecretBackend::read_many`]): a status of 200 servers is then
+//! one search of the store instead of 200 lookups (each a D-Bus round trip
+//! or two on Linux). A backend that cannot simply says so and is read entry
+//! by entry, with the same results.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +22,30 @@ pub trait SecretBackend: Send + Sync + std::fmt::Debug {
     fn delete(&self, account: &str) -> Result<(), BackendError>;
     /// For people: "Secret Service", "macOS Keychain", ...
     fn describe(&self) -> String;
+
+    /// What [`SecretBackend::read`] gives for each of `accounts` and for
+    /// every entry whose name starts with `<account>.` (a record's pieces),
+    /// fetched together: absent entries are absent from the map, an entry
+    /// that cannot be read carries its error. `Ok(None)`: this backend
+    /// cannot read in one go now (no such API, or a locked item it would
+    /// have to unlock); the caller reads entry by entry instead.
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        let _ = accounts;
+        Ok(None)
+    }
+}
+
+/// Entries read together by [`SecretBackend::read_many`], by account name.
+pub type Fetched = HashMap<String, Result<String, BackendError>>;
+
+/// Whether `name` is one of `accounts` or a piece of one (`<account>.…`).
+pub(crate) fn wanted(accounts: &[&str], name: &str) -> bool {
+    accounts.iter().any(|a| name.strip_prefix(a).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
+}
+
+/// The entries of `map` that [`SecretBackend::read_many`] asks for.
+fn pick(map: &BTreeMap<String, String>, accounts: &[&str]) -> Fetched {
+    map.iter().filter(|(name, _)| wanted(accounts, name)).map(|(k, v)| (k.clone(), Ok(v.clone()))).collect()
 }
 
 /// A backend failure. Never carries secret material: keychain crates put
@@ -34,6 +64,9 @@ pub struct KeyringBackend {
     store: Arc<keyring_core::CredentialStore>,
     service: String,
     name: &'static str,
+    /// Reads in one go (the store crate reads entry by entry).
+    #[cfg(target_os = "linux")]
+    batch: super::secret_service::Batch,
 }
 
 impl std::fmt::Debug for KeyringBackend {
@@ -46,7 +79,13 @@ impl KeyringBackend {
     /// The platform's keychain, for entries under `service`.
     pub fn system(service: &str) -> Result<Self, BackendError> {
         let (store, name) = platform_store()?;
-        Ok(Self { store, service: service.to_owned(), name })
+        Ok(Self {
+            store,
+            service: service.to_owned(),
+            name,
+            #[cfg(target_os = "linux")]
+            batch: super::secret_service::Batch::default(),
+        })
     }
 
     fn entry(&self, account: &str) -> Result<keyring_core::Entry, BackendError> {
@@ -78,7 +117,7 @@ fn platform_store() -> Result<(Arc<keyring_core::CredentialStore>, &'static str)
 }
 
 /// Keeps only a description: `BadEncoding`/`BadDataFormat` carry raw bytes.
-fn map_keyring_error(e: keyring_core::Error) -> BackendError {
+pub(super) fn map_keyring_error(e: keyring_core::Error) -> BackendError {
     use keyring_core::Error as E;
     match e {
         E::NoStorageAccess(inner) => BackendError::Unavailable(format!("no access to the keychain ({inner})")),
@@ -119,6 +158,18 @@ impl SecretBackend for KeyringBackend {
 
     fn describe(&self) -> String {
         self.name.to_owned()
+    }
+
+    /// One search of the Secret Service for all our items (Linux); the
+    /// other platforms' stores read entry by entry.
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        #[cfg(target_os = "linux")]
+        return self.batch.read_many(&self.service, accounts);
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = accounts;
+            Ok(None)
+        }
     }
 }
 
@@ -195,6 +246,11 @@ impl SecretBackend for FileBackend {
     fn describe(&self) -> String {
         format!("plain file {} (opt-in, not the keychain)", self.path.display())
     }
+
+    /// One read of the file for every record.
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        self.with_map(|m| (Some(pick(m, accounts)), false))
+    }
 }
 
 /// In memory, for tests.
@@ -227,5 +283,9 @@ impl SecretBackend for MemoryBackend {
 
     fn describe(&self) -> String {
         "memory".to_owned()
+    }
+
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        Ok(Some(pick(&self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner), accounts)))
     }
 }

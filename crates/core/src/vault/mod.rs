@@ -26,6 +26,8 @@ pub(crate) mod changes;
 mod chunked;
 pub(crate) mod open;
 mod record;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 use crate::util::text::error_text;
 use std::collections::HashMap;
@@ -33,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
+pub use backend::{BackendError, Fetched, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
 pub use record::{CredentialRecord, RefreshFailure, StoredTokens};
 
 /// The keychain service name all our entries live under.
@@ -251,6 +253,54 @@ impl Vault {
         Ok(record.filter(|r| r.profile == key.profile))
     }
 
+    /// The records of `keys`, in order, as [`Vault::load`] reads each: the
+    /// store is read in one go when it can ([`SecretBackend::read_many`]:
+    /// one search of the Secret Service, not two lookups per key). What one
+    /// read in one go cannot settle is read again on its own: a record that
+    /// does not decode (it may have changed while read: the single read
+    /// retries), an entry the batch could not read, a default-home record
+    /// still under its earlier key (moved by [`Vault::load`]).
+    pub fn load_many(&self, keys: &[VaultKey]) -> Vec<Result<Option<CredentialRecord>, VaultError>> {
+        let one_by_one = || keys.iter().map(|key| self.load(key)).collect();
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let accounts: Vec<&str> =
+            keys.iter().flat_map(|k| std::iter::once(k.account()).chain(k.legacy.as_deref())).collect();
+        let fetched = match self.backend.read_many(&accounts) {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => return one_by_one(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the records in one go; reading them one by one");
+                return one_by_one();
+            }
+        };
+        let view = FetchedView(&fetched);
+        keys.iter()
+            .map(|key| match chunked::read(&view, key.account()) {
+                Ok(Some(bytes)) => match CredentialRecord::from_bytes(&bytes) {
+                    Ok(record) => Ok(Some(record).filter(|r| r.profile == key.profile)),
+                    Err(_) => self.load(key),
+                },
+                Ok(None) => match &key.legacy {
+                    Some(legacy) if fetched.contains_key(legacy) => self.load(key),
+                    _ => Ok(None),
+                },
+                Err(_) => self.load(key),
+            })
+            .collect()
+    }
+
+    /// [`Vault::load_many`] off the async runtime's threads.
+    pub async fn load_many_async(&self, keys: Vec<VaultKey>) -> Vec<Result<Option<CredentialRecord>, VaultError>> {
+        let vault = self.clone();
+        let count = keys.len();
+        match tokio::task::spawn_blocking(move || vault.load_many(&keys)).await {
+            Ok(records) => records,
+            Err(e) => vec![Err(VaultError::Backend(format!("vault task failed: {e}"))); count],
+        }
+    }
+
     fn load_account(&self, account: &str) -> Result<Option<CredentialRecord>, VaultError> {
         let Some(bytes) = chunked::read(self.backend.as_ref(), account)? else { return Ok(None) };
         CredentialRecord::from_bytes(&bytes)
@@ -295,6 +345,28 @@ impl Vault {
             chunked::delete(self.backend.as_ref(), legacy)?;
         }
         Ok(())
+    }
+}
+
+/// Entries read in one go, read like a store (read only).
+#[derive(Debug)]
+struct FetchedView<'a>(&'a Fetched);
+
+impl SecretBackend for FetchedView<'_> {
+    fn read(&self, account: &str) -> Result<Option<String>, BackendError> {
+        self.0.get(account).cloned().transpose()
+    }
+
+    fn write(&self, _: &str, _: &str) -> Result<(), BackendError> {
+        Err(BackendError::Other("entries read in one go are read only".to_owned()))
+    }
+
+    fn delete(&self, _: &str) -> Result<(), BackendError> {
+        Err(BackendError::Other("entries read in one go are read only".to_owned()))
+    }
+
+    fn describe(&self) -> String {
+        "entries read in one go".to_owned()
     }
 }
 

@@ -65,16 +65,21 @@ pub fn vault_views(
     vault: &Result<Vault, VaultError>,
     keys: impl IntoIterator<Item = VaultKey>,
 ) -> HashMap<VaultKey, VaultView> {
-    keys.into_iter()
-        .map(|key| {
-            let view = match vault {
-                Ok(vault) => VaultView::of(vault.load(&key)),
-                Err(VaultError::Unavailable(reason)) => VaultView::Unavailable(reason.clone()),
-                Err(other) => VaultView::Unavailable(other.to_string()),
+    let keys: Vec<VaultKey> = keys.into_iter().collect();
+    match vault {
+        // One read of the store for all of them (see `Vault::load_many`).
+        Ok(vault) => {
+            let records = vault.load_many(&keys);
+            keys.into_iter().zip(records).map(|(key, record)| (key, VaultView::of(record))).collect()
+        }
+        Err(e) => {
+            let reason = match e {
+                VaultError::Unavailable(reason) => reason.clone(),
+                other => other.to_string(),
             };
-            (key, view)
-        })
-        .collect()
+            keys.into_iter().map(|key| (key, VaultView::Unavailable(reason.clone()))).collect()
+        }
+    }
 }
 
 /// The status of every server of `snapshot` at `now`, with the vault as the

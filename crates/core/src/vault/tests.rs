@@ -282,3 +282,174 @@ fn records_of_the_first_format_are_read_and_then_replaced() -> Result<(), Box<dy
     assert_eq!(backend.accounts(), vec![account], "the first format's pieces are gone");
     Ok(())
 }
+
+/// A memory keychain that counts the calls made to it.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryBackend,
+    /// Answers `read_many` (else says it cannot, as stores without a search do).
+    batches: bool,
+    reads: std::sync::atomic::AtomicUsize,
+    many: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn calls(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.reads.load(SeqCst), self.many.load(SeqCst))
+    }
+}
+
+impl SecretBackend for Counting {
+    fn read(&self, account: &str) -> Result<Option<String>, BackendError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read(account)
+    }
+
+    fn write(&self, account: &str, value: &str) -> Result<(), BackendError> {
+        self.inner.write(account, value)
+    }
+
+    fn delete(&self, account: &str) -> Result<(), BackendError> {
+        self.inner.delete(account)
+    }
+
+    fn describe(&self) -> String {
+        "counting".to_owned()
+    }
+
+    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+        self.many.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.batches { self.inner.read_many(accounts) } else { Ok(None) }
+    }
+}
+
+/// Every kind of record a vault can hold, under keys `k0…`: present, split,
+/// absent, foreign, torn, a profile named `default`, and a default-home
+/// record under its earlier key.
+fn mixed_vault(backend: &Arc<Counting>) -> Result<(Vault, Vec<VaultKey>), VaultError> {
+    let vault = Vault::new(backend.clone()).with_chunk_chars(64);
+    let url = "https://mcp.linear.example/mcp";
+    let keys: Vec<VaultKey> = (0..6).map(|i| VaultKey::new(None, &format!("k{i}"), url)).collect();
+    let mut split = record(0);
+    split.tokens.access_token = SecretString::new(noisy(900, 5));
+    vault.store(&keys[0], &record(1))?;
+    vault.store(&keys[1], &split)?;
+    // keys[2]: nothing stored.
+    backend.inner.write(keys[3].account(), "hunter2")?;
+    vault.store(&keys[4], &split)?;
+    let piece = backend
+        .inner
+        .accounts()
+        .into_iter()
+        .find(|a| a.starts_with(&format!("{}.", keys[4].account())))
+        .expect("a piece");
+    backend.inner.write(&piece, "deadbeef:AAAA")?;
+    let earlier = VaultKey::new(Some("default"), "k5", url);
+    super::chunked::write(&backend.inner, earlier.account(), &record(3).to_bytes(), 64)?;
+    let mut theirs = record(4);
+    theirs.profile = Some("work".to_owned());
+    let work = VaultKey::new(Some("work"), "k0", url);
+    vault.store(&work, &theirs)?;
+    let mut all = keys;
+    all.extend([earlier, work]);
+    Ok((vault, all))
+}
+
+/// What a result says, comparable (errors by kind: their texts name accounts).
+fn outcome(result: Result<Option<CredentialRecord>, VaultError>) -> Result<Option<CredentialRecord>, &'static str> {
+    result.map_err(|e| match e {
+        VaultError::Corrupt { .. } => "corrupt",
+        VaultError::Unavailable(_) => "unavailable",
+        VaultError::Backend(_) => "backend",
+        VaultError::Busy { .. } => "busy",
+    })
+}
+
+#[test]
+fn reading_in_one_go_gives_what_reading_one_by_one_gives() -> Result<(), VaultError> {
+    let one_by_one = {
+        let backend = Arc::new(Counting::default());
+        let (vault, keys) = mixed_vault(&backend)?;
+        keys.iter().map(|k| outcome(vault.load(k))).collect::<Vec<_>>()
+    };
+    for batches in [true, false] {
+        let backend = Arc::new(Counting { batches, ..Counting::default() });
+        let (vault, keys) = mixed_vault(&backend)?;
+        let together: Vec<_> = vault.load_many(&keys).into_iter().map(outcome).collect();
+        assert_eq!(together, one_by_one, "batches: {batches}");
+    }
+    let mut split = record(0);
+    split.tokens.access_token = SecretString::new(noisy(900, 5));
+    let mut theirs = record(4);
+    theirs.profile = Some("work".to_owned());
+    assert_eq!(
+        one_by_one,
+        vec![
+            Ok(Some(record(1))),
+            Ok(Some(split)),
+            Ok(None),
+            Err("corrupt"),
+            Err("corrupt"),
+            Ok(Some(record(3))),
+            Ok(None),
+            Ok(Some(theirs)),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn reading_in_one_go_asks_the_store_once_and_rereads_only_what_it_cannot_settle() -> Result<(), VaultError> {
+    let backend = Arc::new(Counting { batches: true, ..Counting::default() });
+    let vault = Vault::new(backend.clone());
+    let keys: Vec<VaultKey> = (0..50).map(|i| VaultKey::new(None, &format!("s{i}"), "https://a.example/mcp")).collect();
+    for key in keys.iter().step_by(2) {
+        vault.store(key, &record(1))?;
+    }
+    let before = backend.calls();
+    let records = vault.load_many(&keys);
+    assert_eq!(records.iter().filter(|r| matches!(r, Ok(Some(_)))).count(), 25);
+    assert_eq!(records.iter().filter(|r| matches!(r, Ok(None))).count(), 25);
+    assert_eq!((backend.calls().0 - before.0, backend.calls().1 - before.1), (0, 1), "(reads, reads in one go)");
+    // A damaged record is read again on its own (a record changing while
+    // read looks damaged; the single read tries twice), the rest is not.
+    backend.inner.write(keys[0].account(), "hunter2")?;
+    let before = backend.calls();
+    assert!(matches!(vault.load_many(&keys)[0], Err(VaultError::Corrupt { .. })));
+    assert_eq!((backend.calls().0 - before.0, backend.calls().1 - before.1), (1, 1));
+    // A default-home record under its earlier key is moved, as `load` moves it.
+    let earlier = VaultKey::new(Some("default"), "s1", "https://a.example/mcp");
+    super::chunked::write(&backend.inner, earlier.account(), &record(2).to_bytes(), DEFAULT_CHUNK_CHARS)?;
+    assert_eq!(vault.load_many(&keys)[1].as_ref().ok(), Some(&Some(record(2))));
+    assert!(!backend.inner.accounts().contains(&earlier.account().to_owned()), "not moved");
+    assert_eq!(vault.load(&keys[1])?, Some(record(2)));
+    assert!(vault.load_many(&[]).is_empty());
+    Ok(())
+}
+
+#[test]
+fn the_plain_file_is_read_once_for_many_records() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let backend = FileBackend::new(dir.path().join("credentials.json"));
+    let vault = Vault::new(Arc::new(FileBackend::new(dir.path().join("credentials.json"))));
+    let keys: Vec<VaultKey> = (0..3).map(|i| VaultKey::new(None, &format!("s{i}"), "https://a.example/mcp")).collect();
+    vault.store(&keys[0], &record(1))?;
+    vault.store(&keys[2], &record(2))?;
+    let fetched = backend.read_many(&keys.iter().map(VaultKey::account).collect::<Vec<_>>())?.expect("supported");
+    assert_eq!(fetched.len(), 2);
+    let records: Vec<_> = vault.load_many(&keys).into_iter().map(outcome).collect();
+    assert_eq!(records, vec![Ok(Some(record(1))), Ok(None), Ok(Some(record(2)))]);
+    Ok(())
+}
+
+#[rstest::rstest]
+#[case::itself("~/a#12345678", true)]
+#[case::a_piece("~/a#12345678.0badcafe.1", true)]
+#[case::a_first_format_piece("~/a#12345678.1", true)]
+#[case::another_server("~/a#12345679", false)]
+#[case::a_longer_name("~/a#123456789", false)]
+#[case::another_profile("work/a#12345678", false)]
+fn entries_read_in_one_go_are_the_records_and_their_pieces(#[case] name: &str, #[case] wanted: bool) {
+    assert_eq!(super::backend::wanted(&["~/a#12345678", "~/b#00000000"], name), wanted);
+}
