@@ -456,7 +456,7 @@ impl Session {
 
 /// A JSON-RPC message of a `message` event; `None` for other events (and,
 /// logged, for data that is not one).
-fn message_of(event: sse_stream::Sse) -> Option<ServerJsonRpcMessage> {
+pub(crate) fn message_of(event: sse_stream::Sse) -> Option<ServerJsonRpcMessage> {
     if !matches!(event.event.as_deref(), None | Some("message")) {
         return None;
     }
