@@ -348,7 +348,7 @@ impl Link {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if !content_type.split(';').next().is_some_and(|t| t.trim() == "text/event-stream") {
+        if content_type.split(';').next().is_none_or(|t| t.trim() != "text/event-stream") {
             let shown = crate::util::text::shorten(&content_type, 60);
             let reason = format!("GET answers `{shown}`, not an event stream");
             return Err(SseError::NotSse { url: self.shown(), reason });
