@@ -455,6 +455,107 @@ async fn the_python_sdk_client_works_through_the_proxy_across_expiry_and_revocat
     sdk_proof(Sdk::Python).await;
 }
 
+/// The same proof against a legacy HTTP+SSE server (MCP 2024-11-05): the
+/// proxy finds out by itself (its POST is refused with 405, a GET opens the
+/// event stream), the token goes on the GET and every POST, a refresh when
+/// due and one after a 401 on a POST, a lost stream reopened without the
+/// client noticing, a revoked grant a clear error.
+async fn sdk_proof_legacy_sse(sdk: Sdk) {
+    const LIFETIME: u64 = 8;
+    let behaviour =
+        Behaviour { access_token_lifetime: LIFETIME, reuse_detection: true, legacy_sse: true, ..Default::default() };
+    let server = FakeServer::start(behaviour).await.unwrap_or_else(|e| panic!("{e}"));
+    let desk = Desk::proxy_only(&server);
+    let url = server.mcp_url();
+    let proxy = ["proxy", url.as_str()];
+
+    desk.sign_in_through_the_proxy().await;
+    let issued = Instant::now();
+    assert_eq!(server.log().sse_streams, 1, "the proxy did not fall back to legacy SSE: {:?}", server.log().requests);
+
+    let mut client = SdkClient::start(sdk, &desk, &proxy);
+    let connected = client.connected();
+    assert_eq!(connected["ok"], true, "{connected}\n{}", client.stderr_text());
+    assert_eq!(connected["server"], "mcp-auth-test-server");
+    assert_round_ok(&client.round(), "first round");
+    assert_eq!(server.log().sse_streams, 2);
+    assert!(server.log().requests.iter().any(|r| r == "POST /messages"), "{:?}", server.log().requests);
+    assert_eq!(server.log().grants("refresh_token"), 0, "a live token was refreshed");
+
+    // The token runs out mid-session: refreshed before the next POST.
+    until_expired(issued, LIFETIME).await;
+    assert_round_ok(&client.round(), "after the expiry");
+    assert_eq!(server.log().grants("refresh_token"), 1, "{:?}", server.log().refreshes);
+
+    // A POST refused with 401: one refresh, the POST again.
+    server.expire_access_tokens();
+    assert_round_ok(&client.round(), "after a 401");
+    assert_eq!(server.log().grants("refresh_token"), 2, "{:?}", server.log().refreshes);
+
+    // The server drops the stream (a restart, a proxy timing out): a new
+    // stream (with a token the server takes), the session started again.
+    let initializes = server.log().mcp_calls.iter().filter(|m| *m == "initialize").count();
+    server.end_sse_streams();
+    let deadline = Instant::now() + WAIT;
+    while server.log().mcp_calls.iter().filter(|m| *m == "initialize").count() == initializes {
+        assert!(Instant::now() < deadline, "the proxy did not reopen the stream: {:?}", server.log().requests);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_round_ok(&client.round(), "after the stream was lost");
+    assert_eq!(server.log().sse_streams, 3, "{:?}", server.log().requests);
+
+    // The grant is revoked at the server: a clear error, noted in the vault.
+    server.forget_refresh_tokens();
+    server.expire_access_tokens();
+    let round = client.round();
+    assert_eq!(round["ok"], false, "{round}");
+    let error = round["error"].as_str().unwrap_or_default();
+    assert!(error.contains("sign in to fake again (tray or `mcp-auth proxy fake --connect`)"), "{round}");
+    let row = desk.status();
+    assert_eq!(row["state"], "needs_reauth", "{row}");
+    let _ = client.close();
+
+    assert_eq!(desk.files_with_tokens(&server), Vec::<PathBuf>::new());
+    assert_eq!(server.log().reuse_events, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_client_works_through_the_proxy_with_a_legacy_sse_server() {
+    sdk_proof_legacy_sse(Sdk::TypeScript).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_client_works_through_the_proxy_with_a_legacy_sse_server() {
+    sdk_proof_legacy_sse(Sdk::Python).await;
+}
+
+/// A legacy SSE server that names a messages endpoint on another origin
+/// gets nothing sent there (not the token, not the client's messages): the
+/// client gets the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_sse_endpoint_on_another_origin_is_refused() {
+    let server =
+        FakeServer::start(Behaviour { legacy_sse: true, ..Default::default() }).await.unwrap_or_else(|e| panic!("{e}"));
+    let desk = Desk::new(&server);
+    desk.sign_in_through_the_proxy().await;
+    server.set_behaviour(|b| b.sse_endpoint = Some("http://127.0.0.2:9/messages?sessionId=1".to_owned()));
+    for transport in ["auto", "sse"] {
+        let mut proxy = RawProxy::start(&desk, &["proxy", "fake", "--transport", transport]);
+        let answer = proxy.initialize();
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("named a messages endpoint on another origin (http://127.0.0.2:9/messages?sessionId=[redacted]); refusing to send anything there"),
+            "{transport}: {answer}"
+        );
+        proxy.finish();
+    }
+    // `--transport http` does not fall back.
+    let mut proxy = RawProxy::start(&desk, &["proxy", "fake", "--transport", "http"]);
+    let answer = proxy.initialize();
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("405"), "{answer}");
+    proxy.finish();
+}
+
 /// Several proxies (separate processes) and `mcp-auth refresh` meet an
 /// expired token at once: one token request per rotation, never a spent
 /// refresh token presented again.

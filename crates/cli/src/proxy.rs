@@ -16,8 +16,8 @@ use mcp_auth_core::Http;
 use mcp_auth_core::Refresher;
 use mcp_auth_core::Vault;
 use mcp_auth_core::{
-    Credentials, OwnListFile, ProxyError, ProxyServer, SettingsFile, SnapshotLoader, Upstream, authorization_headers,
-    open_vault, relay, resolve_grant,
+    Credentials, OwnListFile, ProxyError, ProxyServer, RemoteTransport, SettingsFile, SnapshotLoader, Upstream,
+    authorization_headers, declared_transport, open_vault, relay_via, resolve_grant,
 };
 
 use crate::term::Progress;
@@ -35,6 +35,15 @@ pub struct ProxyArgs {
     /// browser opens only when `"proxy_opens_browser": true` is in the settings).
     #[arg(long)]
     connect: bool,
+    /// How to talk to the server: `http` (Streamable HTTP), `sse` (legacy
+    /// HTTP+SSE), or `auto`: as its config says (`transport: sse`), else
+    /// detected (Streamable HTTP first; legacy SSE when it answers 4xx).
+    #[arg(long, value_name = "auto|http|sse", default_value = "auto", value_parser = parse_transport)]
+    transport: RemoteTransport,
+}
+
+fn parse_transport(text: &str) -> Result<RemoteTransport, String> {
+    RemoteTransport::parse(text).ok_or_else(|| format!("`{text}` is not a transport (auto, http, sse)"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,18 +86,29 @@ pub async fn run_proxy(hermes_home: Option<&Path>, args: &ProxyArgs) -> anyhow::
     let snapshot = SnapshotLoader::new().load(&root);
     let settings = SettingsFile::default_location().context("cannot find a config folder for the app's settings")?;
     let http = Http::new()?;
+    let mut transport = args.transport;
     let upstream = match open_vault(&settings.load()) {
         Err(e) => Upstream::Refused(ProxyError::Unavailable { server: args.server.clone(), reason: e.to_string() }),
         Ok(vault) => {
-            let target = resolve(snapshot, vault.clone(), args.server.clone(), args.profile.clone()).await?;
+            let target = resolve(snapshot.clone(), vault.clone(), args.server.clone(), args.profile.clone()).await?;
+            if transport == RemoteTransport::Auto {
+                transport = configured_transport(&snapshot, &target.server.url);
+            }
             upstream(&http, &settings, vault, target, args.connect).await?
         }
     };
     if let Upstream::Refused(reason) = &upstream {
         say(&reason.to_string());
     }
-    relay(upstream, &http, tokio::io::stdin(), tokio::io::stdout()).await?;
+    relay_via(upstream, transport, &http, tokio::io::stdin(), tokio::io::stdout()).await?;
     Ok(())
+}
+
+/// What the agent's config or our list says about the transport of `url`
+/// (see [`declared_transport`]); `Auto` when neither says.
+fn configured_transport(snapshot: &mcp_auth_core::Snapshot, url: &url::Url) -> RemoteTransport {
+    let own = OwnListFile::default_location().and_then(|f| f.load().ok()).unwrap_or_default();
+    declared_transport(snapshot, &own, url)
 }
 
 /// The credentials to relay with, signing in first when asked.

@@ -2,7 +2,7 @@
 //!
 //! Each function feeds arbitrary bytes to one of the parsers that read what
 //! others wrote — a server's `WWW-Authenticate` header, the browser's
-//! redirect, the agent's `config.yaml` and `.env`, the agent's token and
+//! redirect, a legacy SSE server's event stream, the agent's `config.yaml` and `.env`, the agent's token and
 //! client files, the keychain's entries — through the same private code the
 //! app runs, and checks the properties that are cheap to check. A broken
 //! property is an `Err` naming it; the fuzz target turns it into a crash.
@@ -38,6 +38,7 @@ pub const TARGETS: &[Target] = &[
     ("dotenv", dotenv),
     ("vault_record", vault_record),
     ("client_config", client_config),
+    ("legacy_sse", legacy_sse),
 ];
 
 /// The `WWW-Authenticate` tokenizer: it only ever cuts the input into
@@ -203,6 +204,44 @@ pub fn dotenv(data: &[u8]) -> Result<(), String> {
 /// bounds).
 fn dotenv_pairs(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
     crate::hermes::dotenv::parse(text, env).ok()
+}
+
+/// A legacy SSE server's event stream, as the proxy reads it: the first
+/// byte picks the chunk size (servers split where they like), the rest is
+/// the stream. No event is longer than the limit, nothing is yielded after
+/// an error, an `endpoint` the check accepts is on the server's origin, and
+/// the JSON-RPC reading of `message` events never fails loudly.
+pub fn legacy_sse(data: &[u8]) -> Result<(), String> {
+    use futures_util::{FutureExt, StreamExt};
+    const LIMIT: usize = 512;
+    let Some((&pick, rest)) = data.split_first() else { return Ok(()) };
+    let size = usize::from(pick % 64) + 1;
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        rest.chunks(size).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let events = crate::mcp::sse::bounded_events(futures_util::stream::iter(chunks), LIMIT)
+        .collect::<Vec<_>>()
+        .now_or_never()
+        .ok_or("the parser waited on a stream that was always ready")?;
+    let server = url::Url::parse("https://mcp.example:8443/sse").map_err(|e| e.to_string())?;
+    for (i, event) in events.iter().enumerate() {
+        let event = match event {
+            Ok(event) => event,
+            Err(_) if i + 1 == events.len() => break,
+            Err(e) => return Err(format!("an item after the error {e}")),
+        };
+        let kept = event.data.as_ref().map_or(0, String::len) + event.event.as_ref().map_or(0, String::len);
+        if kept > LIMIT {
+            return Err(format!("an event of {kept} bytes passed the {LIMIT}-byte limit"));
+        }
+        if event.event.as_deref() == Some("endpoint")
+            && let Ok(endpoint) = crate::mcp::sse::endpoint_url(&server, event.data.as_deref().unwrap_or_default())
+            && endpoint.origin() != server.origin()
+        {
+            return Err(format!("endpoint {endpoint} accepted on another origin"));
+        }
+        let _ = crate::mcp::sse::message_of(event.clone());
+    }
+    Ok(())
 }
 
 /// Another MCP client's config file: the first byte picks the shape (Claude

@@ -80,7 +80,13 @@ pub use mcp::check::{
 pub use mcp::client::{McpError, McpSession, Wire};
 pub use mcp::proxy::{
     AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, ProxyServer, ResolveError, Upstream,
-    VaultAuthClient, authorization_headers, connect_command, refresh_due, relay, resolve_grant, resolve_server,
+    VaultAuthClient, authorization_headers, connect_command, refresh_due, relay, relay_via, resolve_grant,
+    resolve_server,
+};
+pub use mcp::remote::{Remote, RemoteError, RemoteTransport, declared_transport, http_wrong_transport};
+pub use mcp::sse::{
+    EventSizeLimit, MAX_ENDPOINT_BYTES, SseConfig, SseError, SseTransport, SseWorker,
+    bounded_events as bounded_sse_events, connect as connect_sse, endpoint_url as sse_endpoint_url,
 };
 pub use oauth::browser::{
     Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,

@@ -13,6 +13,7 @@
 
 mod mcp;
 mod oauth;
+mod sse;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -112,6 +113,13 @@ pub struct Behaviour {
     /// Answer every MCP request with this HTTP status before looking at
     /// the token (`503`: a server that is down behind its proxy).
     pub mcp_status: Option<u16>,
+    /// Speak the legacy HTTP+SSE transport (MCP 2024-11-05) at the MCP URL
+    /// instead of Streamable HTTP: `GET` opens the event stream, `POST`
+    /// with a valid token answers 405 (see `sse.rs`).
+    pub legacy_sse: bool,
+    /// The data of the legacy stream's `endpoint` event instead of
+    /// `/messages?sessionId=<id>` (another origin, to test the client's refusal).
+    pub sse_endpoint: Option<String>,
 }
 
 /// The `nextCursor` of `tools/list` answers.
@@ -165,6 +173,8 @@ impl Default for Behaviour {
             reuse_detection: false,
             mcp_scope: None,
             mcp_status: None,
+            legacy_sse: false,
+            sse_endpoint: None,
         }
     }
 }
@@ -191,6 +201,8 @@ pub struct Log {
     pub reuse_events: usize,
     /// The `User-Agent` of each token request, in order.
     pub token_user_agents: Vec<Option<String>>,
+    /// Legacy SSE event streams opened (with a valid token).
+    pub sse_streams: usize,
 }
 
 /// One refresh at the token endpoint.
@@ -269,6 +281,8 @@ pub(crate) struct Inner {
     /// Rotated-out refresh tokens, with the grant they belonged to.
     pub spent: HashMap<String, u64>,
     pub counter: u64,
+    /// Open legacy SSE streams, by session id: where their answers go.
+    pub sse_sessions: HashMap<String, tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Shared state of one fake server.
@@ -349,7 +363,8 @@ impl FakeServer {
             });
         }
         let app = Router::new()
-            .route("/mcp", post(mcp::handle).get(mcp::method_not_allowed).delete(mcp::method_not_allowed))
+            .route("/mcp", post(mcp::handle).get(sse::stream).delete(mcp::method_not_allowed))
+            .route("/messages", post(sse::message))
             .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
             .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
             .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
@@ -436,6 +451,12 @@ impl FakeServer {
             i.access.clear();
             i.refresh.clear();
         });
+    }
+
+    /// Ends every open legacy SSE stream (a server restart, a proxy in
+    /// between timing out): clients must open a new one.
+    pub fn end_sse_streams(&self) {
+        self.shared.with(|i| i.sse_sessions.clear());
     }
 
     /// Expires every access token now.

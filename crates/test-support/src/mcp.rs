@@ -1,5 +1,6 @@
 //! The MCP resource server half: a Streamable HTTP endpoint answering JSON,
-//! guarded by bearer tokens from the authorization server half.
+//! guarded by bearer tokens from the authorization server half (and, with
+//! [`crate::Behaviour::legacy_sse`], a legacy HTTP+SSE one: [`crate::sse`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::{Shared, ToolPaging, now};
+use crate::{Access, Shared, ToolPaging, now};
 
 pub async fn method_not_allowed() -> Response {
     StatusCode::METHOD_NOT_ALLOWED.into_response()
@@ -35,29 +36,61 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
     if let Some(status) = s.behaviour().mcp_status.and_then(|c| StatusCode::from_u16(c).ok()) {
         return status.into_response();
     }
+    let access = match authorized(&s, &headers) {
+        Ok(access) => access,
+        Err(refused) => return refused,
+    };
+    if s.behaviour().legacy_sse {
+        // A legacy HTTP+SSE server behind the same auth gateway: POST is not
+        // how this URL is spoken to (the messages go to its endpoint).
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    match answer(&s, access, &request) {
+        Ok(Some(answer)) => Json(answer).into_response(),
+        Ok(None) => StatusCode::ACCEPTED.into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The valid, unexpired access token of `headers`, or the 401/403 answer.
+#[expect(
+    clippy::result_large_err,
+    reason = "a test server answering once per request; the refusal is the response itself"
+)]
+pub(crate) fn authorized(s: &Shared, headers: &HeaderMap) -> Result<Access, Response> {
     let token =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let access = token.and_then(|t| s.with(|i| i.access.get(t).cloned()));
     let Some(access) = access else {
         let error = token.map(|_| ("invalid_token", "unknown token"));
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge(&s, error, None))]).into_response();
+        return Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge(s, error, None))]).into_response());
     };
     if access.expires_at <= now() {
-        let value = challenge(&s, Some(("invalid_token", "token expired")), None);
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, value)]).into_response();
+        let value = challenge(s, Some(("invalid_token", "token expired")), None);
+        return Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, value)]).into_response());
     }
     if let Some(needed) = s.behaviour().mcp_scope
         && !access.scope.as_deref().unwrap_or_default().split(' ').any(|g| g == needed)
     {
-        let value = challenge(&s, Some(("insufficient_scope", "this server now needs more access")), Some(&needed));
-        return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response();
+        let value = challenge(s, Some(("insufficient_scope", "this server now needs more access")), Some(&needed));
+        return Err((StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response());
     }
+    Ok(access)
+}
+
+/// The JSON-RPC answer to `request` (`None` for a notification), or the
+/// HTTP answer that refuses it.
+#[expect(
+    clippy::result_large_err,
+    reason = "a test server answering once per request; the refusal is the response itself"
+)]
+pub(crate) fn answer(s: &Shared, access: Access, request: &Value) -> Result<Option<Value>, Response> {
     let method = request["method"].as_str().unwrap_or_default().to_owned();
     s.with(|i| i.log.mcp_calls.push(method.clone()));
     let id = request.get("id").cloned();
     let Some(id) = id else {
         // A notification.
-        return StatusCode::ACCEPTED.into_response();
+        return Ok(None);
     };
     let result = match method.as_str() {
         "initialize" => {
@@ -84,19 +117,18 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
             if let Some(needed) = s.behaviour().tool_scope {
                 let granted = access.scope.unwrap_or_default();
                 if !granted.split(' ').any(|g| g == needed) {
-                    let value = challenge(&s, Some(("insufficient_scope", "more scope needed")), Some(&needed));
-                    return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response();
+                    let value = challenge(s, Some(("insufficient_scope", "more scope needed")), Some(&needed));
+                    return Err((StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response());
                 }
             }
             json!({"content": [{"type": "text", "text": "ok"}], "isError": false})
         }
         "ping" => json!({}),
         other => {
-            return Json(
+            return Ok(Some(
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("no method {other}")}}),
-            )
-            .into_response();
+            ));
         }
     };
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    Ok(Some(json!({"jsonrpc": "2.0", "id": id, "result": result})))
 }

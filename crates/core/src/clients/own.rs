@@ -47,6 +47,11 @@ impl OwnList {
     pub fn url_of(&self, name: &str) -> Option<&str> {
         self.body.servers.get(name).map(|s| s.url.as_str())
     }
+
+    /// The `"transport"` of `name` (`"sse"` for a legacy SSE server), if set.
+    pub fn transport_of(&self, name: &str) -> Option<&str> {
+        self.body.servers.get(name).and_then(|s| s.extra.get("transport")).and_then(|t| t.as_str())
+    }
 }
 
 /// Why the list could not be read or changed.

@@ -1,5 +1,5 @@
 //! `mcp-auth proxy`: a stdio MCP server that relays every message to one
-//! remote Streamable HTTP server, adding the vault's bearer token; and the
+//! remote Streamable HTTP (or legacy HTTP+SSE) server, adding the vault's bearer token; and the
 //! token source `mcp-auth headers` prints from.
 //!
 //! Any MCP client that can start a command uses it (as people use
@@ -11,8 +11,9 @@
 //!   session re-initialisation). Requests, responses, errors, notifications,
 //!   progress and cancellation go through unchanged in both directions;
 //!   nothing is answered here except what the remote cannot answer (see
-//!   below). rmcp 3.11 has no legacy HTTP+SSE client transport (2024-11-05),
-//!   so neither does the proxy.
+//!   below). Legacy HTTP+SSE servers (2024-11-05), for which rmcp 3.11 has
+//!   no client, are reached through our own transport on rmcp's traits
+//!   ([`super::sse`]); which transport, is decided by [`super::remote`].
 //! - **Tokens only in memory and the vault.** The proxy reads the access
 //!   token from the vault and keeps it in memory; it never writes a token
 //!   file. A refresh goes through [`Refresher::refresh_replacing`], the same
@@ -37,15 +38,14 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
 use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::Transport;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
+    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 use serde_json::Value;
 
+use super::remote::{Remote, RemoteError, RemoteTransport};
 use crate::hermes::export::{ExportError, ExportTarget, Exporter, HermesExporter};
 use crate::hermes::files::TokenRecord;
 use crate::hermes::snapshot::Snapshot;
@@ -339,7 +339,7 @@ impl Credentials {
         *self.gone.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = gone;
     }
 
-    fn set_failure(&self, failure: Option<ProxyError>) {
+    pub(crate) fn set_failure(&self, failure: Option<ProxyError>) {
         *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = failure;
     }
 
@@ -563,11 +563,27 @@ async fn next_from<T: Transport<rmcp::RoleClient>>(remote: &mut Option<T>) -> Op
     }
 }
 
-/// Relays MCP between the client on `read`/`write` (newline-delimited
-/// JSON-RPC, as MCP's stdio transport) and `upstream`, until the client
-/// closes its side. Requests run concurrently: a long `tools/call` does not
-/// hold back a `notifications/cancelled` for it.
+/// [`relay_via`] with the transport detected ([`RemoteTransport::Auto`]).
 pub async fn relay<R, W>(upstream: Upstream, http: &Http, read: R, write: W) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    relay_via(upstream, RemoteTransport::Auto, http, read, write).await
+}
+
+/// Relays MCP between the client on `read`/`write` (newline-delimited
+/// JSON-RPC, as MCP's stdio transport) and `upstream` over `transport`
+/// (see [`super::remote`]), until the client closes its side. Requests run
+/// concurrently: a long `tools/call` does not hold back a
+/// `notifications/cancelled` for it.
+pub async fn relay_via<R, W>(
+    upstream: Upstream,
+    transport: RemoteTransport,
+    http: &Http,
+    read: R,
+    write: W,
+) -> std::io::Result<()>
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -575,13 +591,10 @@ where
     use futures_util::StreamExt;
 
     let mut local = AsyncRwTransport::<RoleServer, R, W>::new_server(read, write);
-    let (mut remote, credentials, mut closed) = match upstream {
-        Upstream::Remote(credentials) => {
-            let config = StreamableHttpClientTransportConfig::with_uri(credentials.server.url.as_str().to_owned());
-            let client = VaultAuthClient::new(http, credentials.clone());
-            (Some(StreamableHttpClientTransport::with_client(client, config)), Some(credentials), None)
-        }
-        Upstream::Refused(reason) => (None, None, Some(reason.to_string())),
+    let mut remote: Option<Remote> = None;
+    let (credentials, mut closed) = match upstream {
+        Upstream::Remote(credentials) => (Some(credentials), None),
+        Upstream::Refused(reason) => (None, Some(reason.to_string())),
     };
     let failure = |e: &dyn std::fmt::Display| {
         credentials
@@ -589,16 +602,16 @@ where
             .and_then(|c| c.failure())
             .map_or_else(|| format!("the remote MCP server failed: {e}"), |f| f.to_string())
     };
-    // Messages handed to the HTTP side, each until its POST is done. rmcp's
-    // transport queues a message when its send future is first polled, so
-    // they are polled in this task, first (`biased`), before the next
-    // message is read: the remote gets them in the client's order.
+    // Messages handed to the remote side, each until its POST is done.
+    // rmcp's transports queue a message when its send future is first
+    // polled, so they are polled in this task, first (`biased`), before the
+    // next message is read: the remote gets them in the client's order.
     let mut sending = futures_util::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
             Some((id, result)) = sending.next(), if !sending.is_empty() => {
-                let result: Result<(), HttpError> = result;
+                let result: Result<(), RemoteError> = result;
                 if let (Err(e), Some(id)) = (result, id) {
                     local.send(error_answer(id, failure(&e))).await?;
                 }
@@ -606,7 +619,7 @@ where
             outgoing = next_from(&mut remote) => match outgoing {
                 Some(message) => local.send(message).await?,
                 None => {
-                    // The HTTP side ended (its session could not start or was lost).
+                    // The remote side ended (its session could not start or was lost).
                     let reason = credentials
                         .as_ref()
                         .and_then(|c| c.failure())
@@ -619,10 +632,25 @@ where
             incoming = local.receive() => {
                 let Some(message) = incoming else { break };
                 let id = request_id(&message);
-                match (&mut remote, &closed) {
-                    (Some(remote), None) => {
+                match (&mut remote, &credentials, &closed) {
+                    (Some(remote), _, None) => {
                         let send = remote.send(message);
                         sending.push(async move { (id, send.await) });
+                    }
+                    // The first message starts the session: the transport is
+                    // chosen (or detected) with it, before anything else goes.
+                    (None, Some(credentials), None) => {
+                        match Remote::start(http, credentials.clone(), transport, message).await {
+                            Ok(started) => remote = Some(started),
+                            Err(e) => {
+                                let reason = failure(&e);
+                                tracing::warn!(%reason, "the remote side of the proxy could not start");
+                                if let Some(id) = id {
+                                    local.send(error_answer(id, reason.clone())).await?;
+                                }
+                                closed = Some(reason);
+                            }
+                        }
                     }
                     _ => {
                         if let Some(id) = id {
