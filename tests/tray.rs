@@ -653,7 +653,7 @@ fn the_status_window_is_a_process_of_its_own_that_hands_actions_to_the_tray() {
         let status = Command::new("xdotool").args(args).env("DISPLAY", &xvfb.display).status();
         assert!(status.is_ok_and(|s| s.success()), "xdotool {args:?} failed");
     };
-    key(&["windowfocus", "--sync", &windows[0]]);
+    key(&["windowfocus", &windows[0]]);
     key(&["key", "--delay", "150", "Tab", "Return"]);
     let asked = log_line(&probe, "the status window asks the tray");
     assert!(asked.contains("connect:"), "{asked}");
