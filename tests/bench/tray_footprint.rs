@@ -155,8 +155,8 @@ fn visible_windows(pid: u32, display: &str) -> Vec<String> {
                 .env("DISPLAY", display)
                 .stderr(Stdio::null())
                 .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_else(|_| Vec::new())
+                .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -268,7 +268,7 @@ fn print_mappings(pid: u32, top: usize) {
         }
     }
     let mut rows: Vec<(String, (u64, u64))> = by.into_iter().collect();
-    rows.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    rows.sort_by_key(|(_, (uss, _))| std::cmp::Reverse(*uss));
     let line: Vec<String> = rows
         .iter()
         .take(top)
