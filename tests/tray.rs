@@ -754,3 +754,161 @@ fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
     let clicked = probe.send("click Quit");
     assert_eq!(clicked["clicked"], "Quit");
 }
+
+/// `pid`'s children, with their command lines.
+fn children(pid: u32) -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).ok()?;
+            (ppid == pid).then(|| (child, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// Whether `pid` ended (gone, or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// The status window's process (a child of the tray started with `--window`), waited for.
+fn window_process(tray: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((pid, _)) = children(tray).into_iter().find(|(_, cmd)| cmd.contains("--window")) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no status window process within 30 s; children: {:?}", children(tray));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `pid`'s mapped X windows (decimal ids), through xdotool.
+fn x_windows(pid: u32, display: &str) -> Vec<String> {
+    Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
+        .env("DISPLAY", display)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Waits (at most 20 s) until the app log has a line containing `text`; returns it.
+fn log_line(probe: &Probe, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = probe.log_text().lines().find(|l| l.contains(text)) {
+            return line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the app log never said `{text}`:\n{}", probe.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The status window is a process of its own, started on demand: the tray
+/// itself never maps a webview; the window shows what the tray sends it,
+/// hands its buttons' actions to the tray (which alone signs in), and is
+/// gone, WebKit and all, once closed. A second launch of the app opens it
+/// again without becoming a second tray.
+#[test]
+fn the_status_window_is_a_process_of_its_own_that_hands_actions_to_the_tray() {
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let server = runtime
+        .block_on(mcp_auth_test_support::FakeServer::start(mcp_auth_test_support::Behaviour::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let xvfb = Xvfb::start();
+    let session = Session::new();
+    session.not_first_run();
+    let home = connect_home(&server.mcp_url());
+    let tokens = home.path().join("mcp-tokens");
+    let mut probe = Probe::start_with(&session, &xvfb.display, home.path(), |cmd| {
+        cmd.env("BROWSER", repo_root().join("tests/tray/browser.sh"));
+    });
+    let registered = probe.event(Duration::from_secs(90));
+    let tray = registered["registered"]["pid"].as_u64().unwrap_or_else(|| panic!("no pid in {registered}")) as u32;
+    probe.wait_for("the servers", |l| l.iter().any(|x| x == "[○ fake — Not connected]"));
+    assert!(children(tray).is_empty(), "the idle tray started processes: {:?}", children(tray));
+    assert!(x_windows(tray, &xvfb.display).is_empty(), "the tray itself shows a window");
+
+    probe.send("click Open status window");
+    let window = window_process(tray);
+    // It shows the servers the tray sent it.
+    let rows = log_line(&probe, "the status window read its rows");
+    assert!(rows.contains("fake,deep"), "the window's rows are not the config's servers: {rows}");
+    log_line(&probe, "the status window read the log");
+    let windows = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = x_windows(window, &xvfb.display);
+            if !found.is_empty() {
+                break found;
+            }
+            assert!(Instant::now() < deadline, "the window process shows no window");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    screenshot(&xvfb.display, "tray-window-process.png");
+
+    // Its first button is the first server's "Connect": pressed from the
+    // keyboard, the tray signs in (the window process has no engine).
+    let key = |args: &[&str]| {
+        let status = Command::new("xdotool").args(args).env("DISPLAY", &xvfb.display).status();
+        assert!(status.is_ok_and(|s| s.success()), "xdotool {args:?} failed");
+    };
+    key(&["windowfocus", &windows[0]]);
+    key(&["key", "--delay", "150", "Tab", "Return"]);
+    let asked = log_line(&probe, "the status window asks the tray");
+    assert!(asked.contains("connect:"), "{asked}");
+    probe.wait_for_notification("Connected to fake", 1);
+    assert_eq!(read_json(&tokens.join("fake.json"))["token_type"], "Bearer");
+    probe.wait_for("fake connected", |l| l.iter().any(|x| x.starts_with("[● fake — Connected")));
+
+    // Closed as a window manager closes it: the process ends and WebKit's with it.
+    let closer = Command::new("/usr/bin/python3")
+        .arg(repo_root().join("tests/tray/close_window.py"))
+        .args(&windows)
+        .env("DISPLAY", &xvfb.display)
+        .status();
+    assert!(closer.is_ok_and(|s| s.success()), "cannot ask the window to close");
+    wait_until("the window process to end", || gone(window));
+    wait_until("the tray to have no children", || children(tray).is_empty());
+
+    // A second launch hands over to this tray (single instance), which opens the window again.
+    let environ = std::fs::read(format!("/proc/{tray}/environ")).unwrap_or_default();
+    let mut second = Command::new(bin("mcp-auth-tray"));
+    second.env_clear().stdout(Stdio::null()).stderr(Stdio::null());
+    for pair in environ.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let pair = String::from_utf8_lossy(pair);
+        if let Some((k, v)) = pair.split_once('=') {
+            second.env(k, v);
+        }
+    }
+    let status = second.status().unwrap_or_else(|e| panic!("cannot launch the app again: {e}"));
+    assert!(status.success(), "the second launch failed: {status}");
+    let again = window_process(tray);
+    assert_ne!(again, window);
+    let windows = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = x_windows(again, &xvfb.display);
+            if !found.is_empty() {
+                break found;
+            }
+            assert!(Instant::now() < deadline, "the second window process shows no window");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(!windows.is_empty());
+    // Quitting the tray closes the window too.
+    probe.send("click Quit");
+    assert_eq!(probe.send("wait-exit")["exit"], 0);
+    wait_until("the window process to end with the tray", || gone(again));
+}

@@ -51,6 +51,17 @@ pub fn init(dir: &Path) -> LogGuard {
     }
 }
 
+/// Logs to stderr only: the status window's process (the resident tray
+/// owns the log files; its stderr is the window's too).
+pub fn init_stderr() {
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(mcp_auth_core::colour_stderr())
+        .with_target(false)
+        .with_filter(mcp_auth_core::log_filter("info"));
+    tracing_subscriber::registry().with(stderr).init();
+}
+
 /// The newest log file in `dir` (file names carry the date, so the largest
 /// name is today's).
 pub fn current_file(dir: &Path) -> Option<PathBuf> {

@@ -3,10 +3,12 @@
 //! It owns no OAuth, config or runtime logic: the core's `Service` watches
 //! the agent's files, signs in, keeps credentials, refreshes them and decides
 //! what to tell the user; this shell draws its view (`tray`), shows its
-//! notices (`notify`), forwards clicks, deep links (`deeplink`) and the
-//! window's calls (`commands`), and keeps the OS glue (`autostart`,
-//! `resume`, `tray_host`, `app_log`). `main` wires them; no shell module
-//! imports one that imports it back.
+//! notices (`notify`), forwards clicks and deep links (`deeplink`), and keeps
+//! the OS glue (`autostart`, `resume`, `tray_host`, `app_log`). The status
+//! window is the same program started as `--window` (`window_process`,
+//! `commands`), a process of its own that talks to this one over a private
+//! local socket (`window_link`). `main` wires them; no shell module imports
+//! one that imports it back.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod app_log;
@@ -19,6 +21,8 @@ mod state;
 mod tray;
 mod tray_host;
 mod window;
+mod window_link;
+mod window_process;
 
 use mcp_auth_core::{HermesRoot, InstanceKind, InstanceLock, Service, ServiceOptions, SettingsFile};
 use tauri::{Manager, RunEvent};
@@ -31,6 +35,12 @@ const AUTOSTART_ARG: &str = "--autostart";
 
 fn main() -> anyhow::Result<()> {
     draw_without_gl();
+    let context = tauri::generate_context!();
+    // The status window runs in a process of its own (no plugins, no
+    // service): the resident tray below never creates a webview.
+    if let Some(focus) = window_process::requested() {
+        return window_process::run(context, focus);
+    }
     let app = tauri::Builder::default()
         // First: a second launch (the browser opening our deep link, or the
         // user starting the app again) hands its arguments to this one and exits.
@@ -44,7 +54,6 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_autostart::Builder::new().arg(AUTOSTART_ARG).build())
-        .invoke_handler(tauri::generate_handler![commands::status_rows, commands::menu_action, commands::log_tail])
         .setup(|app| {
             let logs = app.path().app_log_dir()?;
             app.manage(app_log::init(&logs));
@@ -68,6 +77,10 @@ fn main() -> anyhow::Result<()> {
             let service = tauri::async_runtime::block_on(Service::start(options))?;
             let notices = service.notices();
             app.manage(AppState::new(service, logs, instance));
+            app.manage(window::WindowProcess::default());
+            if let Err(e) = window_link::serve(&handle, tray::run) {
+                tracing::warn!(error = %e, "the status window cannot open");
+            }
             let from_login = std::env::args().any(|a| a == AUTOSTART_ARG);
             autostart::first_run(&handle, from_login);
             app.state::<AppState>().autostart.send_replace(autostart::enabled(&handle));
@@ -86,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             resume::on_resume(handle, |app| app.state::<AppState>().service.woke_up());
             Ok(())
         })
-        .build(tauri::generate_context!())
+        .build(context)
         .map_err(|e| anyhow::anyhow!("cannot start the app: {e}"))?;
     app.run(|app, event| match event {
         // Closing the status window does not end a tray app: only "Quit" does.

@@ -18,7 +18,7 @@ use mcp_auth_core::{ClientMenuAction, ClientsReport, program_beside, with_client
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, Wry};
+use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_opener::OpenerExt as _;
 
@@ -87,8 +87,6 @@ async fn follow(app: AppHandle, mut shown: TrayMenu) {
             }
             shown = model;
         }
-        // The status window, when open, re-reads its rows.
-        let _ = app.emit_to(window::LABEL, "status-changed", ());
     }
 }
 

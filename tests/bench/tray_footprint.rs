@@ -3,7 +3,7 @@
 //! Runs the built `mcp-auth-tray` under Xvfb in a private D-Bus session with
 //! the stand-in tray host (`tests/tray/sni_probe.py`), not on its first run
 //! (so no window opens), and prints, for the app and every process it
-//! started (WebKit's helpers):
+//! started (the status window's own process and WebKit's helpers):
 //! - start-to-tray time: from launch until its StatusNotifierItem registers;
 //! - RSS, PSS and USS (`/proc/PID/smaps_rollup`; USS = private pages, what
 //!   quitting the app would give back) with the window closed after start-up
@@ -81,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     std::thread::sleep(settle);
     let closed = Footprint::of(pid);
     closed.print("window closed");
+    print_mappings(pid, 14);
     std::thread::sleep(Duration::from_secs(idle_secs));
     let after = Footprint::of(pid);
     let woke: Vec<String> = after
@@ -122,6 +123,7 @@ fn main() -> anyhow::Result<()> {
     wait_for(Duration::from_secs(30), || (family(pid).len() == closed.processes.len()).then_some(()));
     std::thread::sleep(settle);
     Footprint::of(pid).print("window closed again");
+    print_mappings(pid, 8);
 
     writeln!(stdin, "click Quit")?;
     let _ = next(Duration::from_secs(10));
@@ -142,15 +144,21 @@ fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// The app's mapped X windows (decimal ids), through xdotool.
+/// The mapped X windows (decimal ids) of the app and the processes it
+/// started (the status window runs in a process of its own), through xdotool.
 fn visible_windows(pid: u32, display: &str) -> Vec<String> {
-    Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
-        .env("DISPLAY", display)
-        .stderr(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default()
+    family(pid)
+        .into_iter()
+        .flat_map(|p| {
+            Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--pid", &p.to_string()])
+                .env("DISPLAY", display)
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A binary built next to this one.
@@ -231,6 +239,42 @@ impl Footprint {
             self.processes.join(", ")
         );
     }
+}
+
+/// The app process's private memory (USS and its dirty part) by mapping,
+/// largest first (`/proc/PID/smaps`; libraries by file name, anonymous
+/// memory as `[anon]`/`[heap]`): what each library costs the idle tray.
+fn print_mappings(pid: u32, top: usize) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let path = fields.nth(4).unwrap_or("[anon]");
+            current = path.rsplit('/').next().unwrap_or(path).to_owned();
+            continue;
+        }
+        let kb = fields.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let entry = by.entry(current.clone()).or_default();
+        match first {
+            "Private_Clean:" => entry.0 += kb,
+            "Private_Dirty:" => {
+                entry.0 += kb;
+                entry.1 += kb;
+            }
+            _ => {}
+        }
+    }
+    let mut rows: Vec<(String, (u64, u64))> = by.into_iter().collect();
+    rows.sort_by_key(|(_, (uss, _))| std::cmp::Reverse(*uss));
+    let line: Vec<String> = rows
+        .iter()
+        .take(top)
+        .map(|(name, (uss, dirty))| format!("{name} {} ({} dirty)", mb(*uss), mb(*dirty)))
+        .collect();
+    println!("  {:<19}{}", "by mapping:", line.join(", "));
 }
 
 fn comm(dir: &Path) -> String {
