@@ -98,6 +98,7 @@ pub struct BackgroundRefresh {
     ops: Arc<Ops>,
     handle: SchedulerHandle,
     stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for BackgroundRefresh {
@@ -117,8 +118,8 @@ impl BackgroundRefresh {
         let ops = Arc::new(Ops { vault, refresher, servers: Mutex::new(Vec::new()), on_event });
         let handle = SchedulerHandle::new();
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(ops.clone(), clock, handle.clone(), stopped));
-        Self { ops, handle, stop }
+        let task = tokio::spawn(run(ops.clone(), clock, handle.clone(), stopped));
+        Self { ops, handle, stop, task: Some(task) }
     }
 
     /// Replaces the servers to look after and re-plans.
@@ -130,6 +131,17 @@ impl BackgroundRefresh {
     /// Re-reads the clock and the plan now (after resume, or new credentials).
     pub fn wake(&self) {
         self.handle.wake();
+    }
+
+    /// Stops the loop and waits (at most `within`) for a refresh in flight
+    /// to finish, so a rotated refresh token it received is stored and
+    /// exported before the process ends. `false` when it did not end in time.
+    pub async fn stop(mut self, within: std::time::Duration) -> bool {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(within, task).await.is_ok(),
+            None => true,
+        }
     }
 }
 

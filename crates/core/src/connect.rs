@@ -24,7 +24,7 @@ use crate::vault::{CredentialRecord, StoredTokens, Vault, VaultError, VaultKey};
 pub const DEFAULT_CLIENT_NAME: &str = "Hermes Agent";
 
 /// A configured OAuth server, found by name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OAuthServer {
     pub home: Home,
     pub name: String,

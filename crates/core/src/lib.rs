@@ -39,6 +39,7 @@ mod read_capped;
 pub mod refresh;
 pub mod schedule;
 mod secret;
+pub mod service;
 mod settings;
 pub mod sign_in;
 mod snapshot;
@@ -68,6 +69,10 @@ pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging,
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
+pub use service::{
+    EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError, ServiceOptions,
+    ServiceStats, ServiceView,
+};
 pub use settings::{AppSettings, SettingsError, SettingsFile};
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
