@@ -433,7 +433,7 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let logs = session.dir.path().join("data/dev.mcpauthtray.app/logs");
+        let logs = session.dir.path().join("data/dev.mcpauthtray.tray/logs");
         let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode(&logs), 0o700, "{}", logs.display());
         let files: Vec<_> = std::fs::read_dir(&logs).into_iter().flatten().flatten().map(|e| e.path()).collect();

@@ -28,9 +28,13 @@ pub fn open(app: &AppHandle, focus: Option<&ServerRef>) {
         })
         .unwrap_or_default();
     if let Some(window) = app.get_webview_window(LABEL) {
+        // The page's own URL with the new query: the app's origin differs
+        // by platform (`tauri://localhost` here, `http://tauri.localhost`
+        // on Windows), so it is never spelled out.
         if focus.is_some()
-            && let Ok(url) = format!("tauri://localhost/index.html{query}").parse()
+            && let Ok(mut url) = window.url()
         {
+            url.set_query(query.strip_prefix('?'));
             let _ = window.navigate(url);
         }
         let _ = window.show();
@@ -58,6 +62,8 @@ pub struct StatusPage {
     note: Option<String>,
     /// Why signing in is off, when it is.
     engine_missing: Option<String>,
+    /// Version, git commit and build date.
+    about: &'static str,
 }
 
 /// How often the page asked for its rows: the first time is its load, the
@@ -86,6 +92,7 @@ pub fn status_rows(app: AppHandle) -> StatusPage {
         hints: report.hints.clone(),
         note: lock(&shell.first_run_note).clone(),
         engine_missing: shell.engine_state.borrow().as_ref().and_then(|s| s.clone().err()),
+        about: crate::ABOUT,
     }
 }
 

@@ -64,11 +64,12 @@ pub use fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
 pub use home::{HermesRoot, Home, is_profile_id};
-pub use log_file::DailyLog;
+pub use log_file::{DailyLog, migrate_app_folder};
 pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
+pub use sign_in::launch_deep_links;
 pub use service::{
     EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError, ServiceOptions,
     ServiceStats, ServiceView,
