@@ -86,6 +86,9 @@ fn man_pages_and_completions_come_from_the_clap_definitions() {
         assert!(text.contains("connect") && text.contains("hermes-home"), "{file} lacks the commands");
     }
     // The bash script loads and registers the completion.
+    if cfg!(windows) {
+        return;
+    }
     let out = Command::new("bash")
         .arg("-c")
         .arg(r#"source "$0" && complete -p mcp-auth"#)
