@@ -36,7 +36,8 @@ fn version_names_the_version_commit_and_build_date() {
     let rest = line
         .strip_prefix(&format!("mcp-auth {} (commit ", env!("CARGO_PKG_VERSION")))
         .unwrap_or_else(|| panic!("unexpected version line: {line}"));
-    let (commit, date) = rest.strip_suffix(')').and_then(|r| r.split_once(", built ")).unwrap_or_else(|| panic!("{line}"));
+    let (commit, date) =
+        rest.strip_suffix(')').and_then(|r| r.split_once(", built ")).unwrap_or_else(|| panic!("{line}"));
     assert!(commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())), "{line}");
     let parts: Vec<&str> = date.split('-').collect();
     assert!(
@@ -45,7 +46,8 @@ fn version_names_the_version_commit_and_build_date() {
     );
     // Built from this checkout (not an installed package): the commit is the checkout's.
     if std::env::var_os(mcp_auth_e2e::BIN_DIR_VAR).is_none()
-        && let Ok(head) = Command::new("git").arg("-C").arg(repo_root()).args(["rev-parse", "--short=12", "HEAD"]).output()
+        && let Ok(head) =
+            Command::new("git").arg("-C").arg(repo_root()).args(["rev-parse", "--short=12", "HEAD"]).output()
         && head.status.success()
     {
         // The binary may predate a commit made since the build; it names a commit of this history.

@@ -279,7 +279,8 @@ fn menu_follows_config_and_token_files_and_quits() {
     // Its first log line names the build; an installed package is a
     // production Tauri build (notifications come from the app itself).
     let log = std::fs::read_to_string(&probe.log).unwrap_or_default();
-    let start = log.lines().find(|l| l.contains("mcp-auth-tray starting")).unwrap_or_else(|| panic!("no start line:\n{log}"));
+    let start =
+        log.lines().find(|l| l.contains("mcp-auth-tray starting")).unwrap_or_else(|| panic!("no start line:\n{log}"));
     assert!(start.contains(&format!("mcp-auth-tray {}", env!("CARGO_PKG_VERSION"))), "{start}");
     if std::env::var_os(mcp_auth_e2e::BIN_DIR_VAR).is_some() {
         assert!(start.contains("production=true"), "the installed app is not a production build: {start}");

@@ -26,9 +26,10 @@ pub fn emit() {
     let commit = git(dir, &["rev-parse", "--short=12", "HEAD"])
         .or_else(|| std::env::var(COMMIT_VAR).ok().filter(|c| !c.trim().is_empty()))
         .unwrap_or_else(|| "unknown".to_owned());
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(0)).unwrap_or(0)
-    });
+    let epoch =
+        std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or_else(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(0)).unwrap_or(0)
+        });
     let mut lines = vec![
         format!("cargo:rustc-env={COMMIT_VAR}={}", commit.trim()),
         format!("cargo:rustc-env={DATE_VAR}={}", utc_date(epoch)),

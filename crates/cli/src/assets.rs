@@ -26,7 +26,8 @@ pub fn run(mut cmd: clap::Command, args: &AssetsArgs) -> anyhow::Result<()> {
     }
     // Hidden commands (this one, the conformance client) get no page, nor
     // does `help` (the pages are the help).
-    clap_mangen::generate_to(cmd.clone().disable_help_subcommand(true), &man).with_context(|| format!("cannot write the man pages to {}", man.display()))?;
+    clap_mangen::generate_to(cmd.clone().disable_help_subcommand(true), &man)
+        .with_context(|| format!("cannot write the man pages to {}", man.display()))?;
     let name = cmd.get_name().to_owned();
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd, &name, &completions)

@@ -69,12 +69,12 @@ pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging,
 pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use read_capped::tail_lines;
 pub use secret::SecretString;
-pub use sign_in::launch_deep_links;
 pub use service::{
     EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError, ServiceOptions,
     ServiceStats, ServiceView,
 };
 pub use settings::{AppSettings, SettingsError, SettingsFile};
+pub use sign_in::launch_deep_links;
 pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
 pub use status::{
     AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,

@@ -258,7 +258,8 @@ pub async fn run(
 /// On Linux the app's resume hook (logind's `PrepareForSleep`) wakes both
 /// loops, so a day is fine; elsewhere there is no such hook, and the cap
 /// itself bounds how late a deadline can fire after a wake.
-pub const MAX_SLEEP: Duration = if cfg!(target_os = "linux") { Duration::from_secs(24 * 3600) } else { WALL_CLOCK_CHECK };
+pub const MAX_SLEEP: Duration =
+    if cfg!(target_os = "linux") { Duration::from_secs(24 * 3600) } else { WALL_CLOCK_CHECK };
 
 /// The cap of [`MAX_SLEEP`] where no resume hook wakes the loops.
 pub const WALL_CLOCK_CHECK: Duration = Duration::from_secs(60);
