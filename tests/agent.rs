@@ -439,29 +439,28 @@ async fn co_refresh_stress_with_reuse_detection() {
     let tokens_file = setup.tokens_dir().join("fake.json");
 
     // The tray's background refresher, in this process, on the CLI's vault file.
-    let vault = mcp_auth_core::vault::Vault::new(Arc::new(mcp_auth_core::vault::FileBackend::new(
+    let vault = mcp_auth_core::Vault::new(Arc::new(mcp_auth_core::FileBackend::new(
         setup.session.dir.path().join("data/mcp-auth-tray/credentials.json"),
     )));
     let root = mcp_auth_core::HermesRoot::at(setup.home.path());
-    let servers = mcp_auth_core::connect::oauth_servers(&mcp_auth_core::SnapshotLoader::new().load(&root));
-    let http = mcp_auth_core::oauth::http::Http::new().unwrap_or_else(|e| panic!("{e}"));
-    let refresher = mcp_auth_core::refresh::Refresher::new(http, Arc::new(mcp_auth_core::export::HermesExporter));
+    let servers = mcp_auth_core::oauth_servers(&mcp_auth_core::SnapshotLoader::new().load(&root));
+    let http = mcp_auth_core::Http::new().unwrap_or_else(|e| panic!("{e}"));
+    let refresher = mcp_auth_core::Refresher::new(http, Arc::new(mcp_auth_core::HermesExporter));
     let renewed = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let on_event: mcp_auth_core::background::OnEvent = {
+    let on_event: mcp_auth_core::OnEvent = {
         let (renewed, failed) = (renewed.clone(), failed.clone());
         Box::new(move |_, event| match event {
-            mcp_auth_core::background::RefreshEvent::Renewed => {
+            mcp_auth_core::RefreshEvent::Renewed => {
                 renewed.fetch_add(1, Ordering::SeqCst);
             }
-            mcp_auth_core::background::RefreshEvent::WillRetry(e)
-            | mcp_auth_core::background::RefreshEvent::Stopped(e) => {
+            mcp_auth_core::RefreshEvent::WillRetry(e) | mcp_auth_core::RefreshEvent::Stopped(e) => {
                 failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e.to_owned());
             }
-            mcp_auth_core::background::RefreshEvent::Started => {}
+            mcp_auth_core::RefreshEvent::Started => {}
         })
     };
-    let background = mcp_auth_core::background::BackgroundRefresh::start(vault, refresher, on_event);
+    let background = mcp_auth_core::BackgroundRefresh::start(vault, refresher, on_event);
 
     let (mut agent_ok, mut ours_ok) = (0, 0);
     for round in 0..ROUNDS {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
-use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::Http;
+use mcp_auth_core::{Browser, HeadlessBrowser};
 use serde_json::Value;
 
 use crate::{ChildGuard, Lines, Session, bin};

@@ -7,8 +7,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::oauth::browser::{Browser, HeadlessBrowser};
-use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::Http;
+use mcp_auth_core::{Browser, HeadlessBrowser};
 use mcp_auth_e2e::cli::{Setup, Store, UNLOCK, connect_no_browser, finish, is_url, next_matching, read_json};
 use mcp_auth_e2e::{ChildGuard, bin};
 use mcp_auth_test_support::{Behaviour, FakeServer};

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::connect::{OAuthServer, disconnect, find_oauth_server};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
-use mcp_auth_core::oauth::callback::Delivery;
+use mcp_auth_core::Delivery;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::ServerRef;
 use mcp_auth_core::{AuthState, MenuAction, MenuLine, TrayIcon, TrayMenu};
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, CommandBrowser, check_browser_url};
+use mcp_auth_core::{OAuthServer, disconnect, find_oauth_server};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;

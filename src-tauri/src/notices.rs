@@ -4,7 +4,7 @@
 //! the notification itself) into the core's Connect action.
 
 use mcp_auth_core::MenuAction;
-use mcp_auth_core::activity::ServerRef;
+use mcp_auth_core::ServerRef;
 use tauri::AppHandle;
 use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
 

@@ -12,18 +12,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mcp_auth_core::activity::{Activity, AttentionTracker, Busy, ServerRef};
-use mcp_auth_core::background::{BackgroundRefresh, RefreshEvent};
-use mcp_auth_core::connect::{OAuthServer, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::refresh::{Refresher, SyncOutcome};
-use mcp_auth_core::sign_in::{SignInEvent, SignIns};
-use mcp_auth_core::vault::{Vault, VaultError, VaultKey};
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::{Activity, AttentionTracker, Busy, ServerRef};
+use mcp_auth_core::{BackgroundRefresh, RefreshEvent};
 use mcp_auth_core::{
     HermesRoot, HomeWatcher, MenuContext, SettingsFile, Snapshot, StatusReport, TrayMenu, VaultView, open_vault,
     tray_menu, vault_views,
 };
+use mcp_auth_core::{OAuthServer, oauth_servers};
+use mcp_auth_core::{Refresher, SyncOutcome};
+use mcp_auth_core::{SignInEvent, SignIns};
+use mcp_auth_core::{Vault, VaultError, VaultKey};
 use tauri::{AppHandle, Emitter, Manager};
 use tokio::sync::{Notify, watch};
 
@@ -100,11 +100,7 @@ impl Shell {
     }
 
     /// Changes the live state of `server`.
-    pub fn update_activity(
-        &self,
-        server: &ServerRef,
-        change: impl FnOnce(&mut mcp_auth_core::activity::ServerActivity),
-    ) {
+    pub fn update_activity(&self, server: &ServerRef, change: impl FnOnce(&mut mcp_auth_core::ServerActivity)) {
         self.activity.send_modify(|a| a.update(server, change));
     }
 }
@@ -371,5 +367,5 @@ async fn follow(app: AppHandle, mut shown: Arc<TrayMenu>) {
 
 fn until(epoch_secs: f64) -> Duration {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    mcp_auth_core::schedule::sleep_until(epoch_secs - now)
+    mcp_auth_core::sleep_until(epoch_secs - now)
 }

@@ -5,9 +5,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::details::{ServerDetails, server_details};
+use mcp_auth_core::ServerRef;
 use mcp_auth_core::{MenuAction, tail_lines};
+use mcp_auth_core::{ServerDetails, server_details};
 use serde::Serialize;
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 

@@ -19,16 +19,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
 use mcp_auth_core::SecretString;
-use mcp_auth_core::mcp_client::{McpError, McpSession, Wire};
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::{Engine, MAX_AUTHORIZATIONS, Probe, Step, Target};
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
-use mcp_auth_core::oauth::resource::canonical_resource;
-use mcp_auth_core::oauth::tokens::{JwtClient, TokenEndpoint};
-use mcp_auth_core::{ClientRecord, oauth::engine::Discovered};
+use mcp_auth_core::canonical_resource;
+use mcp_auth_core::{ClientRecord, Discovered};
+use mcp_auth_core::{Engine, MAX_AUTHORIZATIONS, Probe, Step, Target};
+use mcp_auth_core::{JwtClient, TokenEndpoint};
+use mcp_auth_core::{McpError, McpSession, Wire};
 use rmcp::transport::auth::enterprise::{EmaAuthorizationServer, EmaClientAuthentication, EmaExchangeRequest};
 use serde_json::Value;
 

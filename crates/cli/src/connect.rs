@@ -12,17 +12,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use mcp_auth_core::connect::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{
-    Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser, check_browser_url,
-};
-use mcp_auth_core::oauth::callback::{CallbackRouter, Delivery};
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::{PortChoice, bind_stable};
-use mcp_auth_core::vault::Vault;
+use mcp_auth_core::Engine;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::Vault;
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser, check_browser_url};
+use mcp_auth_core::{CallbackRouter, Delivery};
+use mcp_auth_core::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
 use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault, vault_status};
+use mcp_auth_core::{PortChoice, bind_stable};
 
 use crate::term::{Paint, Progress};
 

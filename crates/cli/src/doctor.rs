@@ -9,13 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use mcp_auth_core::connect::{find_oauth_server, oauth_servers};
-use mcp_auth_core::doctor::{Diagnosis, Outcome, examine};
-use mcp_auth_core::oauth::browser::SystemBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::Engine;
+use mcp_auth_core::Http;
+use mcp_auth_core::SystemBrowser;
+use mcp_auth_core::{Diagnosis, Outcome, examine};
 use mcp_auth_core::{HermesRoot, SettingsFile, SnapshotLoader, open_vault};
+use mcp_auth_core::{find_oauth_server, oauth_servers};
 
 use crate::term::Paint;
 

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::bail;
-use mcp_auth_core::vault::{CredentialRecord, KeyringBackend, SERVICE, StoredTokens, Vault, VaultKey};
 use mcp_auth_core::{ClientRecord, SecretString};
+use mcp_auth_core::{CredentialRecord, KeyringBackend, SERVICE, StoredTokens, Vault, VaultKey};
 
 #[derive(Debug, clap::Args)]
 pub struct KeychainArgs {

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::bail;
-use mcp_auth_core::connect::{Drift, OAuthServer, disconnect, drift, export_server, find_oauth_server, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::vault::Vault;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::Vault;
+use mcp_auth_core::{Drift, OAuthServer, disconnect, drift, export_server, find_oauth_server, oauth_servers};
 use mcp_auth_core::{HermesRoot, Snapshot, SnapshotLoader, open_default_vault};
 
 #[derive(Debug, clap::Args)]

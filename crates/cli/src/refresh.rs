@@ -9,11 +9,11 @@ use std::path::Path;
 use anyhow::bail;
 use std::sync::Arc;
 
-use mcp_auth_core::connect::{find_oauth_server, oauth_servers};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::refresh::{RefreshOutcome, Refresher};
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
 use mcp_auth_core::{HermesRoot, SnapshotLoader, now_secs, open_default_vault, time_left};
+use mcp_auth_core::{RefreshOutcome, Refresher};
+use mcp_auth_core::{find_oauth_server, oauth_servers};
 
 #[derive(Debug, clap::Args)]
 pub struct RefreshArgs {
@@ -57,7 +57,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Resu
                     expires_at.map(|at| format!(", valid for {}", time_left(at - now_secs()))).unwrap_or_default();
                 writeln!(out, "{label}: {verb}{left}")?;
             }
-            Err(e) if args.all && matches!(e, mcp_auth_core::refresh::RefreshError::NotConnected) => {
+            Err(e) if args.all && matches!(e, mcp_auth_core::RefreshError::NotConnected) => {
                 writeln!(out, "{label}: not signed in, skipped")?;
             }
             Err(e) => {

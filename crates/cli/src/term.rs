@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mcp_auth_core::oauth::engine::Step;
+use mcp_auth_core::Step;
 
 /// ANSI colours, or plain text when off.
 #[derive(Debug, Clone, Copy)]

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::{Engine, Target};
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
+use mcp_auth_core::{Engine, Target};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
 const RUNS: usize = 30;

@@ -17,12 +17,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::agent_layout::AgentPaths;
-use crate::config::{AuthKind, servers_from_text};
-use crate::interpolate::EnvScope;
+use crate::hermes::config::{AuthKind, servers_from_text};
+use crate::hermes::interpolate::EnvScope;
+use crate::hermes::layout::AgentPaths;
 use crate::oauth::callback::{CallbackRouter, Delivery, IssCheck};
 use crate::oauth::www_authenticate::{bearer_challenge, parse_challenges};
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 use crate::vault::{CredentialRecord, MemoryBackend, SecretBackend, Vault, VaultKey};
 
 /// One fuzz target: its name (the directory names under `fuzz/corpus` and
@@ -143,8 +143,8 @@ pub fn agent_files(data: &[u8]) -> Result<(), String> {
     let write = |path: &std::path::Path, bytes: &[u8]| std::fs::write(path, bytes).map_err(|e| e.to_string());
     write(&paths.tokens, data)?;
     write(&paths.client, data)?;
-    let summary = crate::token_file::summarize(data, MTIME);
-    let tokens = crate::agent_files::read_tokens(&paths);
+    let summary = crate::hermes::token_file::summarize(data, MTIME);
+    let tokens = crate::hermes::files::read_tokens(&paths);
     match (&summary, &tokens) {
         (Ok(_), None) => return Err("the status calls the file usable, the adopter cannot read it".to_owned()),
         (Ok(s), Some(t)) if s.has_refresh_token != t.refresh_token.is_some() => {
@@ -155,17 +155,17 @@ pub fn agent_files(data: &[u8]) -> Result<(), String> {
     if let Some(tokens) = tokens {
         let written = serde_json::to_vec(&tokens.to_json()).map_err(|e| e.to_string())?;
         write(&paths.tokens, &written)?;
-        if crate::agent_files::read_tokens(&paths).as_ref() != Some(&tokens) {
+        if crate::hermes::files::read_tokens(&paths).as_ref() != Some(&tokens) {
             return Err("the tokens change when written and read back".to_owned());
         }
-        if let Err(reason) = crate::token_file::summarize(&written, MTIME) {
+        if let Err(reason) = crate::hermes::token_file::summarize(&written, MTIME) {
             return Err(format!("the status rejects the token file we write: {reason}"));
         }
     }
-    if let Some(client) = crate::agent_files::read_client(&paths) {
+    if let Some(client) = crate::hermes::files::read_client(&paths) {
         let written = serde_json::to_vec(&client.to_json()).map_err(|e| e.to_string())?;
         write(&paths.client, &written)?;
-        if crate::agent_files::read_client(&paths).as_ref() != Some(&client) {
+        if crate::hermes::files::read_client(&paths).as_ref() != Some(&client) {
             return Err("the client registration changes when written and read back".to_owned());
         }
     }
@@ -201,7 +201,7 @@ pub fn dotenv(data: &[u8]) -> Result<(), String> {
 /// The pairs of a `.env` text; `None` when the file is refused (expansion
 /// bounds).
 fn dotenv_pairs(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
-    crate::dotenv::parse(text, env).ok()
+    crate::hermes::dotenv::parse(text, env).ok()
 }
 
 /// The keychain record: the first byte picks the piece size; the rest is
@@ -264,7 +264,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::agent_files::TokenRecord;
+    use crate::hermes::files::TokenRecord;
 
     /// Every seed and every kept crash input still holds its target's
     /// properties (the regressions are crashes the fuzzer found and we fixed).
@@ -317,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let paths = AgentPaths::new(dir.path(), "s");
         std::fs::write(&paths.tokens, serde_json::to_vec(&tokens.to_json())?)?;
-        assert_eq!(crate::agent_files::read_tokens(&paths), Some(tokens));
+        assert_eq!(crate::hermes::files::read_tokens(&paths), Some(tokens));
 
         let minimal = br#"{"v":1,"server":"s","url":"u","access_token":"a","client":{"client_id":"c","redirect_uris":["r"]},"obtained_at":0}"#;
         let mut record = CredentialRecord::from_bytes(minimal)?;

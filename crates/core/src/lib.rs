@@ -1,87 +1,101 @@
-//! The GUI-free engine of mcp-auth-tray.
+//! The GUI-free engine of mcp-auth-tray: everything the tray app and the
+//! `mcp-auth` CLI do, so the two front ends stay thin and always agree.
 //!
-//! Everything a front end needs lives here, so the tray app and the `mcp-auth`
-//! CLI stay thin and agree with each other:
-//! - where the agent keeps its homes and profiles ([`HermesRoot`]);
-//! - its `config.yaml`, read the way the agent reads it, with `.env` and
-//!   `${VAR}` interpolation ([`load_home_config`]);
-//! - the file layout of the agent's own token store ([`token_file_stem`],
-//!   [`TokenFileSummary`]);
-//! - one status model that every front end renders ([`ServerStatus`]);
-//! - a watcher that follows edits of config and token files ([`HomeWatcher`]).
+//! The crate is grouped by wing; each wing's `mod.rs` says what it owns:
+//! - `hermes`: the agent's side — its homes and profiles ([`HermesRoot`]),
+//!   its `config.yaml` read the way the agent reads it ([`load_home_config`]),
+//!   its token store's layout and file shapes, its refresh fence, the live
+//!   watcher ([`HomeWatcher`]) and the exporter ([`HermesExporter`]);
+//! - `oauth`: the MCP authorization flow — discovery, registration, PKCE in
+//!   the system browser, the loopback or custom-scheme callback, tokens,
+//!   revocation, and the endpoint rules that keep a hostile server from
+//!   sending us (or the browser) anywhere unsafe ([`Engine`]);
+//! - `mcp`: using a token on an MCP server ([`McpSession`]);
+//! - `vault`: one credential record per server in the OS keychain ([`Vault`]);
+//! - `sign_in`: Connect for one server, concurrent sign-ins for the tray, and
+//!   `doctor` ([`connect`], [`SignIns`], [`examine`]);
+//! - `refresh`: the single-flight refresh transaction that never loses a
+//!   rotated token, the schedule rules and the background loop ([`Refresher`],
+//!   [`BackgroundRefresh`]);
+//! - `view`: what front ends render — the status model, activity, the tray
+//!   menu and the window's rows ([`StatusReport`], [`tray_menu`]);
+//! - `app`: the app's settings and logging; `util`: small shared helpers.
 //!
 //! The crate never depends on a GUI toolkit: it builds and tests headless.
+//! Its modules are private; this facade is the whole public surface.
 
-pub mod activity;
-mod agent_files;
-mod agent_layout;
-mod atomic_file;
-pub mod background;
-mod client_identity;
-mod config;
-pub mod connect;
-pub mod details;
-pub mod doctor;
-mod dotenv;
-pub mod export;
-mod fence;
+mod app;
 /// Entry points for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
-mod home;
-mod interpolate;
-mod log_file;
-mod logging;
-pub mod mcp_client;
-mod menu;
-pub mod oauth;
-mod read_capped;
-pub mod refresh;
-pub mod schedule;
-mod secret;
-pub mod service;
-mod settings;
-pub mod sign_in;
-mod snapshot;
-mod status;
-mod text;
-mod token_file;
-pub mod vault;
-mod vault_open;
-mod watch;
+mod hermes;
+mod mcp;
+mod oauth;
+mod refresh;
+mod service;
+mod sign_in;
+mod util;
+mod vault;
+mod view;
 
-pub use agent_files::{
-    AgentFilesError, ClientRecord, TokenRecord, read_client, read_json, read_tokens, remove_server_files,
-    write_server_files,
-};
-pub use agent_layout::{AgentPaths, token_file_stem};
-pub use atomic_file::{ensure_private_dir, write_private};
-pub use config::{
+pub use app::log_file::{DailyLog, migrate_app_folder};
+pub use app::logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
+pub use app::settings::{AppSettings, SettingsError, SettingsFile};
+pub use hermes::config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
     SignInFlow, load_home_config,
 };
-pub use fence::{
+pub use hermes::export::{ExportError, ExportTarget, Exporter, HermesExporter};
+pub use hermes::fence::{
     DEFAULT_FENCE_TIMEOUT, FenceError, FenceGuard, acquire as acquire_fence, acquire_async as acquire_fence_async,
 };
-pub use home::{HermesRoot, Home, is_profile_id};
-pub use log_file::{DailyLog, migrate_app_folder};
-pub use logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
-pub use menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
-pub use read_capped::tail_lines;
-pub use secret::SecretString;
-pub use service::{
-    EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError, ServiceOptions,
-    ServiceStats, ServiceView,
+pub use hermes::files::{
+    AgentFilesError, TokenRecord, read_client, read_json, read_tokens, remove_server_files, write_server_files,
 };
-pub use settings::{AppSettings, SettingsError, SettingsFile};
-pub use sign_in::launch_deep_links;
-pub use snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
-pub use status::{
+pub use hermes::home::{HermesRoot, Home, is_profile_id};
+pub use hermes::layout::{AgentPaths, token_file_stem};
+pub use hermes::snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
+pub use hermes::token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
+pub use hermes::watch::{HomeWatcher, WatchError};
+pub use mcp::client::{McpError, McpSession, Wire};
+pub use oauth::browser::{
+    Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,
+};
+pub use oauth::callback::{CallbackError, CallbackRouter, Delivery};
+pub use oauth::client::ClientRecord;
+pub use oauth::engine::{Discovered, Engine, EngineError, MAX_AUTHORIZATIONS, Probe, Step, Target};
+pub use oauth::http::Http;
+pub use oauth::loopback::{LoopbackListener, PortChoice, bind_stable};
+pub use oauth::resource::canonical_resource;
+pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
+pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
+pub use refresh::schedule::sleep_until;
+pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
+pub use service::{
+    EngineState, Fingerprint, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError,
+    ServiceOptions, ServiceStats, ServiceView,
+};
+pub use sign_in::connect::{
+    Drift, Grant, OAuthServer, connect, connect_with, disconnect, drift, export_server, find_oauth_server,
+    needing_sign_in, oauth_servers,
+};
+pub use sign_in::doctor::{Diagnosis, Outcome, examine};
+pub use sign_in::sign_ins::{SignInEvent, SignIns, launch_deep_links};
+pub use util::atomic_file::{ensure_private_dir, write_private};
+pub use util::read_capped::tail_lines;
+pub use util::secret::SecretString;
+pub use util::text::error_text;
+pub use vault::open::{
+    default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
+};
+pub use vault::{
+    BackendError, CredentialRecord, FileBackend, KeyringBackend, MemoryBackend, RefreshFailure, SERVICE, SecretBackend,
+    StoredTokens, Vault, VaultError, VaultKey,
+};
+pub use view::activity::{Activity, AttentionTracker, Busy, ServerActivity, ServerRef};
+pub use view::details::{ServerDetails, server_details};
+pub use view::menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
+pub use view::status::{
     AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
     redact_url, refresh_due_at, time_left,
 };
-pub use token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
-pub use vault_open::{
-    default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
-};
-pub use watch::{HomeWatcher, WatchError};

@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use mcp_auth_core::connect::{connect, find_oauth_server};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::{MemoryBackend, Vault};
+use mcp_auth_core::{connect, find_oauth_server};
 use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
 
 #[tokio::test]
@@ -53,7 +53,8 @@ async fn clashing_names_are_refused_before_signing_in() {
     let vault = Vault::new(Arc::new(MemoryBackend::default()));
     let err =
         connect(&engine, &vault, &HermesExporter, &target, &listener.redirect_uri(), &|_| {}).await.expect_err("clash");
-    assert!(err.to_string().contains("would share the token file `my_server.json`"), "{err}");
+    let text = mcp_auth_core::error_text(&err);
+    assert!(text.contains("would share the token file `my_server.json`"), "{text}");
     assert!(
         server.log().requests.is_empty(),
         "no sign-in may start for a server whose tokens could not be handed over"

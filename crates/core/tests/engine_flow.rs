@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_auth_core::mcp_client::{McpError, McpSession, Wire};
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::{CallbackError, CallbackRouter};
-use mcp_auth_core::oauth::engine::{Engine, EngineError, Step, Target};
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
-use mcp_auth_core::oauth::tokens::{TokenEndpoint, TokenError};
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
+use mcp_auth_core::{CallbackError, CallbackRouter};
+use mcp_auth_core::{Engine, EngineError, Step, Target};
+use mcp_auth_core::{McpError, McpSession, Wire};
+use mcp_auth_core::{TokenEndpoint, TokenError};
 use mcp_auth_test_support::{Behaviour, FakeServer, IssMode};
 use pretty_assertions::assert_eq;
 

@@ -11,16 +11,16 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_auth_core::connect::{OAuthServer, connect, disconnect, find_oauth_server};
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{Browser, BrowserFuture, HeadlessBrowser};
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::{Engine, EngineError, Target};
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
-use mcp_auth_core::oauth::tokens::{MAX_LIFETIME_SECS, TokenEndpoint};
-use mcp_auth_core::refresh::{RefreshError, Refresher};
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
+use mcp_auth_core::{Browser, BrowserFuture, HeadlessBrowser};
+use mcp_auth_core::{Engine, EngineError, Target};
+use mcp_auth_core::{MAX_LIFETIME_SECS, TokenEndpoint};
+use mcp_auth_core::{MemoryBackend, Vault};
+use mcp_auth_core::{OAuthServer, connect, disconnect, find_oauth_server};
+use mcp_auth_core::{RefreshError, Refresher};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -295,7 +295,7 @@ async fn connected(behaviour: Behaviour) -> Connected {
 }
 
 impl Connected {
-    fn record(&self) -> mcp_auth_core::vault::CredentialRecord {
+    fn record(&self) -> mcp_auth_core::CredentialRecord {
         self.vault.load(&self.target.vault_key()).expect("vault").expect("record")
     }
 }

@@ -9,12 +9,12 @@ mod faults;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_auth_core::connect::{OAuthServer, connect, find_oauth_server};
-use mcp_auth_core::export::{Exporter, HermesExporter};
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
-use mcp_auth_core::refresh::{RefreshError, RefreshOutcome, Refresher};
-use mcp_auth_core::vault::{MemoryBackend, SecretBackend, Vault};
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
+use mcp_auth_core::{Exporter, HermesExporter};
+use mcp_auth_core::{MemoryBackend, SecretBackend, Vault};
+use mcp_auth_core::{OAuthServer, connect, find_oauth_server};
+use mcp_auth_core::{RefreshError, RefreshOutcome, Refresher};
 use mcp_auth_core::{read_json, read_tokens};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 
@@ -25,7 +25,7 @@ struct Rig {
     target: OAuthServer,
     vault: Vault,
     refresher: Refresher,
-    engine: mcp_auth_core::oauth::engine::Engine,
+    engine: mcp_auth_core::Engine,
     http: Http,
     listener: LoopbackListener,
 }
@@ -135,7 +135,7 @@ async fn a_new_process_takes_the_unstored_pair_back_from_the_agents_file() {
     backend.lock(false);
     // The tray restarted: nothing in memory, only the agent's file has the pair.
     let fresh = Refresher::new(rig.http.clone(), Arc::new(HermesExporter));
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     assert_eq!(fresh.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::Adopted);
     assert_eq!(rig.vault_refresh(), rig.file_refresh());
     fresh.refresh(&rig.vault, &rig.target).await.expect("refreshed with the new refresh token");
@@ -144,7 +144,7 @@ async fn a_new_process_takes_the_unstored_pair_back_from_the_agents_file() {
 
 #[tokio::test]
 async fn tokens_the_agents_file_cannot_take_are_kept_and_written_again() {
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     let exporter = faults::FailingExporter::new();
     let rig = connected_with(reuse_detecting(), Arc::new(MemoryBackend::default()), exporter.clone()).await;
     let old_refresh = rig.vault_refresh();
@@ -230,7 +230,7 @@ async fn an_agent_refresh_is_adopted_not_repeated() {
     let rig = connected(Behaviour::default()).await;
     // The agent refreshed on its own (rotating the refresh token) and wrote its file.
     let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");
-    let endpoint = mcp_auth_core::oauth::tokens::TokenEndpoint {
+    let endpoint = mcp_auth_core::TokenEndpoint {
         token_url: format!("{}/token", rig.server.base_url()),
         revocation_url: None,
         client: ours.client.clone(),
@@ -293,7 +293,7 @@ async fn the_next_successful_refresh_clears_a_noted_failure() {
     let key = rig.target.vault_key();
     // An earlier attempt failed (the network was down, say).
     let mut record = rig.vault.load(&key).expect("load").expect("record");
-    record.last_error = Some(mcp_auth_core::vault::RefreshFailure {
+    record.last_error = Some(mcp_auth_core::RefreshFailure {
         message: "cannot reach the token endpoint".to_owned(),
         needs_reauth: false,
         at: 1.0,
@@ -329,7 +329,7 @@ async fn the_agents_fence_is_respected() {
 
 #[tokio::test]
 async fn sync_adopts_what_the_agent_wrote_and_respects_its_sign_out() {
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     let rig = connected(Behaviour::default()).await;
     assert_eq!(rig.refresher.sync(&rig.vault, &rig.target).await.expect("sync"), SyncOutcome::InSync);
 
@@ -355,7 +355,7 @@ async fn sync_adopts_what_the_agent_wrote_and_respects_its_sign_out() {
 
 #[tokio::test]
 async fn sync_takes_in_the_agents_own_sign_in() {
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     let rig = connected(Behaviour::default()).await;
     // As if the agent had signed in itself: files present, vault empty.
     rig.vault.remove(&rig.target.vault_key()).expect("remove");
@@ -367,7 +367,7 @@ async fn sync_takes_in_the_agents_own_sign_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_grant() {
-    use mcp_auth_core::background::BackgroundRefresh;
+    use mcp_auth_core::BackgroundRefresh;
     let rig = connected(Behaviour { access_token_lifetime: 4, ..Default::default() }).await;
     let stops = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = stops.clone();
@@ -375,7 +375,7 @@ async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_gran
         rig.vault.clone(),
         rig.refresher.clone(),
         Box::new(move |server, event| {
-            if let mcp_auth_core::background::RefreshEvent::Stopped(reason) = event {
+            if let mcp_auth_core::RefreshEvent::Stopped(reason) = event {
                 seen.lock().expect("lock").push(format!("{}: {reason}", server.name));
             }
         }),
@@ -401,7 +401,7 @@ async fn the_background_refresher_renews_before_expiry_and_stops_on_invalid_gran
 
 #[tokio::test]
 async fn foreign_and_corrupt_files_in_the_token_folder_change_nothing() {
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     let rig = connected(Behaviour::default()).await;
     let dir = rig.target.paths().tokens.parent().expect("folder").to_path_buf();
     std::fs::write(dir.join("other.json"), b"{not json").expect("write");
@@ -439,7 +439,7 @@ async fn a_refresh_in_flight_finishes_before_disconnect_and_brings_nothing_back(
     let old_refresh = rig.vault_refresh();
     let refresh = refresh_in_flight(&rig).await;
 
-    let disconnect = mcp_auth_core::connect::disconnect(&rig.http, &rig.vault, &HermesExporter, &rig.target);
+    let disconnect = mcp_auth_core::disconnect(&rig.http, &rig.vault, &HermesExporter, &rig.target);
     tokio::pin!(disconnect);
     assert!(
         tokio::time::timeout(WOULD_HAVE_FINISHED, &mut disconnect).await.is_err(),
@@ -484,7 +484,7 @@ async fn a_refresh_in_flight_cannot_overwrite_a_new_sign_in() {
 
 #[tokio::test]
 async fn the_agents_own_new_sign_in_brings_its_registration_along() {
-    use mcp_auth_core::refresh::SyncOutcome;
+    use mcp_auth_core::SyncOutcome;
     let rig = connected(reuse_detecting()).await;
     let ours = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record").client.client_id;
     // The agent signed in again by itself: a new registration, new tokens,
@@ -507,7 +507,7 @@ async fn the_agents_own_new_sign_in_brings_its_registration_along() {
 
 #[tokio::test]
 async fn a_corrupt_vault_record_is_recovered_from_the_agents_files() {
-    use mcp_auth_core::refresh::{RECOVERED_NOTE, SyncOutcome};
+    use mcp_auth_core::{RECOVERED_NOTE, SyncOutcome};
     let backend = Arc::new(MemoryBackend::default());
     let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
     let before = rig.vault.load(&rig.target.vault_key()).expect("vault").expect("record");

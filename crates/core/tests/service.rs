@@ -12,12 +12,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::vault::{MemoryBackend, Vault};
 use mcp_auth_core::{
-    AuthState, EngineState, HermesRoot, Notice, Service, ServiceOptions, ServiceStats, ServiceView, SettingsFile,
+    AuthState, EngineState, HeadlessBrowser, HermesRoot, Http, MemoryBackend, Notice, ServerRef, Service,
+    ServiceOptions, ServiceStats, ServiceView, SettingsFile, Vault,
 };
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;

@@ -8,15 +8,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_auth_core::activity::ServerRef;
-use mcp_auth_core::connect::find_oauth_server;
-use mcp_auth_core::export::HermesExporter;
-use mcp_auth_core::oauth::browser::{Browser, BrowserFuture, HeadlessBrowser};
-use mcp_auth_core::oauth::callback::Delivery;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::sign_in::{SignInEvent, SignIns};
-use mcp_auth_core::vault::{MemoryBackend, Vault};
+use mcp_auth_core::Delivery;
+use mcp_auth_core::HermesExporter;
+use mcp_auth_core::Http;
+use mcp_auth_core::ServerRef;
+use mcp_auth_core::find_oauth_server;
 use mcp_auth_core::{AgentPaths, SettingsFile, read_tokens};
+use mcp_auth_core::{Browser, BrowserFuture, HeadlessBrowser};
+use mcp_auth_core::{MemoryBackend, Vault};
+use mcp_auth_core::{SignInEvent, SignIns};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use tokio::sync::mpsc::UnboundedReceiver;
 

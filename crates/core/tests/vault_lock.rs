@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use mcp_auth_core::vault::{CredentialRecord, FileBackend, StoredTokens, Vault, VaultKey};
 use mcp_auth_core::{ClientRecord, SecretString};
+use mcp_auth_core::{CredentialRecord, FileBackend, StoredTokens, Vault, VaultKey};
 
 const ROLE: &str = "MCP_AUTH_VAULT_WRITER";
 const ROUNDS: u32 = 25;

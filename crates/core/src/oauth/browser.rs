@@ -4,6 +4,7 @@
 //! opener, the CLI the system browser or `$BROWSER` (or prints the URL), tests
 //! and the conformance client a scripted HTTP client.
 
+use crate::util::text::error_text;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -19,7 +20,7 @@ pub trait Browser: Send + Sync {
 /// The browser could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserError {
-    #[error("cannot start the browser `{program}`: {source}")]
+    #[error("cannot start the browser `{program}`")]
     Spawn {
         program: String,
         #[source]
@@ -27,7 +28,7 @@ pub enum BrowserError {
     },
     #[error("the browser `{program}` failed ({status})")]
     Failed { program: String, status: std::process::ExitStatus },
-    #[error("cannot open the system browser: {0}")]
+    #[error("cannot open the system browser")]
     System(#[source] std::io::Error),
     /// The authorization page answered with an error instead of a redirect
     /// (a scripted browser can see this; a person sees the page).
@@ -146,13 +147,13 @@ impl Browser for HeadlessBrowser {
                     .reqwest_no_redirects()
                     .get(next.clone())
                     .build()
-                    .map_err(|e| BrowserError::Other(e.to_string()))?;
+                    .map_err(|e| BrowserError::Other(error_text(&e)))?;
                 let response = self.http.send(request, false).await.map_err(|e| {
                     // The redirect's URL carries the authorization code: never in a message.
                     if is_redirect_target {
                         BrowserError::Other("cannot deliver the redirect to the loopback listener".to_owned())
                     } else {
-                        BrowserError::Other(e.to_string())
+                        BrowserError::Other(error_text(&e))
                     }
                 })?;
                 if is_redirect_target {

@@ -21,8 +21,9 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::secret::SecretString;
-use crate::text::server_text_max;
+use crate::util::secret::SecretString;
+use crate::util::text::error_text;
+use crate::util::text::server_text_max;
 
 /// Longest query string we look at; real ones are a few hundred bytes.
 pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;
@@ -194,7 +195,7 @@ impl CallbackRouter {
         };
         let delivery = match &result {
             Ok(_) => Delivery::Completed,
-            Err(e) => Delivery::Refused(e.to_string()),
+            Err(e) => Delivery::Refused(error_text(&e)),
         };
         // The waiter may have just given up; then there is nobody to tell.
         let _ = flow.reply.send(result);

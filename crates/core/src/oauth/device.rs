@@ -19,8 +19,8 @@ use super::engine::{
     rejects_client, same_issuer,
 };
 use super::tokens::{TokenEndpoint, TokenSet};
-use crate::agent_files::ClientRecord;
-use crate::text::server_text_max;
+use crate::oauth::client::ClientRecord;
+use crate::util::text::server_text_max;
 
 /// The grant type of RFC 8628 §3.4.
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

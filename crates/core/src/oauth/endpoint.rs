@@ -55,7 +55,7 @@ pub fn check_url(url: &Url) -> Result<(), UnsafeUrl> {
         "https" => {}
         "http" if super::http::is_loopback_host(url) => {}
         "http" => return Err(UnsafeUrl::PlainHttp),
-        other => return Err(UnsafeUrl::Scheme(crate::text::server_text_max(other, 40))),
+        other => return Err(UnsafeUrl::Scheme(crate::util::text::server_text_max(other, 40))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(UnsafeUrl::NoHost);
@@ -98,7 +98,7 @@ pub fn unsafe_metadata_endpoint(metadata: &serde_json::Value) -> Option<(&'stati
 
 /// A refused URL as we show it: server text, so made safe and short.
 pub fn shown(url: &str) -> String {
-    crate::text::server_text_max(url, 200)
+    crate::util::text::server_text_max(url, 200)
 }
 
 #[cfg(test)]

@@ -28,10 +28,11 @@ use super::http::Http;
 use super::omit_resource::OmitResource;
 use super::tokens::{TokenError, TokenSet};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
-use crate::agent_files::ClientRecord;
-use crate::mcp_client::{McpError, McpSession, Wire};
-use crate::secret::SecretString;
-use crate::text::server_text;
+use crate::mcp::client::{McpError, McpSession, Wire};
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
+use crate::util::text::error_text;
+use crate::util::text::server_text;
 
 /// Authorizations allowed per session (sign-in plus step-ups): a server
 /// that keeps asking for more scope must not make us loop.
@@ -184,7 +185,7 @@ impl EngineError {
             AuthError::RegistrationFailed(m) => Self::Registration(registration_refusal(&m)),
             AuthError::TokenExchangeFailed(m) => Self::Exchange(server_text(&m)),
             AuthError::DiscoveryRequestFailed { url, source } => {
-                Self::Unreachable { url: url.to_string(), reason: source.to_string() }
+                Self::Unreachable { url: url.to_string(), reason: error_text(&*source) }
             }
             AuthError::AuthorizationServersUnavailable { resource_metadata_url, authorization_servers } => {
                 Self::Discovery(format!(
@@ -261,7 +262,7 @@ impl Engine {
     }
 
     /// Sends an unauthenticated MCP `initialize` to `url` and reads the answer.
-    #[tracing::instrument(skip_all, fields(url = %crate::status::redact_url(url.as_str())))]
+    #[tracing::instrument(skip_all, fields(url = %crate::view::status::redact_url(url.as_str())))]
     pub async fn probe(&self, url: &Url) -> Result<Probe, EngineError> {
         let body = serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -284,7 +285,7 @@ impl Engine {
             .http
             .send(request, false)
             .await
-            .map_err(|e| EngineError::Unreachable { url: url.to_string(), reason: e.to_string() })?;
+            .map_err(|e| EngineError::Unreachable { url: url.to_string(), reason: error_text(&e) })?;
         let status = response.status.as_u16();
         let headers: Vec<String> = response
             .headers

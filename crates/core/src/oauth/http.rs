@@ -23,6 +23,8 @@ use rmcp::transport::auth::{
     OAuthHttpClient, OAuthHttpClientError, OAuthHttpClientFuture, OAuthHttpRedirectPolicy, OAuthHttpRequest,
 };
 
+use crate::util::text::error_text;
+
 /// Largest response body we read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Redirects followed at most.
@@ -131,7 +133,7 @@ impl Http {
                 .connect_timeout(CONNECT_TIMEOUT.min(timeout))
                 .redirect(policy)
                 .build()
-                .map_err(|e| HttpError::Other { url: String::new(), reason: e.to_string() })
+                .map_err(|e| HttpError::Other { url: String::new(), reason: error_text(&e) })
         };
         Ok(Self {
             follow: build(follow_policy)?,
@@ -205,7 +207,7 @@ impl Http {
 
 /// The innermost error message (reqwest's own are generic).
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
+    let mut last = error_text(&e);
     let mut source = e.source();
     while let Some(s) = source {
         last = s.to_string();

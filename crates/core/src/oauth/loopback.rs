@@ -33,7 +33,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::callback::{CallbackRouter, Delivery};
-use crate::settings::SettingsFile;
+use crate::app::settings::SettingsFile;
 
 /// The path of the redirect URI, as the agent registers it too.
 pub const CALLBACK_PATH: &str = "/callback";
@@ -44,7 +44,7 @@ pub enum ListenerError {
     /// Another program listens on the port.
     #[error("port {port} on 127.0.0.1 is in use by another program")]
     PortInUse { port: u16 },
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    #[error("cannot listen on 127.0.0.1:{port}")]
     Io {
         port: u16,
         #[source]
@@ -296,7 +296,7 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::oauth::callback::IssCheck;
-    use crate::secret::SecretString;
+    use crate::util::secret::SecretString;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

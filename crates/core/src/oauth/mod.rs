@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod callback;
+pub mod client;
 pub mod device;
 pub mod endpoint;
 pub mod engine;

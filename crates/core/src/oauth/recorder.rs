@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::util::text::error_text;
 use rmcp::transport::auth::{OAuthHttpClient, OAuthHttpClientFuture, OAuthHttpRequest};
 
 /// One request and its outcome.
@@ -57,7 +58,7 @@ impl OAuthHttpClient for Recorder {
                     let keep = method == "GET" || !status.is_success();
                     (Ok(status.as_u16()), keep.then(|| serde_json::from_slice(response.body()).ok()).flatten())
                 }
-                Err(e) => (Err(e.to_string()), None),
+                Err(e) => (Err(error_text(&**e)), None),
             };
             self.log.lock().unwrap_or_else(PoisonError::into_inner).push(Exchange { method, url, outcome, body });
             result

@@ -13,8 +13,9 @@ use oauth2::{
 };
 
 use super::http::Http;
-use crate::agent_files::ClientRecord;
-use crate::secret::SecretString;
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
+use crate::util::text::error_text;
 
 /// A set of tokens from a token endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,8 +203,8 @@ impl TokenEndpoint {
             }
             (_, None) => form.push(("client_id", &self.client.client_id)),
         }
-        let request = request.form(&form).build().map_err(|e| TokenError::Config(e.to_string()))?;
-        let response = http.send(request, false).await.map_err(|e| TokenError::Transport(e.to_string()))?;
+        let request = request.form(&form).build().map_err(|e| TokenError::Config(error_text(&e)))?;
+        let response = http.send(request, false).await.map_err(|e| TokenError::Transport(error_text(&e)))?;
         if response.status.is_success() {
             return Ok(());
         }
@@ -268,7 +269,7 @@ impl TokenEndpoint {
         let response = request.request_async(&caller, tokio::time::sleep, Some(wait)).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => classify_device(&r),
             RequestTokenError::Request(e) => e.into_token_error(),
-            RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+            RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&error_text(&e))),
             RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
         })?;
         TokenSet::from_response(&response)
@@ -308,7 +309,7 @@ pub fn revocation_outcome(
                         .to_owned(),
                 ),
             ),
-            Err(e) => (false, Some(e.to_string())),
+            Err(e) => (false, Some(error_text(&e))),
         },
     }
 }
@@ -422,8 +423,8 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
         .post(checked("token", token_url)?)
         .form(form)
         .build()
-        .map_err(|e| TokenError::Config(e.to_string()))?;
-    let response = http.send(request, false).await.map_err(|e| TokenError::Transport(e.to_string()))?;
+        .map_err(|e| TokenError::Config(error_text(&e)))?;
+    let response = http.send(request, false).await.map_err(|e| TokenError::Transport(error_text(&e)))?;
     if response.status.is_server_error() {
         return Err(TokenError::Transport(format!("HTTP {} from {token_url}", response.status)));
     }
@@ -477,7 +478,7 @@ fn classify(e: TokenRequestError) -> TokenError {
         }
         RequestTokenError::Request(e) => e.into_token_error(),
         // Deliberately not the body: a broken server might echo secrets.
-        RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&e.to_string())),
+        RequestTokenError::Parse(e, _) => TokenError::BadResponse(server_text(&error_text(&e))),
         RequestTokenError::Other(e) => TokenError::BadResponse(server_text(&e)),
     }
 }
@@ -511,8 +512,8 @@ fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<>
     move |request: oauth2::HttpRequest| {
         let http = http.clone();
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError::Transport(e.to_string()))?;
-            let mut response = http.send(request, false).await.map_err(|e| AdapterError::Transport(e.to_string()))?;
+            let request = reqwest::Request::try_from(request).map_err(|e| AdapterError::Transport(error_text(&e)))?;
+            let mut response = http.send(request, false).await.map_err(|e| AdapterError::Transport(error_text(&e)))?;
             // 5xx is transient: say so instead of letting it parse as an OAuth error.
             if response.status.is_server_error() {
                 return Err(AdapterError::Transport(format!("HTTP {} from {}", response.status, response.url)));
@@ -528,7 +529,7 @@ fn adapter(http: &Http) -> impl Fn(oauth2::HttpRequest) -> AdapterFuture + use<>
             for (name, value) in &response.headers {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
-            builder.body(response.body).map_err(|e| AdapterError::Transport(e.to_string()))
+            builder.body(response.body).map_err(|e| AdapterError::Transport(error_text(&e)))
         })
     }
 }
@@ -547,11 +548,11 @@ fn checked(what: &str, url: &str) -> Result<url::Url, TokenError> {
 
 /// An OAuth error code from a server: made safe, and short.
 fn server_code(code: &str) -> String {
-    crate::text::server_text_max(code, 80)
+    crate::util::text::server_text_max(code, 80)
 }
 
 fn server_text(text: &str) -> String {
-    crate::text::server_text(text)
+    crate::util::text::server_text(text)
 }
 
 /// Longest lifetime we believe, in seconds (a year): a longer or absurd one

@@ -85,7 +85,7 @@ impl InstanceLock {
     pub fn acquire(dir: &Path, kind: InstanceKind) -> Result<Self, InstanceError> {
         let path = dir.join(LOCK_FILE);
         let io = |source| InstanceError::Io { path: path.clone(), source };
-        crate::atomic_file::ensure_private_dir(dir).map_err(io)?;
+        crate::util::atomic_file::ensure_private_dir(dir).map_err(io)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]

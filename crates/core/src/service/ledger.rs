@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::agent_files::{ClientRecord, TokenRecord};
-use crate::agent_layout::AgentPaths;
-use crate::export::{ExportError, ExportTarget, Exporter};
-use crate::read_capped::{Capped, read_capped};
+use crate::hermes::export::{ExportError, ExportTarget, Exporter};
+use crate::hermes::files::TokenRecord;
+use crate::hermes::layout::AgentPaths;
+use crate::oauth::client::ClientRecord;
+use crate::util::read_capped::{Capped, read_capped};
 use crate::vault::CredentialRecord;
 
 /// The most of one agent file that is read to fingerprint it (the agent's

@@ -43,21 +43,21 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 pub use instance::{Holder, InstanceError, InstanceKind, InstanceLock};
 pub use ledger::Fingerprint;
 
-use crate::activity::{Activity, AttentionTracker, ServerRef};
-use crate::background::{BackgroundRefresh, RefreshEvent};
-use crate::connect::{ConnectError, Disconnected, OAuthServer, disconnect, find_oauth_server, oauth_servers};
-use crate::export::HermesExporter;
-use crate::home::HermesRoot;
+use crate::app::settings::SettingsFile;
+use crate::hermes::export::HermesExporter;
+use crate::hermes::home::HermesRoot;
+use crate::hermes::snapshot::Snapshot;
+use crate::hermes::watch::{HomeWatcher, WatchError};
 use crate::oauth::browser::Browser;
 use crate::oauth::callback::Delivery;
 use crate::oauth::http::Http;
-use crate::refresh::{Refresher, SyncOutcome};
-use crate::settings::SettingsFile;
-use crate::sign_in::{SignInEvent, SignIns};
-use crate::snapshot::Snapshot;
-use crate::status::{StatusReport, VaultView};
+use crate::refresh::background::{BackgroundRefresh, RefreshEvent};
+use crate::refresh::transaction::{Refresher, SyncOutcome};
+use crate::sign_in::connect::{ConnectError, Disconnected, OAuthServer, disconnect, find_oauth_server, oauth_servers};
+use crate::sign_in::sign_ins::{SignInEvent, SignIns};
 use crate::vault::{Vault, VaultError, VaultKey};
-use crate::watch::{HomeWatcher, WatchError};
+use crate::view::activity::{Activity, AttentionTracker, ServerRef};
+use crate::view::status::{StatusReport, VaultView};
 use ledger::{Ledger, LedgerExporter, fingerprint};
 use rules::{on_refresh_event, on_sign_in_event, plan_sync, sign_in_server};
 
@@ -465,7 +465,7 @@ async fn start_engine(
         Some(vault) => vault,
         None => {
             let settings = inner.settings.clone();
-            tokio::task::spawn_blocking(move || crate::vault_open::open_vault(&settings.load()))
+            tokio::task::spawn_blocking(move || crate::vault::open::open_vault(&settings.load()))
                 .await
                 .unwrap_or_else(|e| Err(VaultError::Backend(format!("vault task failed: {e}"))))
                 .map_err(|e| format!("credentials cannot be kept until the keychain is available: {e}"))?
@@ -708,10 +708,10 @@ async fn read_views(
     if vault.is_ok() {
         inner.counters.vault_reads.fetch_add(keys.len() as u64, Ordering::Relaxed);
     }
-    tokio::task::spawn_blocking(move || crate::vault_open::vault_views(&vault, keys)).await.unwrap_or_default()
+    tokio::task::spawn_blocking(move || crate::vault::open::vault_views(&vault, keys)).await.unwrap_or_default()
 }
 
 fn until(epoch_secs: f64) -> Duration {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    crate::schedule::sleep_until(epoch_secs - now)
+    crate::refresh::schedule::sleep_until(epoch_secs - now)
 }

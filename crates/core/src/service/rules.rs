@@ -8,9 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 
-use crate::activity::{Busy, ServerActivity, ServerRef};
-use crate::background::RefreshEvent;
-use crate::sign_in::SignInEvent;
+use crate::refresh::background::RefreshEvent;
+use crate::sign_in::sign_ins::SignInEvent;
+use crate::view::activity::{Busy, ServerActivity, ServerRef};
 
 use super::Notice;
 
@@ -120,7 +120,7 @@ pub fn plan_sync<K: Ord + Hash + Clone, F: PartialEq>(known: &HashMap<K, F>, cur
 mod tests {
     use super::*;
     use crate::AgentPaths;
-    use crate::connect::Connected;
+    use crate::sign_in::connect::Connected;
     use pretty_assertions::assert_eq;
     use rstest::rstest;
 

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::atomic_file::{ensure_private_dir, write_private};
-use crate::read_capped::{Capped, read_capped};
+use crate::util::atomic_file::{ensure_private_dir, write_private};
+use crate::util::read_capped::{Capped, read_capped};
+use crate::util::text::error_text;
 
 /// A store of string values by account name (under our service).
 pub trait SecretBackend: Send + Sync + std::fmt::Debug {
@@ -152,7 +153,7 @@ impl FileBackend {
         if let Some(dir) = self.path.parent() {
             ensure_private_dir(dir).map_err(err)?;
         }
-        let bytes = serde_json::to_vec(map).map_err(|e| BackendError::Other(e.to_string()))?;
+        let bytes = serde_json::to_vec(map).map_err(|e| BackendError::Other(error_text(&e)))?;
         write_private(&self.path, &bytes).map_err(err)
     }
 
@@ -164,8 +165,8 @@ impl FileBackend {
 
     fn with_map<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> (T, bool)) -> Result<T, BackendError> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _file_lock = crate::fence::acquire(&self.lock_path(), super::LOCK_TIMEOUT)
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let _file_lock = crate::hermes::fence::acquire(&self.lock_path(), super::LOCK_TIMEOUT)
+            .map_err(|e| BackendError::Unavailable(error_text(&e)))?;
         let mut map = self.load()?;
         let (out, changed) = f(&mut map);
         if changed {

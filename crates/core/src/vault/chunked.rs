@@ -22,6 +22,7 @@ use flate2::write::DeflateEncoder;
 
 use super::VaultError;
 use super::backend::SecretBackend;
+use crate::util::text::error_text;
 
 /// The current format: pieces under generation-specific names.
 const MAGIC: &str = "mcpv2";
@@ -123,8 +124,8 @@ pub(super) fn write(
     chunk_chars: usize,
 ) -> Result<(), VaultError> {
     let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(bytes).and_then(|()| encoder.flush()).map_err(|e| VaultError::Backend(e.to_string()))?;
-    let compressed = encoder.finish().map_err(|e| VaultError::Backend(e.to_string()))?;
+    encoder.write_all(bytes).and_then(|()| encoder.flush()).map_err(|e| VaultError::Backend(error_text(&e)))?;
+    let compressed = encoder.finish().map_err(|e| VaultError::Backend(error_text(&e)))?;
     let encoded = STANDARD_NO_PAD.encode(compressed);
     let previous = backend.read(account)?.and_then(|v| parse_head(account, &v).ok());
     let mut generation = generation();

@@ -23,15 +23,17 @@
 
 mod backend;
 mod chunked;
+pub(crate) mod open;
 mod record;
 
+use crate::util::text::error_text;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use backend::{BackendError, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
-pub use record::{CredentialRecord, RECORD_VERSION, RefreshFailure, StoredTokens};
+pub use record::{CredentialRecord, RefreshFailure, StoredTokens};
 
 /// The keychain service name all our entries live under.
 pub const SERVICE: &str = "mcp-auth-tray";
@@ -125,7 +127,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(150);
 /// One server's lock, held for a whole read-modify-write; released on drop.
 #[derive(Debug)]
 pub struct VaultLock {
-    _file: Option<crate::fence::FenceGuard>,
+    _file: Option<crate::hermes::fence::FenceGuard>,
     _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -176,9 +178,9 @@ impl Vault {
             Some(dir) => {
                 let path = dir.join(lock_file_name(key));
                 let account = key.account().to_owned();
-                let guard = crate::fence::acquire_async(path, timeout).await.map_err(|e| match e {
-                    crate::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
-                    crate::fence::FenceError::Io { .. } => VaultError::Backend(e.to_string()),
+                let guard = crate::hermes::fence::acquire_async(path, timeout).await.map_err(|e| match e {
+                    crate::hermes::fence::FenceError::Timeout { .. } => VaultError::Busy { account },
+                    crate::hermes::fence::FenceError::Io { .. } => VaultError::Backend(error_text(&e)),
                 })?;
                 Some(guard)
             }

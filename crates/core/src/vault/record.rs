@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::agent_files::{ClientRecord, TokenRecord};
+use crate::hermes::files::TokenRecord;
+use crate::oauth::client::ClientRecord;
 use crate::oauth::tokens::TokenSet;
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// The current record format.
 pub const RECORD_VERSION: u32 = 1;

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use pretty_assertions::assert_eq;
 
 use super::*;
-use crate::agent_files::ClientRecord;
-use crate::secret::SecretString;
+use crate::oauth::client::ClientRecord;
+use crate::util::secret::SecretString;
 
 fn record(padding: usize) -> CredentialRecord {
     CredentialRecord {

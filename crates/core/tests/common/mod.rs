@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use mcp_auth_core::oauth::browser::HeadlessBrowser;
-use mcp_auth_core::oauth::callback::CallbackRouter;
-use mcp_auth_core::oauth::engine::Engine;
-use mcp_auth_core::oauth::http::Http;
-use mcp_auth_core::oauth::loopback::LoopbackListener;
+use mcp_auth_core::CallbackRouter;
+use mcp_auth_core::Engine;
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::LoopbackListener;
 use mcp_auth_core::{HermesRoot, Snapshot, SnapshotLoader};
 
 /// A home whose config has OAuth servers `names`, all at `url`.

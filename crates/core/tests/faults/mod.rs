@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mcp_auth_core::export::{ExportError, ExportTarget, Exporter, HermesExporter};
-use mcp_auth_core::vault::{BackendError, CredentialRecord, MemoryBackend, SecretBackend};
 use mcp_auth_core::{AgentFilesError, ClientRecord, TokenRecord};
+use mcp_auth_core::{BackendError, CredentialRecord, MemoryBackend, SecretBackend};
+use mcp_auth_core::{ExportError, ExportTarget, Exporter, HermesExporter};
 
 /// A memory keychain whose writes fail while [`FlakyBackend::lock`] is on.
 #[derive(Debug, Default)]

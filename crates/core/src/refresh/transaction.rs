@@ -1,0 +1,590 @@
+//! Refreshing a server's tokens without ever losing one: a transaction.
+//!
+//! The agent refreshes on its own clock and rotates refresh tokens, so the
+//! two of us must never spend the same refresh token. Each refresh of ours:
+//! 1. is single-flight per server in this process (a second caller waiting
+//!    on the first gets its result, not a second token request);
+//! 2. takes the agent's file fence (`<stem>.json.refresh.lock`, 60 s, fail
+//!    closed) for the rest;
+//! 3. re-reads the vault and the agent's token file: if the agent already
+//!    refreshed (its file is newer), we adopt its pair instead of refreshing;
+//! 4. refreshes at the token endpoint (keeping our refresh token if the
+//!    response omits one; on `invalid_grant`, re-reads the agent's file once
+//!    more before declaring that a new sign-in is needed);
+//! 5. persists: vault first, then the agent's token file — only if the agent
+//!    still has one (a deleted file is the agent's decision to sign out);
+//! 6. releases the fence.
+//!
+//! Steps 3–5 (and every other change of the record: sync, noting a failure)
+//! run under the vault's per-server lock ([`Vault::lock`]), which connect and
+//! disconnect take too: a refresh in flight finishes before a disconnect
+//! removes the record, or before a new sign-in replaces it, never after.
+//!
+//! A rotated refresh token is never dropped: once the token endpoint answered,
+//! the old refresh token is dead. If the vault cannot take the new pair
+//! (keychain locked, access denied, D-Bus timeout), it still goes to the
+//! agent's file and stays in this [`Refresher`]'s memory, and the next sync or
+//! refresh stores it (taking it from memory, or back from the agent's file,
+//! which is newer). If the agent's file cannot be written, the vault has the
+//! pair and the next sync or refresh writes the file again. Either way the
+//! attempt reports a [`RefreshError::Transient`] that says where the tokens
+//! are, so the schedule retries soon.
+//!
+//! The work runs in its own task, so a caller that gives up cannot cancel it
+//! between receiving a rotated token and persisting it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::hermes::export::ExportTarget;
+use crate::hermes::export::{ExportError, Exporter};
+use crate::hermes::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
+use crate::hermes::files::TokenRecord;
+use crate::oauth::http::Http;
+use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
+use crate::sign_in::connect::OAuthServer;
+use crate::util::text::error_text;
+use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
+
+/// A record the vault could not take, kept until it can.
+type Pending = Arc<Mutex<Option<CredentialRecord>>>;
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// New tokens from the token endpoint.
+    Refreshed { expires_at: Option<f64> },
+    /// The agent had refreshed already; its newer tokens were adopted.
+    Adopted { expires_at: Option<f64> },
+}
+
+/// Why a refresh did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    #[error("not signed in (no credentials in the vault)")]
+    NotConnected,
+    /// Only a new sign-in helps.
+    #[error("sign in again: {0}")]
+    NeedsReauth(String),
+    /// Worth retrying later (network, timeouts, the fence held too long).
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<VaultError> for RefreshError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Unavailable(_) | VaultError::Busy { .. } => Self::Transient(error_text(&e)),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<FenceError> for RefreshError {
+    fn from(e: FenceError) -> Self {
+        Self::Transient(error_text(&e))
+    }
+}
+
+impl From<ExportError> for RefreshError {
+    fn from(e: ExportError) -> Self {
+        Self::Failed(error_text(&e))
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    lock: tokio::sync::Mutex<()>,
+    /// Bumped by every finished transaction, with its result.
+    last: Mutex<(u64, Option<Result<RefreshOutcome, RefreshError>>)>,
+    /// New tokens a refresh received that the vault could not store yet.
+    pending: Pending,
+}
+
+/// Runs refresh transactions; one per process is enough (cheap to clone).
+#[derive(Clone)]
+pub struct Refresher {
+    http: Http,
+    exporter: Arc<dyn Exporter>,
+    fence_timeout: Duration,
+    slots: Arc<Mutex<HashMap<VaultKey, Arc<Slot>>>>,
+}
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresher").field("fence_timeout", &self.fence_timeout).finish_non_exhaustive()
+    }
+}
+
+impl Refresher {
+    /// Refreshes through `http`, handing results to the agent through `exporter`.
+    pub fn new(http: Http, exporter: Arc<dyn Exporter>) -> Self {
+        Self { http, exporter, fence_timeout: DEFAULT_FENCE_TIMEOUT, slots: Arc::default() }
+    }
+
+    /// The same refresher waiting at most `timeout` for the agent's fence.
+    pub fn with_fence_timeout(mut self, timeout: Duration) -> Self {
+        self.fence_timeout = timeout;
+        self
+    }
+
+    fn slot(&self, key: VaultKey) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(key).or_default().clone()
+    }
+
+    /// Takes what the agent wrote into the vault when it is newer (the agent
+    /// refreshed, or signed in by itself), writes the agent's file again when
+    /// ours is newer (an earlier write failed), and stores tokens a refresh
+    /// could not store — without any network request. Serialised with this
+    /// server's refreshes.
+    #[tracing::instrument(skip_all, fields(server = %server.name), err)]
+    pub async fn sync(&self, vault: &Vault, server: &OAuthServer) -> Result<SyncOutcome, RefreshError> {
+        let slot = self.slot(server.vault_key());
+        let _turn = slot.lock.lock().await;
+        let (vault, server, exporter, pending) =
+            (vault.clone(), server.clone(), self.exporter.clone(), slot.pending.clone());
+        tokio::spawn(async move {
+            let _lock = vault.lock(&server.vault_key()).await?;
+            sync_locked(&vault, exporter.as_ref(), &server, &pending).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("sync task failed: {e}"))))
+    }
+
+    /// Refreshes `server` now (see the module docs for the steps).
+    #[tracing::instrument(skip_all, fields(server = %server.name), err)]
+    pub async fn refresh(&self, vault: &Vault, server: &OAuthServer) -> Result<RefreshOutcome, RefreshError> {
+        let slot = self.slot(server.vault_key());
+        let seen = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0;
+        let _turn = slot.lock.lock().await;
+        {
+            let last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.0 != seen
+                && let Some(result) = &last.1
+            {
+                // Someone refreshed while we waited: theirs is ours.
+                return result.clone();
+            }
+        }
+        let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
+        let (exporter, pending) = (self.exporter.clone(), slot.pending.clone());
+        let result = tokio::spawn(async move {
+            let _fence = acquire_async(server.paths().refresh_lock.clone(), timeout).await?;
+            let _lock = vault.lock(&server.vault_key()).await?;
+            let result = transaction(&http, &vault, exporter.as_ref(), &server, &pending).await;
+            if let Err(e) = &result {
+                note_failure(&vault, &server, e).await;
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(RefreshError::Failed(format!("refresh task failed: {e}"))));
+        let mut last = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = (last.0 + 1, Some(result.clone()));
+        result
+    }
+}
+
+/// What a sync found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncOutcome {
+    /// Vault and agent agree (or ours is the newer copy).
+    InSync,
+    /// The agent's newer tokens are now in the vault.
+    Adopted,
+    /// The agent signed in by itself; its credentials are now in the vault.
+    AdoptedNew,
+    /// The agent's file was older than the vault (an earlier write of it
+    /// failed); it has the vault's tokens again.
+    Exported,
+    /// New tokens an earlier refresh could not store are now in the vault.
+    Stored,
+    /// The vault's record was unreadable; it was rebuilt from the agent's files.
+    Recovered,
+    /// The agent removed its files: its decision, nothing is restored.
+    AgentSignedOut,
+    /// Neither side has credentials.
+    NotConnected,
+}
+
+/// The note a recovered record carries, so every front end says what happened.
+pub const RECOVERED_NOTE: &str = "the keychain record was unreadable; recovered from the agent's files";
+
+/// The record for `server`, or `None`. A corrupt record is rebuilt from the
+/// agent's files when they are whole (tokens and registration): the
+/// agent's copy is as good as ours, and a damaged record must not wedge
+/// every later sync and refresh. Call with the server's lock held.
+async fn load_or_recover(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+) -> Result<(Option<CredentialRecord>, bool), RefreshError> {
+    let key = server.vault_key();
+    let loaded = {
+        let (vault, key) = (vault.clone(), key.clone());
+        crate::vault::blocking(move || vault.load(&key)).await
+    };
+    match loaded {
+        Ok(record) => Ok((record, false)),
+        Err(corrupt @ VaultError::Corrupt { .. }) => {
+            let Some(mut record) = from_agent_files(exporter, server) else { return Err(corrupt.into()) };
+            tracing::warn!(error = %corrupt, "recovering the keychain record from the agent's files");
+            record.last_error =
+                Some(RefreshFailure { message: RECOVERED_NOTE.to_owned(), needs_reauth: false, at: now() });
+            store(vault, &key, &record).await?;
+            Ok((Some(record), true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A whole record from the agent's files (its own sign-in, or our export):
+/// tokens, registration and metadata together, never one without the others.
+fn from_agent_files(exporter: &dyn Exporter, server: &OAuthServer) -> Option<CredentialRecord> {
+    let target = server.export_target();
+    let file = exporter.agent_tokens(&target)?;
+    let (client, metadata) = exporter.agent_registration(&target)?;
+    let issuer = file.issuer.clone().or_else(|| metadata_issuer(metadata.as_ref()));
+    Some(CredentialRecord {
+        server: server.name.clone(),
+        url: server.url.to_string(),
+        profile: server.home.profile.clone(),
+        tokens: StoredTokens::from_agent(&file),
+        issuer,
+        client,
+        metadata,
+        obtained_at: now(),
+        last_error: None,
+    })
+}
+
+fn metadata_issuer(metadata: Option<&serde_json::Value>) -> Option<String> {
+    metadata.and_then(|m| m.get("issuer")).and_then(|i| i.as_str()).map(str::to_owned)
+}
+
+async fn store(vault: &Vault, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
+    let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
+    crate::vault::blocking(move || vault.store(&key, &record)).await
+}
+
+fn take_pending(pending: &Pending) -> Option<CredentialRecord> {
+    pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
+
+fn keep_pending(pending: &Pending, record: &CredentialRecord) {
+    *pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record.clone());
+}
+
+/// Stores tokens an earlier refresh could not store, when they still belong
+/// to this record (same client) and are newer than it. `Some(record)` when
+/// they were stored. A vault that still cannot take them keeps them pending.
+async fn flush_pending(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    record: &CredentialRecord,
+    pending: &Pending,
+) -> Result<Option<CredentialRecord>, RefreshError> {
+    let Some(kept) = take_pending(pending) else { return Ok(None) };
+    if kept.client.client_id != record.client.client_id || !tokens_newer(&kept.tokens, &record.tokens) {
+        // A new sign-in (or an adoption) superseded them.
+        return Ok(None);
+    }
+    if let Err(e) = store(vault, &server.vault_key(), &kept).await {
+        keep_pending(pending, &kept);
+        return Err(RefreshError::Transient(kept_message(&e, exporter.agent_tokens(&server.export_target()))));
+    }
+    tracing::info!("stored the tokens of an earlier refresh the keychain could not take then");
+    if let Err(e) = exporter.update_tokens(&server.export_target(), &kept) {
+        return Err(RefreshError::Transient(export_failed_message(&e)));
+    }
+    Ok(Some(kept))
+}
+
+/// `ours` is a newer pair than `theirs`.
+fn tokens_newer(ours: &StoredTokens, theirs: &StoredTokens) -> bool {
+    if ours.access_token == theirs.access_token {
+        return false;
+    }
+    match (ours.expires_at, theirs.expires_at) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
+}
+
+fn kept_message(error: &VaultError, file: Option<TokenRecord>) -> String {
+    let place = if file.is_some() { "the agent's file and memory" } else { "memory" };
+    format!("{error}: new tokens kept in {place}; they go to the keychain as soon as it can take them")
+}
+
+fn export_failed_message(error: &ExportError) -> String {
+    let error = error_text(error);
+    format!(
+        "cannot write the agent's token file ({error}): new tokens kept in the keychain; the file is written again on the next sync or refresh"
+    )
+}
+
+async fn sync_locked(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    pending: &Pending,
+) -> Result<SyncOutcome, RefreshError> {
+    let key = server.vault_key();
+    let target = server.export_target();
+    let (record, recovered) = load_or_recover(vault, exporter, server).await?;
+    if recovered {
+        return Ok(SyncOutcome::Recovered);
+    }
+    let file = exporter.agent_tokens(&target);
+    match (record, file) {
+        (None, None) => {
+            take_pending(pending);
+            Ok(SyncOutcome::NotConnected)
+        }
+        (Some(record), None) => {
+            if flush_pending(vault, exporter, server, &record, pending).await?.is_some() {
+                return Ok(SyncOutcome::Stored);
+            }
+            Ok(SyncOutcome::AgentSignedOut)
+        }
+        (Some(mut record), Some(file)) => {
+            if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, Some(&file)).await? {
+                take_pending(pending);
+                return Ok(match outcome {
+                    RefreshOutcome::Adopted { .. } | RefreshOutcome::Refreshed { .. } => SyncOutcome::Adopted,
+                });
+            }
+            if flush_pending(vault, exporter, server, &record, pending).await?.is_some() {
+                return Ok(SyncOutcome::Stored);
+            }
+            if tokens_newer(&record.tokens, &StoredTokens::from_agent(&file)) {
+                // An earlier write of the agent's file failed: the agent holds
+                // a spent refresh token. Give it ours again.
+                exporter
+                    .update_tokens(&target, &record)
+                    .map_err(|e| RefreshError::Transient(export_failed_message(&e)))?;
+                if record.last_error.as_ref().is_some_and(|f| !f.needs_reauth) {
+                    record.last_error = None;
+                    store(vault, &key, &record).await?;
+                }
+                tracing::info!("the agent's token file was behind the keychain; written again");
+                return Ok(SyncOutcome::Exported);
+            }
+            Ok(SyncOutcome::InSync)
+        }
+        (None, Some(_)) => {
+            // The agent's own sign-in: its registration and metadata come along.
+            let Some(record) = from_agent_files(exporter, server) else {
+                return Ok(SyncOutcome::NotConnected);
+            };
+            take_pending(pending);
+            store(vault, &key, &record).await?;
+            Ok(SyncOutcome::AdoptedNew)
+        }
+    }
+}
+
+/// The agent's tokens, when they are a newer pair than ours.
+fn newer_in_file(file: Option<&TokenRecord>, ours: &StoredTokens) -> bool {
+    file.is_some_and(|file| tokens_newer(&StoredTokens::from_agent(file), ours))
+}
+
+/// Notes a failed refresh in the vault record (the reason, and whether
+/// sign-in is needed), for every front end and the next run; the next
+/// success or adoption clears it. A record that is gone has nothing to note.
+/// Call with the server's lock held.
+async fn note_failure(vault: &Vault, server: &OAuthServer, error: &RefreshError) {
+    let (message, needs_reauth) = match error {
+        RefreshError::NeedsReauth(m) => (m, true),
+        RefreshError::Transient(m) | RefreshError::Failed(m) => (m, false),
+        RefreshError::NotConnected => return,
+    };
+    let failure = RefreshFailure { message: message.clone(), needs_reauth, at: now() };
+    let (vault, key) = (vault.clone(), server.vault_key());
+    let noted = crate::vault::blocking(move || match vault.load(&key)? {
+        Some(mut record) => {
+            record.last_error = Some(failure);
+            vault.store(&key, &record)
+        }
+        None => Ok(()),
+    })
+    .await;
+    if let Err(e) = noted {
+        tracing::debug!(error = %e, "cannot note the failure in the vault");
+    }
+}
+
+/// Steps 3–5; the caller holds the fence and the server's lock.
+async fn transaction(
+    http: &Http,
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    server: &OAuthServer,
+    pending: &Pending,
+) -> Result<RefreshOutcome, RefreshError> {
+    let key = server.vault_key();
+    let target = server.export_target();
+    let mut record = match load_or_recover(vault, exporter, server).await {
+        Ok((Some(record), _)) => record,
+        Ok((None, _)) => {
+            // Signed out meanwhile: nothing kept may come back.
+            take_pending(pending);
+            return Err(RefreshError::NotConnected);
+        }
+        Err(RefreshError::Transient(m))
+            if pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() =>
+        {
+            return Err(RefreshError::Transient(format!(
+                "{m}: new tokens of an earlier refresh are still kept outside the keychain"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(kept) = flush_pending(vault, exporter, server, &record, pending).await? {
+        // That refresh's tokens are fresh: no need to spend its refresh token.
+        return Ok(RefreshOutcome::Refreshed { expires_at: kept.tokens.expires_at });
+    }
+    let file = exporter.agent_tokens(&target);
+    if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
+        return Ok(outcome);
+    }
+    // A grant of a client the config no longer names is dead to the agent
+    // (it deletes its files); it must not be spent or handed back either.
+    if let Some(reason) = crate::hermes::client_identity::superseded(&record.client, &server.oauth) {
+        return Err(RefreshError::NeedsReauth(reason.to_owned()));
+    }
+    let refresh_token = record.tokens.refresh_token.clone().ok_or_else(|| {
+        RefreshError::NeedsReauth("the server gave no refresh token; the access token cannot be renewed".to_owned())
+    })?;
+    let endpoint = token_endpoint(&record, server)?;
+    let http = http.with_token_user_agent(server.oauth.user_agent.as_deref());
+    let tokens = match endpoint.refresh(&http, &refresh_token, None).await {
+        Ok(tokens) => tokens,
+        Err(TokenError::Rejected { description }) => {
+            // The agent may have rotated it under us (older agents take no fence).
+            let file = exporter.agent_tokens(&target);
+            if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
+                return Ok(outcome);
+            }
+            return Err(RefreshError::NeedsReauth(format!("the refresh token was rejected ({description})")));
+        }
+        Err(TokenError::ClientRejected { description }) => {
+            return Err(RefreshError::NeedsReauth(format!("the client registration was rejected ({description})")));
+        }
+        Err(e) if e.is_transient() => return Err(RefreshError::Transient(error_text(&e))),
+        // A rotating server has spent the token we sent: the new one is the
+        // only live one, so it is kept before the failure is reported.
+        Err(e @ TokenError::PartialResponse { .. }) => {
+            record.tokens.refresh_token = e.kept_refresh_token().cloned();
+            persist(vault, exporter, &target, &key, &record, pending).await?;
+            return Err(RefreshError::Transient(format!("{e}; the new refresh token was kept")));
+        }
+        Err(e) => return Err(RefreshError::Failed(error_text(&e))),
+    };
+    let previous_scope = record.tokens.scope.take();
+    record.tokens = StoredTokens::from_response(&tokens);
+    record.tokens.scope = record.tokens.scope.take().or(previous_scope);
+    record.obtained_at = tokens.received_at;
+    record.last_error = None;
+    persist(vault, exporter, &target, &key, &record, pending).await?;
+    Ok(RefreshOutcome::Refreshed { expires_at: record.tokens.expires_at })
+}
+
+/// Adopts the agent's newer pair, restoring our refresh token if the agent's
+/// write-back dropped it (mcp 1.26 does when a response omits it). When the
+/// agent signed in again by itself (another `client_id` in its client file),
+/// its registration and metadata come along: new tokens are never paired
+/// with an old client.
+async fn adopt_if_newer(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    target: &ExportTarget,
+    key: &VaultKey,
+    record: &mut CredentialRecord,
+    file: Option<&TokenRecord>,
+) -> Result<Option<RefreshOutcome>, RefreshError> {
+    if !newer_in_file(file, &record.tokens) {
+        return Ok(None);
+    }
+    let Some(file) = file else { return Ok(None) };
+    let mut tokens = StoredTokens::from_agent(file);
+    let new_client =
+        exporter.agent_registration(target).filter(|(client, _)| client.client_id != record.client.client_id);
+    let restore = match new_client {
+        Some((client, metadata)) => {
+            tracing::info!("the agent signed in again by itself; adopting its registration with its tokens");
+            record.issuer = file.issuer.clone().or_else(|| metadata_issuer(metadata.as_ref())).or(record.issuer.take());
+            record.client = client;
+            if metadata.is_some() {
+                record.metadata = metadata;
+            }
+            // Our refresh token belongs to the old client: never restore it.
+            false
+        }
+        None => {
+            let restore = tokens.refresh_token.is_none() && record.tokens.refresh_token.is_some();
+            if restore {
+                tokens.refresh_token = record.tokens.refresh_token.clone();
+            }
+            restore
+        }
+    };
+    record.tokens = tokens;
+    record.obtained_at = now();
+    record.last_error = None;
+    tracing::info!("the agent had refreshed; adopting its tokens");
+    store(vault, key, record).await?;
+    if restore {
+        exporter.update_tokens(target, record)?;
+    }
+    Ok(Some(RefreshOutcome::Adopted { expires_at: record.tokens.expires_at }))
+}
+
+/// Vault first, then the agent's file; whichever fails, the new pair is kept
+/// by the other (and in memory when the vault failed) — see the module docs.
+async fn persist(
+    vault: &Vault,
+    exporter: &dyn Exporter,
+    target: &ExportTarget,
+    key: &VaultKey,
+    record: &CredentialRecord,
+    pending: &Pending,
+) -> Result<(), RefreshError> {
+    let stored = store(vault, key, record).await;
+    let exported = exporter.update_tokens(target, record);
+    match (stored, exported) {
+        (Ok(()), Ok(true)) => Ok(()),
+        (Ok(()), Ok(false)) => {
+            tracing::info!("the agent has no token file for this server (it signed out); not recreating it");
+            Ok(())
+        }
+        (Ok(()), Err(e)) => Err(RefreshError::Transient(export_failed_message(&e))),
+        (Err(e), exported) => {
+            keep_pending(pending, record);
+            let in_file = matches!(exported, Ok(true));
+            tracing::warn!(error = %e, in_file, "the keychain did not take the new tokens; keeping them");
+            Err(RefreshError::Transient(kept_message(&e, in_file.then(|| record.agent_tokens()))))
+        }
+    }
+}
+
+fn token_endpoint(record: &CredentialRecord, server: &OAuthServer) -> Result<TokenEndpoint, RefreshError> {
+    let field = |k: &str| record.metadata.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let token_url = match field("token_endpoint") {
+        Some(u) => u,
+        // 2025-03-26 servers without metadata: the default endpoint at the origin.
+        None => server.url.join("/token").map_err(|e| RefreshError::Failed(error_text(&e)))?.to_string(),
+    };
+    Ok(TokenEndpoint {
+        token_url,
+        revocation_url: field("revocation_endpoint"),
+        client: record.client.clone(),
+        // As the agent does: the configured URL.
+        resource: (!server.oauth.omit_resource).then(|| server.url.to_string()),
+    })
+}
