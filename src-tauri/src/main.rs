@@ -1,21 +1,30 @@
 //! mcp-auth-tray: the tray app. A thin shell over `mcp-auth-core`.
 //!
-//! It owns no OAuth or config logic: the core watches the agent's files,
-//! signs in, keeps credentials and refreshes them; this shell draws the
-//! core's menu model, forwards clicks, deep links and notifications, and
-//! opens the status window on demand.
+//! It owns no OAuth, config or runtime logic: the core's `Service` watches
+//! the agent's files, signs in, keeps credentials, refreshes them and decides
+//! what to tell the user; this shell draws its view (`tray`), shows its
+//! notices (`notify`), forwards clicks, deep links (`deeplink`) and the
+//! window's calls (`commands`), and keeps the OS glue (`autostart`,
+//! `resume`, `tray_host`, `app_log`). `main` wires them; no shell module
+//! imports one that imports it back.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-mod actions;
 mod app_log;
-mod notices;
+mod autostart;
+mod commands;
+mod deeplink;
+mod notify;
 mod resume;
-mod shell;
+mod state;
+mod tray;
 mod tray_host;
 mod window;
 
+use mcp_auth_core::{HermesRoot, InstanceKind, InstanceLock, Service, ServiceOptions, SettingsFile};
 use tauri::{Manager, RunEvent};
 use tauri_plugin_deep_link::DeepLinkExt;
+
+use crate::state::AppState;
 
 /// The argument the login item starts us with: tray only, no window.
 const AUTOSTART_ARG: &str = "--autostart";
@@ -44,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             // A deep link is handled by the deep-link plugin; any other
             // second launch is the user asking for the app.
-            if mcp_auth_core::launch_deep_links(&argv, shell::URL_SCHEME).next().is_none() {
+            if mcp_auth_core::launch_deep_links(&argv, state::URL_SCHEME).next().is_none() {
                 window::open(app, None);
             }
         }))
@@ -53,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_autostart::Builder::new().arg(AUTOSTART_ARG).build())
-        .invoke_handler(tauri::generate_handler![window::status_rows, window::menu_action, window::log_tail])
+        .invoke_handler(tauri::generate_handler![commands::status_rows, commands::menu_action, commands::log_tail])
         .setup(|app| {
             let logs = app.path().app_log_dir()?;
             let moved = mcp_auth_core::migrate_app_folder(&logs, &app.config().identifier, OLD_IDENTIFIER);
@@ -64,13 +73,35 @@ fn main() -> anyhow::Result<()> {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot move the app's folder from its old name"),
             }
+            // One daemon or tray per user (a second tray never gets here:
+            // the single-instance plugin hands it over above).
+            let instance = InstanceLock::acquire_default(InstanceKind::Tray)?;
             tray_host::warn_if_missing();
-            notices::init(app.handle());
             let handle = app.handle().clone();
+            notify::init(&handle, tray::run);
+            let root = HermesRoot::resolve(None);
+            tracing::info!(root = %root.path().display(), "watching the agent's home");
+            let settings = SettingsFile::default_location()
+                .ok_or_else(|| anyhow::anyhow!("no config folder for the app's settings"))?;
+            let options = ServiceOptions {
+                root,
+                settings,
+                url_scheme: state::URL_SCHEME.to_owned(),
+                vault: None,
+                check_store: None,
+            };
+            let service = tauri::async_runtime::block_on(Service::start(options))?;
+            let notices = service.notices();
+            app.manage(AppState::new(service, logs, instance));
+            let from_login = std::env::args().any(|a| a == AUTOSTART_ARG);
+            autostart::first_run(&handle, from_login);
+            app.state::<AppState>().autostart.send_replace(autostart::enabled(&handle));
+            tray::start(&handle)?;
+            notify::follow(handle.clone(), notices);
             let deep_links = handle.clone();
             app.deep_link().on_open_url(move |event| {
                 for url in event.urls() {
-                    actions::deep_link(&deep_links, url.as_str());
+                    deeplink::handle(&deep_links, url.as_str());
                 }
             });
             // Linux and Windows (release builds too; the installers also
@@ -79,9 +110,7 @@ fn main() -> anyhow::Result<()> {
             if let Err(e) = app.deep_link().register_all() {
                 tracing::warn!(error = %e, "cannot register the sign-in URL scheme; servers using it cannot sign in");
             }
-            let from_login = std::env::args().any(|a| a == AUTOSTART_ARG);
-            shell::start(&handle, from_login)?;
-            resume::on_resume(handle.clone(), |app| shell::woke_up(&app));
+            resume::on_resume(handle, |app| app.state::<AppState>().service.woke_up());
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -89,7 +118,12 @@ fn main() -> anyhow::Result<()> {
     app.run(|app, event| match event {
         // Closing the status window does not end a tray app: only "Quit" does.
         RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
-        RunEvent::Exit => shell::shutdown(app),
+        RunEvent::Exit => {
+            if let Some(state) = app.try_state::<AppState>() {
+                // Bounded: a refresh in flight finishes, sign-ins close.
+                tauri::async_runtime::block_on(state.service.shutdown());
+            }
+        }
         _ => {}
     });
     Ok(())

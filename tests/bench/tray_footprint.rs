@@ -2,19 +2,26 @@
 //!
 //! Runs the built `mcp-auth-tray` under Xvfb in a private D-Bus session with
 //! the stand-in tray host (`tests/tray/sni_probe.py`), not on its first run
-//! (so no window opens), and prints:
+//! (so no window opens), and prints, for the app and every process it
+//! started (WebKit's helpers):
 //! - start-to-tray time: from launch until its StatusNotifierItem registers;
-//! - idle resident memory with the window closed, summed over the app and
-//!   any WebKit helper processes it started (the target is under 40 MB);
-//! - CPU time and context switches (wake-ups) over an idle period (60 s by
-//!   default; `--idle-secs N`), with no token due for refresh;
-//! - the same memory figure with the status window open, for comparison.
+//! - RSS, PSS and USS (`/proc/PID/smaps_rollup`; USS = private pages, what
+//!   quitting the app would give back) with the window closed after start-up
+//!   settled, with the status window open, and after it closed again (is the
+//!   memory returned?), and the dirty part of USS (heap, relocated data:
+//!   what cannot be dropped and read back from the files). The target is
+//!   USS under 40 MB with the window closed;
+//! - wake-ups over an idle period (60 s by default; `--idle-secs N`) with no
+//!   token due: context switches summed over all threads, with the threads
+//!   that woke named, and CPU time. The target is zero.
 //!
-//! Build first (`cargo build --workspace --bins`, or `--release` for
-//! release figures), then: `cargo run -p mcp-auth-e2e --bin tray-footprint [-- --idle-secs N]`.
+//! `scripts/bench-footprint.sh` builds the release binaries and runs it; by
+//! hand: `cargo build --workspace --bins` (or `--release`), then
+//! `cargo run -p mcp-auth-e2e --bin tray-footprint [-- --idle-secs N --settle-secs N]`.
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,8 +32,11 @@ use mcp_auth_e2e::{ChildGuard, Lines, Session, Xvfb, fixture_home, repo_root};
 use serde_json::Value;
 
 fn main() -> anyhow::Result<()> {
-    let idle_secs: u64 =
-        std::env::args().skip_while(|a| a != "--idle-secs").nth(1).map(|v| v.parse()).transpose()?.unwrap_or(60);
+    let arg = |name: &str, default: u64| -> anyhow::Result<u64> {
+        Ok(std::env::args().skip_while(|a| a != name).nth(1).map(|v| v.parse()).transpose()?.unwrap_or(default))
+    };
+    let idle_secs = arg("--idle-secs", 60)?;
+    let settle = Duration::from_secs(arg("--settle-secs", 10)?);
     let app = sibling("mcp-auth-tray")?;
     let xvfb = Xvfb::start();
     let session = Session::new();
@@ -63,28 +73,84 @@ fn main() -> anyhow::Result<()> {
     let registered = next(Duration::from_secs(90))?;
     let item = &registered["registered"];
     let pid = item["pid"].as_u64().ok_or_else(|| anyhow::anyhow!("no pid in {registered}"))? as u32;
-    println!("binary:            {}", app.display());
-    println!("start to tray:     {:.2} s", item["after_s"].as_f64().unwrap_or(f64::NAN));
+    println!("binary:              {} ({})", app.display(), mb(std::fs::metadata(&app)?.len() / 1024));
+    println!("start to tray:       {:.2} s", item["after_s"].as_f64().unwrap_or(f64::NAN));
+    println!("{:<21}{:>9} {:>9} {:>9} {:>9}  processes (USS)", "", "RSS", "PSS", "USS", "dirty");
 
-    std::thread::sleep(Duration::from_secs(5)); // let start-up work (keychain, first sync) finish
+    // Start-up work (keychain, first sync) finishes well within the settle time.
+    std::thread::sleep(settle);
     let closed = Footprint::of(pid);
-    println!("idle, window closed: {} (processes: {})", mb(closed.rss_kb), closed.processes.join(", "));
+    closed.print("window closed");
     std::thread::sleep(Duration::from_secs(idle_secs));
     let after = Footprint::of(pid);
+    let woke: Vec<String> = after
+        .threads
+        .iter()
+        .filter_map(|(name, n)| {
+            let d = n.saturating_sub(closed.threads.get(name).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{name} {d}"))
+        })
+        .collect();
     println!(
-        "over {idle_secs} idle s: CPU {:.3} s, context switches {}",
-        (after.cpu_ticks - closed.cpu_ticks) as f64 / ticks_per_second(),
-        after.switches.saturating_sub(closed.switches)
+        "over {idle_secs} idle s: wake-ups (context switches) {}, CPU {:.2} s{}",
+        // Per thread: one that started meanwhile counts whole.
+        after
+            .threads
+            .iter()
+            .map(|(name, n)| n.saturating_sub(closed.threads.get(name).copied().unwrap_or(0)))
+            .sum::<u64>(),
+        (after.cpu_ticks.saturating_sub(closed.cpu_ticks)) as f64 / ticks_per_second(),
+        if woke.is_empty() { String::new() } else { format!(" (threads: {})", woke.join(", ")) }
     );
 
     writeln!(stdin, "click Open status window")?;
     next(Duration::from_secs(30))?;
-    std::thread::sleep(Duration::from_secs(5));
-    let open = Footprint::of(pid);
-    println!("window open:       {} (processes: {})", mb(open.rss_kb), open.processes.join(", "));
+    let windows =
+        wait_for(Duration::from_secs(30), || Some(visible_windows(pid, &xvfb.display)).filter(|w| !w.is_empty()))
+            .ok_or_else(|| anyhow::anyhow!("the status window did not appear within 30 s"))?;
+    std::thread::sleep(settle);
+    Footprint::of(pid).print("window open");
+
+    let closer = Command::new("/usr/bin/python3")
+        .arg(repo_root().join("tests/tray/close_window.py"))
+        .args(&windows)
+        .env("DISPLAY", &xvfb.display)
+        .status()?;
+    anyhow::ensure!(closer.success(), "cannot ask the window to close");
+    wait_for(Duration::from_secs(30), || visible_windows(pid, &xvfb.display).is_empty().then_some(()))
+        .ok_or_else(|| anyhow::anyhow!("the status window did not close within 30 s"))?;
+    wait_for(Duration::from_secs(30), || (family(pid).len() == closed.processes.len()).then_some(()));
+    std::thread::sleep(settle);
+    Footprint::of(pid).print("window closed again");
+
     writeln!(stdin, "click Quit")?;
     let _ = next(Duration::from_secs(10));
     Ok(())
+}
+
+/// Polls `check` every 100 ms until it gives a value or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The app's mapped X windows (decimal ids), through xdotool.
+fn visible_windows(pid: u32, display: &str) -> Vec<String> {
+    Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
+        .env("DISPLAY", display)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// A binary built next to this one.
@@ -104,12 +170,18 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
-/// Resident memory, CPU ticks and context switches of a process and its descendants.
+/// Memory (kB), CPU ticks and context switches of a process and its descendants.
 #[derive(Debug, Default)]
 struct Footprint {
     rss_kb: u64,
+    pss_kb: u64,
+    uss_kb: u64,
+    /// The part of USS that is written to (heap, relocated data): what
+    /// the kernel cannot drop and read back from the files.
+    dirty_kb: u64,
     cpu_ticks: u64,
-    switches: u64,
+    /// Context switches per thread (`pid/name/tid`), voluntary and not.
+    threads: BTreeMap<String, u64>,
     processes: Vec<String>,
 }
 
@@ -118,33 +190,51 @@ impl Footprint {
         let mut total = Self::default();
         for pid in family(root) {
             let dir = PathBuf::from(format!("/proc/{pid}"));
-            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            let rollup = std::fs::read_to_string(dir.join("smaps_rollup")).unwrap_or_default();
             let field = |name: &str| {
-                status
+                rollup
                     .lines()
                     .find_map(|l| l.strip_prefix(name))
                     .and_then(|v| v.split_whitespace().next())
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0)
             };
-            total.rss_kb += field("VmRSS:");
-            let name = status.lines().find_map(|l| l.strip_prefix("Name:")).unwrap_or("?").trim().to_owned();
-            total.processes.push(format!("{name} {}", mb(field("VmRSS:"))));
+            let uss = field("Private_Clean:") + field("Private_Dirty:");
+            total.rss_kb += field("Rss:");
+            total.pss_kb += field("Pss:");
+            total.uss_kb += uss;
+            total.dirty_kb += field("Private_Dirty:");
+            let name = comm(&dir);
+            total.processes.push(format!("{name} {}", mb(uss)));
             total.cpu_ticks += cpu_ticks(&dir.join("stat"));
-            total.switches += threads(&dir)
-                .iter()
-                .map(|t| {
-                    let s = std::fs::read_to_string(t.join("status")).unwrap_or_default();
-                    ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
-                        .iter()
-                        .filter_map(|k| s.lines().find_map(|l| l.strip_prefix(k)))
-                        .filter_map(|v| v.trim().parse::<u64>().ok())
-                        .sum::<u64>()
-                })
-                .sum::<u64>();
+            for t in threads(&dir) {
+                let s = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+                let n = ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+                    .iter()
+                    .filter_map(|k| s.lines().find_map(|l| l.strip_prefix(k)))
+                    .filter_map(|v| v.trim().parse::<u64>().ok())
+                    .sum::<u64>();
+                let tid = t.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+                total.threads.insert(format!("{name}/{}/{tid}", comm(&t)), n);
+            }
         }
         total
     }
+
+    fn print(&self, what: &str) {
+        println!(
+            "{what:<21}{:>9} {:>9} {:>9} {:>9}  {}",
+            mb(self.rss_kb),
+            mb(self.pss_kb),
+            mb(self.uss_kb),
+            mb(self.dirty_kb),
+            self.processes.join(", ")
+        );
+    }
+}
+
+fn comm(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("comm")).map(|c| c.trim().to_owned()).unwrap_or_else(|_| "?".to_owned())
 }
 
 /// `root` and every process whose parent chain leads to it.

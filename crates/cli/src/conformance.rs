@@ -87,6 +87,7 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<()> {
         client_secret: scenario.text("client_secret").map(SecretString::new),
         issuer: None,
         scope: None,
+        extra_scope: None,
         client_name: "mcp-auth-tray conformance client".to_owned(),
         client_metadata_url: Some(args.client_metadata_url.clone()),
         omit_resource: false,

@@ -16,10 +16,12 @@ use mcp_auth_core::Engine;
 use mcp_auth_core::HermesExporter;
 use mcp_auth_core::Http;
 use mcp_auth_core::Vault;
-use mcp_auth_core::{Browser, BrowserError, BrowserFuture, CommandBrowser, SystemBrowser, check_browser_url};
+use mcp_auth_core::{
+    AuthState, HermesRoot, SettingsFile, Snapshot, SnapshotLoader, StatusReport, open_vault, vault_status,
+};
+use mcp_auth_core::{Browser, BrowserError, BrowserFuture, SystemBrowser, check_browser_url, chosen_browser};
 use mcp_auth_core::{CallbackRouter, Delivery};
 use mcp_auth_core::{Grant, OAuthServer, connect_with, find_oauth_server, needing_sign_in, oauth_servers};
-use mcp_auth_core::{HermesRoot, SettingsFile, Snapshot, SnapshotLoader, open_vault, vault_status};
 use mcp_auth_core::{PortChoice, bind_stable};
 
 use crate::term::{Paint, Progress};
@@ -141,25 +143,35 @@ impl Browser for OrPrint {
     }
 }
 
-fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
+pub(crate) fn choose_browser(no_browser: bool, paste: bool) -> Arc<dyn Browser> {
     if no_browser || paste {
         return Arc::new(PrintUrl { paste });
     }
-    match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
-        Some(command) => Arc::new(OrPrint(Box::new(command))),
-        None => Arc::new(OrPrint(Box::new(SystemBrowser))),
-    }
+    Arc::new(OrPrint(chosen_browser(Box::new(SystemBrowser))))
 }
 
 /// Every OAuth server (of `--profile`, if given) that needs a sign-in.
-async fn needing(snapshot: &Snapshot, vault: &Vault, args: &ConnectArgs) -> anyhow::Result<Vec<OAuthServer>> {
+fn needing(snapshot: &Snapshot, report: &StatusReport, args: &ConnectArgs) -> Vec<OAuthServer> {
     let servers = oauth_servers(snapshot)
         .into_iter()
         .filter(|s| args.profile.as_deref().is_none_or(|p| s.home.display_profile() == p))
         .collect();
-    let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
-    let report = tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?;
-    Ok(needing_sign_in(servers, &report))
+    needing_sign_in(servers, report)
+}
+
+/// `server`, asking for more access when its last check found the server
+/// wanting a scope the tokens lack (the one-click step-up).
+fn with_step_up(server: OAuthServer, report: &StatusReport) -> OAuthServer {
+    let row = report.servers.iter().find(|row| {
+        row.profile == server.home.profile && row.name == server.name && row.state == AuthState::NeedsMoreAccess
+    });
+    match row {
+        Some(row) => {
+            let required = row.last_check.required_scope.clone();
+            server.with_step_up(required)
+        }
+        None => server,
+    }
 }
 
 pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Result<()> {
@@ -176,7 +188,12 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     let vault = open_vault(&settings.load()).map_err(|e| {
         anyhow::anyhow!("{e}\nhint: start a Secret Service (e.g. gnome-keyring) or opt in to a plain file with \"credential_store\": \"file\" in {}", settings.path().display())
     })?;
-    let servers = if args.all_needing { needing(&snapshot, &vault, args).await? } else { named };
+    let report = {
+        let (snapshot, vault) = (snapshot.clone(), Ok(vault.clone()));
+        tokio::task::spawn_blocking(move || vault_status(&snapshot, &vault, SystemTime::now())).await?
+    };
+    let servers = if args.all_needing { needing(&snapshot, &report, args) } else { named };
+    let servers: Vec<OAuthServer> = servers.into_iter().map(|s| with_step_up(s, &report)).collect();
     let mut out = std::io::stdout().lock();
     if servers.is_empty() {
         writeln!(out, "No server needs a sign-in.")?;
@@ -192,7 +209,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     for server in &servers {
         let progress = Progress::new(several.then_some(server.name.as_str()));
         let grant = grant_for(args, server);
-        let result = connect_one(&engine, &router, &settings, &vault, server, grant, &progress).await;
+        let result = connect_one(&engine, &router, &settings, &vault, &HermesExporter, server, grant, &progress).await;
         drop(progress);
         match result {
             Ok(lines) => {
@@ -213,12 +230,15 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Signs in to one server; returns the lines reporting it.
-async fn connect_one(
+/// Signs in to one server, handing the result to `exporter`; returns the
+/// lines reporting it.
+#[expect(clippy::too_many_arguments, reason = "one sign-in's whole context, passed through")]
+pub(crate) async fn connect_one(
     engine: &Engine,
     router: &CallbackRouter,
     settings: &SettingsFile,
     vault: &Vault,
+    exporter: &dyn mcp_auth_core::Exporter,
     server: &OAuthServer,
     grant: Grant,
     progress: &Progress,
@@ -236,9 +256,11 @@ async fn connect_one(
     if let PortChoice::New { previous: Some(previous) } = choice {
         tracing::warn!(previous, now = listener.port(), "the redirect port moved; servers will be registered again");
     }
+    if let Some(scope) = &server.step_up {
+        progress.note(&format!("the server asks for more access: signing in for `{scope}` too"));
+    }
     let show = |step| progress.show(step);
-    let connected =
-        connect_with(engine, vault, &HermesExporter, server, &listener.redirect_uri(), grant, &show).await?;
+    let connected = connect_with(engine, vault, exporter, server, &listener.redirect_uri(), grant, &show).await?;
     let left = connected
         .expires_at
         .map(|at| format!(", access token valid for {}", mcp_auth_core::time_left(at - mcp_auth_core::now_secs())))
@@ -247,6 +269,9 @@ async fn connect_one(
         format!("Connected to {}{left}. Credentials kept in {}.", server.name, vault.describe()),
         format!("Wrote {} (and its .client.json/.meta.json) for the agent.", connected.paths.tokens.display()),
     ];
+    if server.step_up.is_some() {
+        lines.push(format!("Granted scope: {}.", connected.scope.as_deref().unwrap_or("(none named)")));
+    }
     if !connected.has_refresh_token {
         lines.push(
             "Note: the server issued no refresh token; you will need to sign in again when it expires.".to_owned(),

@@ -5,11 +5,14 @@
 //! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
 mod assets;
+mod clients;
 mod conformance;
 mod connect;
+mod daemon;
 mod doctor;
 mod keychain;
 mod manage;
+mod proxy;
 mod refresh;
 mod status;
 mod term;
@@ -86,6 +89,32 @@ enum Command {
     ///
     /// Example: curl -H "Authorization: Bearer $(mcp-auth token linear --reveal)" ...
     Token(manage::TokenArgs),
+    /// Run in the background without a window: keep every server's tokens fresh and exported, follow config edits.
+    ///
+    /// For SSH machines and headless agents; one daemon or tray per user. Stops on SIGTERM or Ctrl-C.
+    ///
+    /// Example: mcp-auth daemon --install-user-unit && systemctl --user enable --now mcp-auth.service
+    Daemon(daemon::DaemonArgs),
+    /// Serve one remote MCP server on stdio with the vault's token, for any MCP client that starts a command.
+    ///
+    /// Example: {"command": "mcp-auth", "args": ["proxy", "linear"]}   (in a client's MCP config)
+    Proxy(proxy::ProxyArgs),
+    /// Print {"Authorization": "Bearer …"} for a server (refreshed first when due), for a client's headers helper.
+    ///
+    /// Example: "headersHelper": "mcp-auth headers"   (Claude Code; the server comes from its variables)
+    Headers(proxy::HeadersArgs),
+    /// Add a remote server to our own list (for servers in no client's config).
+    ///
+    /// Example: mcp-auth add linear https://mcp.linear.app/mcp
+    Add(clients::AddArgs),
+    /// Remove a server from our own list.
+    ///
+    /// Example: mcp-auth remove linear
+    Remove(clients::RemoveArgs),
+    /// Show (or with --write make) the change that routes a client's servers through mcp-auth.
+    ///
+    /// Example: mcp-auth setup cursor linear --write   (clients: claude-code, claude-desktop, cursor, vscode, codex, gemini, opencode)
+    Setup(clients::SetupArgs),
     /// Print the version, the git commit and the build date.
     ///
     /// Example: mcp-auth version
@@ -108,7 +137,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon's log is its output: what it did, at `info`.
+    init_logging(cli.verbose + u8::from(matches!(cli.command, Command::Daemon(_))));
     let result = match &cli.command {
         Command::Status(args) => status::run(cli.hermes_home.as_deref(), args),
         Command::Connect(args) => block_on(connect::run(cli.hermes_home.as_deref(), args)),
@@ -119,7 +149,13 @@ fn main() -> ExitCode {
         Command::Logout(args) => block_on(manage::run_logout(cli.hermes_home.as_deref(), args)),
         Command::Export(args) => block_on(manage::run_export(cli.hermes_home.as_deref(), args)),
         Command::Token(args) => block_on(manage::run_token(cli.hermes_home.as_deref(), args)),
+        Command::Proxy(args) => block_on(proxy::run_proxy(cli.hermes_home.as_deref(), args)),
+        Command::Headers(args) => block_on(proxy::run_headers(cli.hermes_home.as_deref(), args)),
+        Command::Add(args) => clients::run_add(args),
+        Command::Remove(args) => clients::run_remove(args),
+        Command::Setup(args) => clients::run_setup(cli.hermes_home.as_deref(), args),
         Command::Version => manage::run_version(),
+        Command::Daemon(args) => daemon::run(cli.hermes_home.as_deref(), args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
         Command::GenerateAssets(args) => assets::run(Cli::command(), args),
     };

@@ -52,6 +52,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &RefreshArgs) -> anyhow::Resu
                 let (verb, expires_at) = match outcome {
                     RefreshOutcome::Refreshed { expires_at } => ("refreshed", expires_at),
                     RefreshOutcome::Adopted { expires_at } => ("already refreshed by the agent; adopted", expires_at),
+                    RefreshOutcome::AlreadyRenewed { expires_at } => ("already refreshed", expires_at),
                 };
                 let left =
                     expires_at.map(|at| format!(", valid for {}", time_left(at - now_secs()))).unwrap_or_default();

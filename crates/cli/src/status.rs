@@ -1,26 +1,39 @@
 //! `mcp-auth status`: a table for people, `--json` for scripts.
 //!
 //! The JSON is an array of objects with the fields `profile`, `name`, `url`,
-//! `auth`, `state`, `expires_at`, `detail`, `last_error`, `flow` (see `ServerStatus`). Problems with
+//! `auth`, `state`, `expires_at`, `detail`, `last_error`, `flow`,
+//! `checked_at`, `check`, `required_scope` (see `ServerStatus`). Problems with
 //! a whole config file never change the exit code: the table shows them in
 //! place, and with `--json` they go to stderr so stdout stays an array.
+//!
+//! `--check` first asks every connected server for real (one authenticated
+//! request each, a few at once; see the core's check module), so the status
+//! shows what the servers say rather than what the expiry times suggest.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 
 use crate::term::Paint;
 use mcp_auth_core::{
-    AuthState, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, open_default_vault, time_left, vault_status,
+    AuthState, CheckStore, Checker, HermesRoot, ServerStatus, SnapshotLoader, StatusReport, open_default_vault,
+    time_left, vault_status,
 };
+use mcp_auth_core::{HermesExporter, Http, Refresher, oauth_servers};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// First check every connected server for real (one authenticated
+    /// request each; a refused token is refreshed once and tried again).
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> {
@@ -29,6 +42,24 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     // The vault is the source of truth; when it cannot be reached the status
     // says so per server and falls back to the agent's files.
     let vault = open_default_vault();
+    if args.check {
+        let vault = vault.clone().context("cannot check the servers without the vault")?;
+        let servers = oauth_servers(&snapshot);
+        crate::block_on(async move {
+            let refresher = Refresher::new(Http::new()?, Arc::new(HermesExporter));
+            let mut checker = Checker::new(vault, refresher)?;
+            if let Some(store) = CheckStore::default_location() {
+                checker = checker.with_store(store);
+            }
+            for (server, result) in checker.check_all(&servers).await {
+                if let Err(e) = result {
+                    let e = anyhow::Error::from(e);
+                    writeln!(std::io::stderr().lock(), "warning: {}: cannot check: {e:#}", server.name)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
     let mut report = vault_status(&snapshot, &vault, SystemTime::now());
     // Say where credentials are kept when that is not the keychain.
     if let Ok(vault) = &vault
@@ -36,13 +67,27 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     {
         report.hints.push(format!("credentials are kept in a {}", vault.describe()));
     }
+    let (clients, client_problems) = crate::clients::report(&snapshot, &report, &vault);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report.servers).context("writing JSON")?;
+        // The agent's servers first, then the other clients' (with `client`).
+        let mut rows = serde_json::to_value(&report.servers).context("writing JSON")?;
+        if let (Some(rows), serde_json::Value::Array(more)) =
+            (rows.as_array_mut(), serde_json::to_value(&clients.servers).context("writing JSON")?)
+        {
+            rows.extend(more);
+        }
+        serde_json::to_writer_pretty(&mut out, &rows).context("writing JSON")?;
         writeln!(out)?;
         let mut err = std::io::stderr().lock();
         for p in &report.problems {
             writeln!(err, "error: {}{}", profile_prefix(p.profile.as_deref()), p.message)?;
+        }
+        for p in &clients.problems {
+            writeln!(err, "error: [{}] {}: {}", p.client, p.config, p.message)?;
+        }
+        for p in &client_problems {
+            writeln!(err, "error: {p}")?;
         }
         for hint in &report.hints {
             writeln!(err, "hint: {hint}")?;
@@ -51,7 +96,17 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     }
     let homes: Vec<(Option<String>, &Path)> =
         snapshot.homes.iter().map(|h| (h.home.profile.clone(), h.home.path.as_path())).collect();
+    // Hints last, after the other clients' servers.
+    let hints = std::mem::take(&mut report.hints);
     out.write_all(render_table(&report, &homes, Paint::stdout()).as_bytes())?;
+    let state = |s: AuthState| state_text(s).to_owned();
+    out.write_all(crate::clients::render(&clients, &state).as_bytes())?;
+    for p in &client_problems {
+        writeln!(out, "! {p}")?;
+    }
+    for hint in &hints {
+        write!(out, "\nhint: {hint}\n")?;
+    }
     Ok(())
 }
 
@@ -65,7 +120,7 @@ fn paint_state(paint: Paint, state: AuthState, text: &str) -> String {
     match state {
         AuthState::Connected => paint.green(text),
         AuthState::Expiring | AuthState::Expired => paint.yellow(text),
-        AuthState::NeedsReauth | AuthState::Error => paint.red(text),
+        AuthState::NeedsReauth | AuthState::NeedsMoreAccess | AuthState::Error => paint.red(text),
         AuthState::NotConnected | AuthState::NotApplicable => text.to_owned(),
     }
 }
@@ -106,7 +161,11 @@ fn render_table(report: &StatusReport, homes: &[(Option<String>, &Path)], paint:
                         Some(mcp_auth_core::SignInFlow::Device) => format!("{} (device)", serde_plain(&s.auth)),
                         _ => serde_plain(&s.auth),
                     },
-                    state_text(s.state).to_owned(),
+                    if s.is_unreachable() {
+                        format!("{} (unreachable)", state_text(s.state))
+                    } else {
+                        state_text(s.state).to_owned()
+                    },
                     expiry_text(s, now),
                     s.url.as_deref().map_or_else(|| "-".to_owned(), mcp_auth_core::redact_url),
                 ]
@@ -162,6 +221,7 @@ fn state_text(state: AuthState) -> &'static str {
         AuthState::Expiring => "refresh due",
         AuthState::Expired => "expired",
         AuthState::NeedsReauth => "needs sign-in",
+        AuthState::NeedsMoreAccess => "needs more access",
         AuthState::Error => "error",
         AuthState::NotApplicable => "-",
     }
@@ -194,6 +254,7 @@ mod tests {
                     detail: detail.map(str::to_owned),
                     refresh_due_at: None,
                     last_error: None,
+                    last_check: Default::default(),
                     flow: Some(if name == "sentry" { SignInFlow::Device } else { SignInFlow::Browser }),
                 }
             };

@@ -76,6 +76,11 @@ impl Progress {
         let _ = writeln!(std::io::stderr().lock(), "{}{text}", self.label);
     }
 
+    /// A line of its own (not a step).
+    pub fn note(&self, text: &str) {
+        self.line(text);
+    }
+
     /// Shows `step`, ending the previous step's countdown.
     pub fn show(&self, step: Step) {
         self.stop_countdown();

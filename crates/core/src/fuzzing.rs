@@ -37,6 +37,7 @@ pub const TARGETS: &[Target] = &[
     ("agent_files", agent_files),
     ("dotenv", dotenv),
     ("vault_record", vault_record),
+    ("client_config", client_config),
 ];
 
 /// The `WWW-Authenticate` tokenizer: it only ever cuts the input into
@@ -202,6 +203,76 @@ pub fn dotenv(data: &[u8]) -> Result<(), String> {
 /// bounds).
 fn dotenv_pairs(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
     crate::hermes::dotenv::parse(text, env).ok()
+}
+
+/// Another MCP client's config file: the first byte picks the shape (Claude
+/// Code, `mcpServers`, VS Code, Codex TOML, opencode), the rest is the file.
+/// Properties: no panic; a header or env value never appears in a problem
+/// line; routing every remote entry gives a file that parses back with each
+/// of them through us and every other entry unchanged, and routing that
+/// file again changes nothing.
+pub fn client_config(data: &[u8]) -> Result<(), String> {
+    use crate::clients::paths::{ConfigLocation, Shape};
+    use crate::clients::{ClientKind, read::parse_text, setup};
+    let Some((&pick, rest)) = data.split_first() else { return Ok(()) };
+    let (client, shape) = match pick % 5 {
+        0 => (ClientKind::ClaudeCode, Shape::ClaudeUser),
+        1 => (ClientKind::Cursor, Shape::McpServers),
+        2 => (ClientKind::VsCode, Shape::VsCode),
+        3 => (ClientKind::Codex, Shape::Codex),
+        _ => (ClientKind::Opencode, Shape::Opencode),
+    };
+    let location = ConfigLocation::new(client, "/fuzz/config".into(), shape);
+    let text = String::from_utf8_lossy(rest);
+    let file = parse_text(&location, &text);
+    for s in &file.servers {
+        for (_, v) in s.headers.iter().chain(&s.env) {
+            if v.expose().len() >= 4 && file.problems.iter().any(|p| p.contains(v.expose())) {
+                return Err("a header or env value in a problem line".to_owned());
+            }
+        }
+    }
+    let work: Vec<(String, url::Url, bool)> = file
+        .servers
+        .iter()
+        .filter(|s| s.project.is_none() && !s.routing.is_ours())
+        .filter_map(|s| s.url.clone().map(|u| (s.name.clone(), u, true)))
+        .collect();
+    // Duplicate keys (JSON allows them) make "the entry" ambiguous: skip.
+    let mut names: Vec<&str> = file.servers.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if work.is_empty() || names.windows(2).any(|w| w[0] == w[1]) {
+        return Ok(());
+    }
+    let edit = |text: &str| {
+        if shape == Shape::Codex {
+            setup::edit_toml(text, &work, "mcp-auth")
+        } else {
+            setup::edit_jsonc(&location, text, &work, "mcp-auth")
+        }
+    };
+    let Ok(new) = edit(&text) else { return Ok(()) };
+    let after = parse_text(&location, &new);
+    for (name, _, _) in &work {
+        match after.servers.iter().find(|s| &s.name == name && s.project.is_none()) {
+            Some(s) if s.routing.is_ours() && s.url.is_some() => {}
+            other => return Err(format!("entry not routed after setup: {other:?}")),
+        }
+    }
+    let untouched = |f: &crate::clients::ClientFile| -> Vec<String> {
+        let mut v: Vec<String> = f
+            .servers
+            .iter()
+            .filter(|s| s.project.is_some() || !work.iter().any(|(n, _, _)| n == &s.name))
+            .map(|s| format!("{s:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    if untouched(&file) != untouched(&after) {
+        return Err("setup changed another entry".to_owned());
+    }
+    Ok(())
 }
 
 /// The keychain record: the first byte picks the piece size; the rest is

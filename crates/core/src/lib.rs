@@ -10,7 +10,8 @@
 //!   the system browser, the loopback or custom-scheme callback, tokens,
 //!   revocation, and the endpoint rules that keep a hostile server from
 //!   sending us (or the browser) anywhere unsafe ([`Engine`]);
-//! - `mcp`: using a token on an MCP server ([`McpSession`]);
+//! - `mcp`: using a token on an MCP server ([`McpSession`]), and checking
+//!   each signed-in server for real, sparingly ([`Checker`]);
 //! - `vault`: one credential record per server in the OS keychain ([`Vault`]);
 //! - `sign_in`: Connect for one server, concurrent sign-ins for the tray, and
 //!   `doctor` ([`connect`], [`SignIns`], [`examine`]);
@@ -25,6 +26,7 @@
 //! Its modules are private; this facade is the whole public surface.
 
 mod app;
+mod clients;
 /// Entry points for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
@@ -41,6 +43,15 @@ mod view;
 pub use app::log_file::{DailyLog, migrate_app_folder};
 pub use app::logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use app::settings::{AppSettings, SettingsError, SettingsFile};
+pub use clients::grant::{choose_grant, grant_candidates};
+pub use clients::setup::{apply as apply_setup, plan as plan_setup};
+pub use clients::{
+    ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
+    ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
+    OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Shape, Transport,
+    clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
+    read_all as read_client_configs, read_location as read_client_config, setup_location,
+};
 pub use hermes::config::{
     AuthKind, ConfigError, ConfigLoad, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry,
     SignInFlow, load_home_config,
@@ -55,11 +66,21 @@ pub use hermes::files::{
 pub use hermes::home::{HermesRoot, Home, is_profile_id};
 pub use hermes::layout::{AgentPaths, token_file_stem};
 pub use hermes::snapshot::{HomeSnapshot, Snapshot, SnapshotLoader};
-pub use hermes::token_file::{TokenFileError, TokenFileSummary, now_secs, read_token_file};
+pub use hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
 pub use hermes::watch::{HomeWatcher, WatchError};
+pub use mcp::check::{
+    CHECK_CONCURRENCY, CHECK_INTERVAL, CHECK_JITTER, CHECK_TIMEOUT, CheckError, CheckKind, CheckOutcome, CheckResult,
+    CheckRound, CheckStore, Checker, Checks, Probe as CheckProbe, classify as classify_check, due_for_check,
+    next_check_at, probe as probe_server, step_up_scope,
+};
 pub use mcp::client::{McpError, McpSession, Wire};
+pub use mcp::proxy::{
+    AgentFilesIfPresent, Credentials, PROXY_ERROR_CODE, ProxyError, ProxyServer, ResolveError, Upstream,
+    VaultAuthClient, authorization_headers, connect_command, refresh_due, relay, resolve_grant, resolve_server,
+};
 pub use oauth::browser::{
     Browser, BrowserError, BrowserFuture, CommandBrowser, HeadlessBrowser, SystemBrowser, check_browser_url,
+    chosen_browser,
 };
 pub use oauth::callback::{CallbackError, CallbackRouter, Delivery};
 pub use oauth::client::ClientRecord;
@@ -69,11 +90,11 @@ pub use oauth::loopback::{LoopbackListener, PortChoice, bind_stable};
 pub use oauth::resource::canonical_resource;
 pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
-pub use refresh::schedule::sleep_until;
+pub use refresh::schedule::{Clock, MAX_CONCURRENT_REFRESHES, refresh_due_at, sleep_until};
 pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
 pub use service::{
-    EngineState, Fingerprint, Holder, InstanceError, InstanceKind, InstanceLock, Notice, Service, ServiceError,
-    ServiceOptions, ServiceStats, ServiceView,
+    APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
+    ServiceError, ServiceOptions, ServiceStats, ServiceView,
 };
 pub use sign_in::connect::{
     Drift, Grant, OAuthServer, connect, connect_with, disconnect, drift, export_server, find_oauth_server,
@@ -85,6 +106,7 @@ pub use util::atomic_file::{ensure_private_dir, write_private};
 pub use util::read_capped::tail_lines;
 pub use util::secret::SecretString;
 pub use util::text::error_text;
+pub use util::time::now_secs;
 pub use vault::open::{
     default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
 };
@@ -96,6 +118,6 @@ pub use view::activity::{Activity, AttentionTracker, Busy, ServerActivity, Serve
 pub use view::details::{ServerDetails, server_details};
 pub use view::menu::{MenuAction, MenuContext, MenuLine, QUIT_ID, TrayIcon, TrayMenu, tray_menu};
 pub use view::status::{
-    AuthLabel, AuthState, ConfigProblem, Overview, REDACTED, ServerStatus, StatusReport, VaultView, menu_line,
-    redact_url, refresh_due_at, time_left,
+    AuthLabel, AuthState, CheckView, ConfigProblem, EXPIRY_HORIZON_SECS, Overview, REDACTED, ServerStatus,
+    StatusReport, VaultView, apply_check, menu_line, redact_url, time_left,
 };

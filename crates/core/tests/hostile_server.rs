@@ -63,6 +63,7 @@ fn target(server: &FakeServer) -> Target {
         client_secret: None,
         issuer: None,
         scope: None,
+        extra_scope: None,
         client_name: "Hermes Agent".to_owned(),
         client_metadata_url: None,
         omit_resource: false,

@@ -535,3 +535,106 @@ async fn a_corrupt_vault_record_does_not_wedge_a_refresh() {
     assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
     assert_eq!(rig.vault_access(), rig.file_access());
 }
+
+/// Two refreshers (two processes: the tray and a proxy, or two proxies)
+/// holding the same token both find it due: the first through the fence
+/// refreshes, the second finds the replacement and spends nothing.
+#[tokio::test]
+async fn a_refresh_replacing_a_token_someone_already_replaced_makes_no_request() {
+    let rig = connected(reuse_detecting()).await;
+    let seen = mcp_auth_core::SecretString::new(rig.vault_access());
+    let other = Refresher::new(rig.http.clone(), Arc::new(HermesExporter));
+    let (a, b) = tokio::join!(
+        rig.refresher.refresh_replacing(&rig.vault, &rig.target, &seen),
+        other.refresh_replacing(&rig.vault, &rig.target, &seen),
+    );
+    let outcomes = [a.expect("first"), b.expect("second")];
+    assert!(outcomes.iter().any(|o| matches!(o, RefreshOutcome::Refreshed { .. })), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| matches!(o, RefreshOutcome::AlreadyRenewed { .. })), "{outcomes:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 1);
+    assert_ne!(rig.vault_access(), seen.expose());
+
+    // The current token refused by the server: refreshed, even though it
+    // looks valid.
+    let current = mcp_auth_core::SecretString::new(rig.vault_access());
+    let outcome = other.refresh_replacing(&rig.vault, &rig.target, &current).await.expect("refreshed");
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(rig.server.log().grants("refresh_token"), 2);
+    assert_eq!(rig.server.log().reuse_events, 0);
+}
+
+/// The wall clock, this many seconds ahead.
+struct Ahead(f64);
+
+impl mcp_auth_core::Clock for Ahead {
+    fn now(&self) -> f64 {
+        mcp_auth_core::now_secs() + self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_due_at_once_refresh_a_few_at_a_time_with_one_token_request_each() {
+    use mcp_auth_core::{BackgroundRefresh, MAX_CONCURRENT_REFRESHES, RefreshEvent};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const SERVERS: usize = 3 * MAX_CONCURRENT_REFRESHES;
+    let server =
+        FakeServer::start(Behaviour { access_token_lifetime: 3600, ..Default::default() }).await.expect("server");
+    let names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
+    let (_home, snapshot) = common::home_with(&server.mcp_url(), &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let servers = mcp_auth_core::oauth_servers(&snapshot);
+    let (engine, listener, http) = common::engine().await;
+    let vault = Vault::new(Arc::new(MemoryBackend::default()));
+    for s in &servers {
+        connect(&engine, &vault, &HermesExporter, s, &listener.redirect_uri(), &|_| {}).await.expect("connected");
+    }
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (done, mut finished) = tokio::sync::watch::channel(0usize);
+    let on_event = {
+        let (in_flight, most) = (in_flight.clone(), most.clone());
+        Box::new(move |_: &OAuthServer, event: RefreshEvent<'_>| match event {
+            RefreshEvent::Started => {
+                most.fetch_max(in_flight.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            }
+            RefreshEvent::Renewed | RefreshEvent::WillRetry(_) | RefreshEvent::Stopped(_) => {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                done.send_modify(|n| *n += 1);
+            }
+        })
+    };
+    server.hold_refreshes();
+    // 80 % of the lifetime ahead: past every server's refresh point (60–75 %).
+    let background = BackgroundRefresh::start_with_clock(
+        vault.clone(),
+        Refresher::new(http, Arc::new(HermesExporter)),
+        on_event,
+        Arc::new(Ahead(3600.0 * 0.8)),
+    );
+    background.set_servers(servers.clone());
+    assert!(
+        server.wait_for_held_refreshes(MAX_CONCURRENT_REFRESHES, Duration::from_secs(20)).await,
+        "the first refreshes reached the server"
+    );
+    assert!(
+        !server.wait_for_held_refreshes(MAX_CONCURRENT_REFRESHES + 1, Duration::from_millis(500)).await,
+        "no more than {MAX_CONCURRENT_REFRESHES} token requests wait at once"
+    );
+    server.release_refreshes();
+    tokio::time::timeout(Duration::from_secs(30), finished.wait_for(|n| *n >= SERVERS))
+        .await
+        .expect("every refresh finished")
+        .expect("events");
+    drop(background);
+    assert_eq!(most.load(Ordering::SeqCst), MAX_CONCURRENT_REFRESHES, "refreshes ran that many at a time, no more");
+    let log = server.log();
+    assert_eq!(log.grants("refresh_token"), SERVERS, "one token request per server");
+    let mut presented: Vec<&str> = log.refreshes.iter().map(|r| r.presented.as_str()).collect();
+    presented.sort_unstable();
+    presented.dedup();
+    assert_eq!(presented.len(), SERVERS, "each server's own refresh token, once");
+    for s in &servers {
+        let record = vault.load(&s.vault_key()).expect("vault").expect("record");
+        let file = read_tokens(&s.paths()).expect("agent file");
+        assert!(server.is_valid_access_token(record.tokens.access_token.expose()), "{} renewed", s.name);
+        assert_eq!(file.access_token.expose(), record.tokens.access_token.expose(), "{}'s file follows", s.name);
+    }
+}

@@ -12,10 +12,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_auth_core::HeadlessBrowser;
+use mcp_auth_core::Http;
+use mcp_auth_core::ServerRef;
 use mcp_auth_core::{
-    AuthState, EngineState, HeadlessBrowser, HermesRoot, Http, MemoryBackend, Notice, ServerRef, Service,
-    ServiceOptions, ServiceStats, ServiceView, SettingsFile, Vault,
+    AuthState, CheckKind, CheckStore, EngineState, HermesRoot, Notice, Service, ServiceOptions, ServiceStats,
+    ServiceView, SettingsFile,
 };
+use mcp_auth_core::{MemoryBackend, Vault};
 use mcp_auth_test_support::{Behaviour, FakeServer};
 use pretty_assertions::assert_eq;
 use tokio::sync::broadcast;
@@ -66,6 +70,7 @@ async fn the_service_signs_in_refreshes_and_syncs_only_what_others_changed() {
         settings: SettingsFile::at(settings.path().join("settings.json")),
         url_scheme: "dev.example.service".to_owned(),
         vault: Some(Vault::new(Arc::new(MemoryBackend::default()))),
+        check_store: Some(CheckStore::at(settings.path().join("checks.json"))),
     })
     .await
     .expect("service");
@@ -91,6 +96,14 @@ async fn the_service_signs_in_refreshes_and_syncs_only_what_others_changed() {
         matches!(state_of(v, "a"), Some(AuthState::Connected | AuthState::Expiring))
     })
     .await;
+    // A new sign-in is not probed by itself (the first background check is
+    // hours away); "Check now" checks it for real (one MCP request).
+    assert_eq!(service.stats().check_rounds, 0);
+    service.check_now();
+    view_until(&service, "a checked", |v| {
+        v.report.servers.iter().any(|s| s.name == "a" && s.last_check.check == Some(CheckKind::Ok))
+    })
+    .await;
     let tokens = home.path().join("mcp-tokens/a.json");
     let signed_in = std::fs::read(&tokens).expect("the agent's token file");
     stats_until(&service, "the sign-in's files seen", |s| s.snapshots > start.snapshots).await;
@@ -111,6 +124,13 @@ async fn the_service_signs_in_refreshes_and_syncs_only_what_others_changed() {
     std::fs::write(&tokens, serde_json::to_vec_pretty(&value).expect("json")).expect("agent's write");
     let edited = stats_until(&service, "the agent's edit synced", |s| s.syncs > 2).await;
     assert_eq!(edited.syncs, 3, "an edit of one server's files synced others: {edited:?}");
+
+    // "Check now": one more round, and the background cadence adds none
+    // (the next is hours away).
+    let rounds = service.stats().check_rounds;
+    service.check_now();
+    stats_until(&service, "a check round", |s| s.check_rounds == rounds + 1).await;
+    assert_eq!(service.stats().check_rounds, rounds + 1);
 
     // The grant is revoked at the server: the next refresh fails for good,
     // and the user hears it once.

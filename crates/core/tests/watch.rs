@@ -92,6 +92,13 @@ async fn follows_edits_renames_deletes_and_profiles() {
     write(&config, "mcp_servers:\n  again:\n    command: a\n");
     expect_snapshot(&mut rx, "root re-created", |s| names(s, 0) == ["again"]).await;
 
+    // The root moved away and back (its parent is not watched while it exists).
+    let away = root.with_file_name("moved-away");
+    std::fs::rename(&root, &away).expect("move away");
+    expect_snapshot(&mut rx, "root moved away", |s| s.homes.len() == 1 && s.homes[0].config_missing).await;
+    std::fs::rename(&away, &root).expect("move back");
+    expect_snapshot(&mut rx, "root moved back", |s| names(s, 0) == ["again"]).await;
+
     drop(watcher);
 }
 

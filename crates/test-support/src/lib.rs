@@ -106,6 +106,12 @@ pub struct Behaviour {
     /// RFC 9700 §4.14.2 refresh token reuse detection: a spent (rotated-out)
     /// refresh token presented again revokes every token of that client's grant.
     pub reuse_detection: bool,
+    /// Scope every MCP request needs (not only `test-tool`); without it:
+    /// 403 `insufficient_scope` naming it (a server that now requires more).
+    pub mcp_scope: Option<String>,
+    /// Answer every MCP request with this HTTP status before looking at
+    /// the token (`503`: a server that is down behind its proxy).
+    pub mcp_status: Option<u16>,
 }
 
 /// The `nextCursor` of `tools/list` answers.
@@ -157,6 +163,8 @@ impl Default for Behaviour {
             unsupported_access_token_revocation: false,
             tool_paging: ToolPaging::Single,
             reuse_detection: false,
+            mcp_scope: None,
+            mcp_status: None,
         }
     }
 }
@@ -419,6 +427,15 @@ impl FakeServer {
     pub async fn wait_for_held_refreshes(&self, n: usize, timeout: Duration) -> bool {
         let mut held = self.shared.held.subscribe();
         tokio::time::timeout(timeout, held.wait_for(|h| *h >= n)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Revokes every grant at the server: all access and refresh tokens
+    /// stop working (a user removed the app's access in their account).
+    pub fn revoke_grants(&self) {
+        self.shared.with(|i| {
+            i.access.clear();
+            i.refresh.clear();
+        });
     }
 
     /// Expires every access token now.

@@ -32,6 +32,9 @@ fn challenge(s: &Shared, error: Option<(&str, &str)>, scope: Option<&str>) -> He
 
 pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
     s.record("POST /mcp".to_owned());
+    if let Some(status) = s.behaviour().mcp_status.and_then(|c| StatusCode::from_u16(c).ok()) {
+        return status.into_response();
+    }
     let token =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let access = token.and_then(|t| s.with(|i| i.access.get(t).cloned()));
@@ -42,6 +45,12 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
     if access.expires_at <= now() {
         let value = challenge(&s, Some(("invalid_token", "token expired")), None);
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, value)]).into_response();
+    }
+    if let Some(needed) = s.behaviour().mcp_scope
+        && !access.scope.as_deref().unwrap_or_default().split(' ').any(|g| g == needed)
+    {
+        let value = challenge(&s, Some(("insufficient_scope", "this server now needs more access")), Some(&needed));
+        return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, value)]).into_response();
     }
     let method = request["method"].as_str().unwrap_or_default().to_owned();
     s.with(|i| i.log.mcp_calls.push(method.clone()));

@@ -155,7 +155,7 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 }
 
 /// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01.
-fn civil_date(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_date(days: u64) -> (u64, u64, u64) {
     // Shifted to start on 0000-03-01 so leap days end a year; eras of
     // 400 years (146,097 days) repeat exactly.
     let z = days + 719_468;

@@ -22,6 +22,11 @@ pub struct AppSettings {
     /// explicit opt-in for machines without a keychain (plain 0600 file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_store: Option<String>,
+    /// `mcp-auth proxy --connect` may open the browser to sign in (default:
+    /// no, it prints the URL on stderr): a proxy is started by another
+    /// program, which should not make browsers appear unless allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_opens_browser: bool,
     /// Settings of newer versions, kept as they are.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,

@@ -10,11 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::util::read_capped::{Capped, read_capped};
+use crate::util::time::epoch_secs;
 
 /// Token files larger than this are not read (the agent's are < 10 KiB).
 pub const MAX_TOKEN_FILE_BYTES: u64 = 256 * 1024;
@@ -171,15 +171,6 @@ pub(crate) fn summarize(bytes: &[u8], mtime: f64) -> Result<TokenFileSummary, St
         last_failure: None,
         client: None,
     })
-}
-
-/// Now, as epoch seconds.
-pub fn now_secs() -> f64 {
-    epoch_secs(SystemTime::now())
-}
-
-pub(crate) fn epoch_secs(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

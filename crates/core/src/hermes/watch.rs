@@ -192,10 +192,11 @@ fn wanted_dirs(root: &HermesRoot) -> BTreeSet<PathBuf> {
         }
         return dirs;
     }
-    // The parent too, so the root being deleted and re-created is noticed.
-    if let Some(parent) = root.path().parent().filter(|p| p.is_dir()) {
-        dirs.insert(parent.to_path_buf());
-    }
+    // Not the parent: the root's own watch reports it deleted or moved away
+    // (inotify's IN_DELETE_SELF / IN_MOVE_SELF), and only then is the
+    // nearest existing ancestor watched, for its return. Watching the parent
+    // all the time woke the app on every change beside the root (thousands
+    // of times a minute in a busy `/tmp`).
     let profiles = root.profiles_dir();
     if profiles.is_dir() {
         dirs.insert(profiles);
@@ -246,8 +247,10 @@ mod tests {
         let root = HermesRoot::at(dir.path().join("a").join("hermes"));
         assert_eq!(wanted_dirs(&root), BTreeSet::from([dir.path().to_path_buf()]));
         std::fs::create_dir_all(dir.path().join("a/hermes/profiles/work/mcp-tokens"))?;
+        // Once the root exists its parent is no longer watched: the root's
+        // own watch says when it goes.
         let want: BTreeSet<PathBuf> =
-            ["a", "a/hermes", "a/hermes/profiles", "a/hermes/profiles/work", "a/hermes/profiles/work/mcp-tokens"]
+            ["a/hermes", "a/hermes/profiles", "a/hermes/profiles/work", "a/hermes/profiles/work/mcp-tokens"]
                 .iter()
                 .map(|p| dir.path().join(p))
                 .collect();

@@ -102,6 +102,16 @@ impl Browser for CommandBrowser {
     }
 }
 
+/// The browser every front end signs in with: the command in `$BROWSER`
+/// when it names one (as terminal programs honour it), else `desktop` (the
+/// OS launcher: [`SystemBrowser`] for the CLI, the opener plugin in the tray).
+pub fn chosen_browser(desktop: Box<dyn Browser>) -> Box<dyn Browser> {
+    match std::env::var("BROWSER").ok().as_deref().and_then(CommandBrowser::from_spec) {
+        Some(command) => Box::new(command),
+        None => desktop,
+    }
+}
+
 /// The desktop's default browser.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemBrowser;

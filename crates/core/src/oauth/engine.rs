@@ -58,6 +58,10 @@ pub struct Target {
     pub issuer: Option<String>,
     /// Scope to request when neither the challenge nor the PRM names one.
     pub scope: Option<String>,
+    /// Scope asked for on top of whatever is selected: a step-up after a
+    /// check found the server wanting more access (the union of what was
+    /// granted and what it asks for).
+    pub extra_scope: Option<String>,
     /// `client_name` for registration.
     pub client_name: String,
     /// A Client ID Metadata Document URL, used when the server supports CIMD.
@@ -463,7 +467,7 @@ impl Engine {
             response_types: vec!["code".to_owned()],
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
             client_name: Some(target.client_name.clone()),
-            client_id_issued_at: Some(super::tokens::now() as i64),
+            client_id_issued_at: Some(crate::util::time::now_secs() as i64),
         };
         if let Some(id) = &target.client_id {
             let mut config = OAuthClientConfig::new(id.clone(), redirect_uri);
@@ -613,10 +617,17 @@ pub enum ClientSource {
 }
 
 /// The scopes a first authorization asks for: the spec's order (challenge,
-/// PRM `scopes_supported`), else the configured `oauth.scope`.
+/// PRM `scopes_supported`), else the configured `oauth.scope`; plus any
+/// step-up scope ([`Target::extra_scope`]).
 pub async fn initial_scopes(manager: &AuthorizationManager, target: &Target) -> Vec<String> {
     let defaults: Vec<&str> = target.scope.as_deref().map(|s| s.split_whitespace().collect()).unwrap_or_default();
-    manager.select_initial_scopes(&defaults).await
+    let mut scopes = manager.select_initial_scopes(&defaults).await;
+    for extra in target.extra_scope.as_deref().map(str::split_whitespace).into_iter().flatten() {
+        if !scopes.iter().any(|s| s == extra) {
+            scopes.push(extra.to_owned());
+        }
+    }
+    scopes
 }
 
 /// A pre-registered client secret goes only to the authorization server it

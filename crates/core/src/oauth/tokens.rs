@@ -3,7 +3,7 @@
 //! client-credentials grant and the device authorization grant (RFC 8628) —
 //! all through the `oauth2` crate and our [`Http`] client.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -16,6 +16,7 @@ use super::http::Http;
 use crate::oauth::client::ClientRecord;
 use crate::util::secret::SecretString;
 use crate::util::text::error_text;
+use crate::util::time::now_secs;
 
 /// A set of tokens from a token endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +51,13 @@ impl TokenSet {
             access_token: SecretString::new(response.access_token().secret().clone()),
             refresh_token: response.refresh_token().map(|r| SecretString::new(r.secret().clone())),
             expires_in: response.expires_in().map(|d| d.as_secs()),
-            received_at: now(),
+            received_at: now_secs(),
             scope: response
                 .scopes()
                 .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>().join(" "))
                 .filter(|s| !s.is_empty()),
         })
     }
-}
-
-pub(crate) fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Why a token-endpoint operation failed.
@@ -370,7 +367,7 @@ impl JwtClient {
         }
         // Never the key or the library's message about it.
         .map_err(|_| TokenError::Config("the private key is not a PEM key of the configured algorithm".to_owned()))?;
-        let now = now() as u64;
+        let now = now_secs() as u64;
         let claims = serde_json::json!({
             "iss": self.client_id,
             "sub": self.client_id,
@@ -456,7 +453,7 @@ async fn token_form_request(http: &Http, token_url: &str, form: &[(&str, &str)])
         access_token: SecretString::new(access_token),
         refresh_token: body["refresh_token"].as_str().map(SecretString::new),
         expires_in: body["expires_in"].as_u64(),
-        received_at: now(),
+        received_at: now_secs(),
         scope: body["scope"].as_str().map(str::to_owned),
     })
 }

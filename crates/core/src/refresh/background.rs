@@ -32,14 +32,16 @@ pub type OnEvent = Box<dyn Fn(&OAuthServer, RefreshEvent<'_>) + Send + Sync>;
 struct Ops {
     vault: Vault,
     refresher: Refresher,
-    servers: Mutex<Vec<OAuthServer>>,
+    /// The servers with their vault accounts, computed once per list (a
+    /// key is a hash; 200 due servers would otherwise hash 40,000 times).
+    servers: Mutex<Arc<Vec<(String, OAuthServer)>>>,
     on_event: OnEvent,
 }
 
 impl Ops {
     fn find(&self, id: &str) -> Option<OAuthServer> {
-        let servers = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        servers.iter().find(|s| s.vault_key().account() == id).cloned()
+        let servers = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        servers.iter().find(|(account, _)| account == id).map(|(_, s)| s.clone())
     }
 }
 
@@ -51,7 +53,7 @@ impl RefreshOps for Ops {
             let looked_up = tokio::task::spawn_blocking(move || {
                 servers
                     .iter()
-                    .map(|s| {
+                    .map(|(_, s)| {
                         let key = s.vault_key();
                         let expiry = match vault.load(&key) {
                             Ok(Some(r)) if r.tokens.refresh_token.is_some() => {
@@ -116,7 +118,7 @@ impl BackgroundRefresh {
 
     /// [`BackgroundRefresh::start`] with another clock (tests).
     pub fn start_with_clock(vault: Vault, refresher: Refresher, on_event: OnEvent, clock: Arc<dyn Clock>) -> Self {
-        let ops = Arc::new(Ops { vault, refresher, servers: Mutex::new(Vec::new()), on_event });
+        let ops = Arc::new(Ops { vault, refresher, servers: Mutex::default(), on_event });
         let handle = SchedulerHandle::new();
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(ops.clone(), clock, handle.clone(), stopped));
@@ -125,7 +127,8 @@ impl BackgroundRefresh {
 
     /// Replaces the servers to look after and re-plans.
     pub fn set_servers(&self, servers: Vec<OAuthServer>) {
-        *self.ops.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = servers;
+        let servers = servers.into_iter().map(|s| (s.vault_key().account().to_owned(), s)).collect();
+        *self.ops.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(servers);
         self.handle.wake();
     }
 

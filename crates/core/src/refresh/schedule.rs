@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 
 use crate::refresh::transaction::{RefreshError, RefreshOutcome};
@@ -36,7 +37,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> f64 {
-        crate::hermes::token_file::now_secs()
+        crate::util::time::now_secs()
     }
 }
 
@@ -57,6 +58,20 @@ pub fn refresh_at(expires_at: f64, lifetime_secs: Option<u64>, jitter: f64) -> f
         }
         _ => expires_at - 300.0,
     }
+}
+
+/// Most refreshes in flight at once. Each holds the agent's fence and the
+/// server's vault lock for a token request; a few at a time keep 200 due
+/// servers well under two seconds without a burst at the keychain or an
+/// authorization server that many servers share.
+pub const MAX_CONCURRENT_REFRESHES: usize = 8;
+
+/// When the status calls a refresh due: the end of the scheduler's jitter
+/// window ([`refresh_at`] with the highest jitter), so the status and the
+/// scheduler follow one rule and "refresh due" never shows while the
+/// scheduler still waits.
+pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
+    refresh_at(expires_at, lifetime_secs, 1.0)
 }
 
 /// Never refresh one server more often than this, whatever the tokens say
@@ -202,13 +217,23 @@ pub async fn run(
             .map(|(id, _)| id.clone())
             .collect();
         if !due_now.is_empty() {
-            for id in due_now {
+            // Due together (start-up, resume, many sign-ins at one time):
+            // at most MAX_CONCURRENT_REFRESHES at once, so neither the
+            // authorization servers nor the keychain see a burst.
+            for id in &due_now {
+                last_refresh.insert(id.clone(), clock.now());
+            }
+            let ops = &ops;
+            let mut results = futures_util::stream::iter(due_now.into_iter().map(|id| async move {
+                let result = ops.refresh(&id).await;
+                (id, result)
+            }))
+            .buffer_unordered(MAX_CONCURRENT_REFRESHES);
+            while let Some((id, result)) = results.next().await {
                 let attempts = match states.get(&id) {
                     Some(State::Retry { attempts, .. }) => *attempts + 1,
                     _ => 1,
                 };
-                last_refresh.insert(id.clone(), clock.now());
-                let result = ops.refresh(&id).await;
                 let expiry = plan.iter().find(|p| p.id == id).and_then(|p| p.expiry).map_or(0.0, |(e, _)| e);
                 match classify(&result, attempts, clock.now(), jitter_for(&id)) {
                     Next::Replan => {

@@ -42,10 +42,16 @@ use crate::hermes::export::{ExportError, Exporter};
 use crate::hermes::fence::{DEFAULT_FENCE_TIMEOUT, FenceError, acquire_async};
 use crate::hermes::files::TokenRecord;
 use crate::oauth::http::Http;
-use crate::oauth::tokens::{TokenEndpoint, TokenError, now};
+use crate::oauth::tokens::{TokenEndpoint, TokenError};
 use crate::sign_in::connect::OAuthServer;
+use crate::util::secret::SecretString;
 use crate::util::text::error_text;
+use crate::util::time::now_secs as now;
 use crate::vault::{CredentialRecord, RefreshFailure, StoredTokens, Vault, VaultError, VaultKey};
+
+/// A token another process renewed counts as renewed when it is still valid
+/// for this long (seconds); one about to expire is refreshed anyway.
+const RENEWED_MARGIN_SECS: f64 = 5.0;
 
 /// A record the vault could not take, kept until it can.
 type Pending = Arc<Mutex<Option<CredentialRecord>>>;
@@ -57,6 +63,11 @@ pub enum RefreshOutcome {
     Refreshed { expires_at: Option<f64> },
     /// The agent had refreshed already; its newer tokens were adopted.
     Adopted { expires_at: Option<f64> },
+    /// Asked to replace a token another process (the tray, the daemon,
+    /// another proxy) had already replaced: the vault's newer, still valid
+    /// token was kept and no refresh token was spent
+    /// ([`Refresher::refresh_replacing`]).
+    AlreadyRenewed { expires_at: Option<f64> },
 }
 
 /// Why a refresh did not happen.
@@ -158,6 +169,50 @@ impl Refresher {
     /// Refreshes `server` now (see the module docs for the steps).
     #[tracing::instrument(skip_all, fields(server = %server.name), err)]
     pub async fn refresh(&self, vault: &Vault, server: &OAuthServer) -> Result<RefreshOutcome, RefreshError> {
+        self.run(vault, server, None).await
+    }
+
+    /// Refreshes `server` only if the vault still holds `stale` (the access
+    /// token a caller found due or saw rejected), in the same transaction:
+    /// when another process replaced it meanwhile with a token that is still
+    /// valid, that one is the answer ([`RefreshOutcome::AlreadyRenewed`]) and
+    /// no refresh token is spent. Many processes holding one token (several
+    /// proxies, the tray) thus make one token request per rotation: the first
+    /// through the fence refreshes, the others find its result.
+    #[tracing::instrument(skip_all, fields(server = %server.name), err)]
+    pub async fn refresh_replacing(
+        &self,
+        vault: &Vault,
+        server: &OAuthServer,
+        stale: &SecretString,
+    ) -> Result<RefreshOutcome, RefreshError> {
+        self.run(vault, server, Some(stale.clone())).await
+    }
+
+    /// Notes in the vault record that `server` must be signed in again (or
+    /// why its credentials failed), under the server's lock, exactly as a
+    /// failed refresh is noted: the status, the tray's notice and the next
+    /// run see it; the next success clears it.
+    pub async fn note_rejected(&self, vault: &Vault, server: &OAuthServer, error: &RefreshError) {
+        let (vault, server, error) = (vault.clone(), server.clone(), error.clone());
+        let noted = tokio::spawn(async move {
+            match vault.lock(&server.vault_key()).await {
+                Ok(_lock) => note_failure(&vault, &server, &error).await,
+                Err(e) => tracing::debug!(error = %e, "cannot note the failure in the vault"),
+            }
+        })
+        .await;
+        if let Err(e) = noted {
+            tracing::debug!(error = %e, "noting the failure failed");
+        }
+    }
+
+    async fn run(
+        &self,
+        vault: &Vault,
+        server: &OAuthServer,
+        stale: Option<SecretString>,
+    ) -> Result<RefreshOutcome, RefreshError> {
         let slot = self.slot(server.vault_key());
         let seen = slot.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0;
         let _turn = slot.lock.lock().await;
@@ -175,7 +230,7 @@ impl Refresher {
         let result = tokio::spawn(async move {
             let _fence = acquire_async(server.paths().refresh_lock.clone(), timeout).await?;
             let _lock = vault.lock(&server.vault_key()).await?;
-            let result = transaction(&http, &vault, exporter.as_ref(), &server, &pending).await;
+            let result = transaction(&http, &vault, exporter.as_ref(), &server, &pending, stale.as_ref()).await;
             if let Err(e) = &result {
                 note_failure(&vault, &server, e).await;
             }
@@ -224,10 +279,7 @@ async fn load_or_recover(
     server: &OAuthServer,
 ) -> Result<(Option<CredentialRecord>, bool), RefreshError> {
     let key = server.vault_key();
-    let loaded = {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.load(&key)).await
-    };
+    let loaded = vault.load_async(&key).await;
     match loaded {
         Ok(record) => Ok((record, false)),
         Err(corrupt @ VaultError::Corrupt { .. }) => {
@@ -267,8 +319,7 @@ fn metadata_issuer(metadata: Option<&serde_json::Value>) -> Option<String> {
 }
 
 async fn store(vault: &Vault, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
-    let (vault, key, record) = (vault.clone(), key.clone(), record.clone());
-    crate::vault::blocking(move || vault.store(&key, &record)).await
+    vault.store_async(key, record).await
 }
 
 fn take_pending(pending: &Pending) -> Option<CredentialRecord> {
@@ -356,7 +407,9 @@ async fn sync_locked(
             if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, Some(&file)).await? {
                 take_pending(pending);
                 return Ok(match outcome {
-                    RefreshOutcome::Adopted { .. } | RefreshOutcome::Refreshed { .. } => SyncOutcome::Adopted,
+                    RefreshOutcome::Adopted { .. }
+                    | RefreshOutcome::Refreshed { .. }
+                    | RefreshOutcome::AlreadyRenewed { .. } => SyncOutcome::Adopted,
                 });
             }
             if flush_pending(vault, exporter, server, &record, pending).await?.is_some() {
@@ -426,6 +479,7 @@ async fn transaction(
     exporter: &dyn Exporter,
     server: &OAuthServer,
     pending: &Pending,
+    stale: Option<&SecretString>,
 ) -> Result<RefreshOutcome, RefreshError> {
     let key = server.vault_key();
     let target = server.export_target();
@@ -452,6 +506,14 @@ async fn transaction(
     let file = exporter.agent_tokens(&target);
     if let Some(outcome) = adopt_if_newer(vault, exporter, &target, &key, &mut record, file.as_ref()).await? {
         return Ok(outcome);
+    }
+    if let Some(stale) = stale
+        && record.tokens.access_token.expose() != stale.expose()
+        && record.tokens.expires_at.is_none_or(|at| at > now() + RENEWED_MARGIN_SECS)
+        && record.last_error.as_ref().is_none_or(|f| !f.needs_reauth)
+    {
+        // Someone else rotated it while we waited for the fence.
+        return Ok(RefreshOutcome::AlreadyRenewed { expires_at: record.tokens.expires_at });
     }
     // A grant of a client the config no longer names is dead to the agent
     // (it deletes its files); it must not be spent or handed back either.

@@ -26,12 +26,18 @@
 //! - The background schedule is re-planned only when the list of servers
 //!   changes or credentials arrive, not on every file event (planning reads
 //!   the vault of every server).
+//! - Servers are checked for real (one authenticated MCP request each,
+//!   [`crate::Checker`]) sparingly: on [`Service::check_now`] (a "Check now"
+//!   click, the status window opening, resume from sleep) and in the
+//!   background at most every few hours per server, jittered, with rounds
+//!   coalesced so an idle machine is woken once per round
+//!   ([`crate::due_for_check`]). One round at a time.
 //! - [`Service::shutdown`] is bounded: a refresh in flight finishes (its
 //!   rotated refresh token is stored and exported) or the wait gives up.
 
 mod instance;
 mod ledger;
-pub mod rules;
+mod rules;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,13 +47,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use instance::{Holder, InstanceError, InstanceKind, InstanceLock};
-pub use ledger::Fingerprint;
 
 use crate::app::settings::SettingsFile;
 use crate::hermes::export::HermesExporter;
 use crate::hermes::home::HermesRoot;
 use crate::hermes::snapshot::Snapshot;
 use crate::hermes::watch::{HomeWatcher, WatchError};
+use crate::mcp::check::{CheckStore, Checker, Checks, due_for_check};
 use crate::oauth::browser::Browser;
 use crate::oauth::callback::Delivery;
 use crate::oauth::http::Http;
@@ -60,6 +66,10 @@ use crate::view::activity::{Activity, AttentionTracker, ServerRef};
 use crate::view::status::{StatusReport, VaultView};
 use ledger::{Ledger, LedgerExporter, fingerprint};
 use rules::{on_refresh_event, on_sign_in_event, plan_sync, sign_in_server};
+
+/// The private-use URI scheme of the app (RFC 8252 §7.1), for servers
+/// configured with `redirect: custom_scheme` (registered by the tray).
+pub const APP_URL_SCHEME: &str = "dev.mcpauthtray.app";
 
 /// How many notices a slow subscriber may fall behind before it misses some.
 const NOTICE_BACKLOG: usize = 64;
@@ -78,6 +88,9 @@ pub struct ServiceOptions {
     /// The vault to use; `None` opens the one the settings choose (the OS
     /// keychain by default). Tests pass an in-memory one.
     pub vault: Option<Vault>,
+    /// Where the status checks' results are kept; `None`: the default
+    /// location ([`CheckStore::default_location`]).
+    pub check_store: Option<CheckStore>,
 }
 
 /// Whether signing in and refreshing work.
@@ -143,6 +156,8 @@ pub struct ServiceStats {
     pub syncs: u64,
     /// Vault records read for the view.
     pub vault_reads: u64,
+    /// Status check rounds finished.
+    pub check_rounds: u64,
 }
 
 /// Why the service could not do what was asked.
@@ -179,6 +194,7 @@ struct Engine {
     refresher: Refresher,
     sign_ins: SignIns,
     exporter: Arc<LedgerExporter>,
+    checker: Checker,
     background: BackgroundRefresh,
 }
 
@@ -191,6 +207,16 @@ struct Requests {
     look_up_all: bool,
     /// Sync every server with the agent's files, changed or not.
     sync_all: bool,
+    /// Check every connected server now.
+    check_all: bool,
+    /// A check round finished: read the checks file again.
+    reload_checks: bool,
+}
+
+impl Requests {
+    fn any(&self) -> bool {
+        self.look_up_all || self.sync_all || self.reload_checks || !self.look_up.is_empty()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +224,7 @@ struct Counters {
     snapshots: AtomicU64,
     syncs: AtomicU64,
     vault_reads: AtomicU64,
+    check_rounds: AtomicU64,
 }
 
 struct Inner {
@@ -212,6 +239,9 @@ struct Inner {
     engine: Mutex<Option<Arc<Engine>>>,
     engine_state: watch::Sender<EngineState>,
     ledger: Arc<Ledger>,
+    check_store: Option<CheckStore>,
+    /// A check round is running.
+    checking: std::sync::atomic::AtomicBool,
     requests: Mutex<Requests>,
     poke: Notify,
     counters: Counters,
@@ -273,6 +303,8 @@ impl Service {
             engine: Mutex::new(None),
             engine_state: watch::Sender::new(EngineState::Starting),
             ledger: Arc::new(Ledger::default()),
+            check_store: options.check_store.or_else(CheckStore::default_location),
+            checking: std::sync::atomic::AtomicBool::new(false),
             requests: Mutex::new(Requests::default()),
             poke: Notify::new(),
             counters: Counters::default(),
@@ -315,6 +347,7 @@ impl Service {
             snapshots: c.snapshots.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             vault_reads: c.vault_reads.load(Ordering::Relaxed),
+            check_rounds: c.check_rounds.load(Ordering::Relaxed),
         }
     }
 
@@ -351,6 +384,37 @@ impl Service {
             }
         }
         started
+    }
+
+    /// Signs in to `r` again asking for the scope its last check found
+    /// missing on top of what is granted ("Grant more access"); a plain
+    /// sign-in when no check asked for more.
+    pub async fn step_up(&self, r: &ServerRef, browser: Arc<dyn Browser>) -> Result<bool, ServiceError> {
+        let required = self
+            .current()
+            .report
+            .servers
+            .iter()
+            .find(|s| ServerRef::of(s) == *r)
+            .and_then(|s| s.last_check.required_scope.clone());
+        let started = async {
+            let server = self.find(r)?.with_step_up(required);
+            Ok::<_, ServiceError>(self.engine().await?.sign_ins.start(server, browser))
+        }
+        .await;
+        if let Err(e) = &started {
+            tracing::warn!(server = %r.name, error = %e, "cannot sign in for more access");
+            self.inner().notify(Notice::SignInFailed { server: r.clone(), reason: e.to_string() });
+        }
+        started
+    }
+
+    /// Checks every connected server for real now (one authenticated MCP
+    /// request each): a "Check now" click, the status window opening,
+    /// resume from sleep. Returns at once; the view shows the outcomes
+    /// when the round ends. Nothing happens while a round runs.
+    pub fn check_now(&self) {
+        self.inner().request(|q| q.check_all = true);
     }
 
     /// Cancels a running sign-in to `r`; false when none runs.
@@ -397,7 +461,11 @@ impl Service {
         if let Some(engine) = lock(&self.inner().engine).as_ref() {
             engine.background.wake();
         }
-        self.inner().request(|q| q.look_up_all = true);
+        self.inner().request(|q| {
+            q.look_up_all = true;
+            // What changed while asleep (a grant revoked) shows now.
+            q.check_all = true;
+        });
     }
 
     /// Syncs every server with the agent's files and reads the vault again,
@@ -477,8 +545,13 @@ async fn start_engine(
         SignIns::new(http.clone(), vault.clone(), exporter.clone(), inner.settings.clone(), &inner.url_scheme);
     let weak = Arc::downgrade(inner);
     let on_refresh = Box::new(move |server: &OAuthServer, event: RefreshEvent<'_>| refresh_event(&weak, server, event));
+    let mut checker =
+        Checker::new(vault.clone(), refresher.clone()).map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+    if let Some(store) = inner.check_store.clone() {
+        checker = checker.with_store(store);
+    }
     let background = BackgroundRefresh::start(vault.clone(), refresher.clone(), on_refresh);
-    Ok((Engine { vault, http, refresher, sign_ins, exporter, background }, events))
+    Ok((Engine { vault, http, refresher, sign_ins, exporter, checker, background }, events))
 }
 
 /// Keeps the live state in step with the background refresher.
@@ -566,11 +639,19 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
     let mut snapshot = snapshots.borrow_and_update().clone();
     let mut servers: Option<Vec<OAuthServer>> = None;
     let mut views: HashMap<VaultKey, VaultView> = HashMap::new();
+    let mut checks = load_checks(&inner).await;
+    // When each server's last check round was started (a round whose results
+    // could not be kept still counts: no retry loop), or when it was first
+    // seen connected.
+    let mut tried: HashMap<String, f64> = HashMap::new();
     let mut new_snapshot = true;
     loop {
         let requests = std::mem::take(&mut *lock(&inner.requests));
         let engine = engine.as_ref().and_then(Weak::upgrade);
-        if new_snapshot || requests.sync_all || requests.look_up_all || !requests.look_up.is_empty() {
+        if requests.reload_checks {
+            checks = load_checks(&inner).await;
+        }
+        if new_snapshot || requests.any() {
             let now_servers = oauth_servers(&snapshot);
             let previous = servers.replace(now_servers.clone()).unwrap_or_default();
             if previous != now_servers
@@ -599,11 +680,19 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
         let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &|k| {
             views.get(k).cloned().unwrap_or(VaultView::Missing)
         });
+        report.apply_checks(&checks);
         live.apply(&mut report);
         for needs in attention.observe(&report) {
             inner.notify(Notice::NeedsSignIn { server: needs.server, reason: needs.reason });
         }
-        let next_change = report.next_change_at();
+        let next_check = match &engine {
+            Some(engine) => plan_checks(&inner, engine, &snapshot, &views, &checks, &mut tried, requests.check_all),
+            None => None,
+        };
+        let next_change = match (report.next_change_at(), next_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let engine_state = inner.engine_state.borrow().clone();
         inner.view.send_replace(Arc::new(ServiceView {
             snapshot: snapshot.clone(),
@@ -637,6 +726,87 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// The checks as kept in the store (none without one).
+async fn load_checks(inner: &Arc<Inner>) -> Checks {
+    match inner.check_store.clone() {
+        Some(store) => tokio::task::spawn_blocking(move || store.load()).await.unwrap_or_default(),
+        None => Checks::default(),
+    }
+}
+
+/// Starts a check round when one is asked for (`all`) or due (the
+/// background cadence), unless one runs; returns when the next is due.
+fn plan_checks(
+    inner: &Arc<Inner>,
+    engine: &Arc<Engine>,
+    snapshot: &Snapshot,
+    views: &HashMap<VaultKey, VaultView>,
+    checks: &Checks,
+    tried: &mut HashMap<String, f64>,
+    all: bool,
+) -> Option<f64> {
+    // Only servers with credentials can be checked.
+    let connected: Vec<OAuthServer> = oauth_servers(snapshot)
+        .into_iter()
+        .filter(|s| matches!(views.get(&s.vault_key()), Some(VaultView::Present(_))))
+        .collect();
+    if connected.is_empty() {
+        return None;
+    }
+    let now = crate::util::time::now_secs();
+    let ids: Vec<(String, Option<f64>)> = connected
+        .iter()
+        .map(|s| {
+            let key = s.vault_key();
+            let kept = checks.get(&key).map(|r| r.checked_at);
+            // Never checked: its first background check is a full interval
+            // after the service first saw it connected (a start or a new
+            // sign-in probes nothing; "Check now" and the window do).
+            if kept.is_none() {
+                tried.entry(key.account().to_owned()).or_insert(now);
+            }
+            let attempted = tried.get(key.account()).copied();
+            let last = match (kept, attempted) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            (key.account().to_owned(), last)
+        })
+        .collect();
+    let (due, next) = due_for_check(ids.iter().map(|(id, last)| (id.as_str(), *last)), now);
+    let round: Vec<OAuthServer> = if all {
+        connected
+    } else {
+        connected.into_iter().filter(|s| due.contains(&s.vault_key().account())).collect()
+    };
+    if round.is_empty() || inner.checking.swap(true, Ordering::AcqRel) {
+        return next;
+    }
+    for server in &round {
+        tried.insert(server.vault_key().account().to_owned(), now);
+    }
+    tracing::info!(servers = round.len(), asked = all, "checking servers");
+    let (inner, engine) = (inner.clone(), engine.clone());
+    tokio::spawn(async move {
+        let keys: HashSet<VaultKey> = round.iter().map(OAuthServer::vault_key).collect();
+        for (server, result) in engine.checker.check_all(&round).await {
+            match result {
+                Ok(Some(r)) => tracing::info!(server = %server.name, outcome = ?r.outcome.kind(), "checked"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(server = %server.name, error = %e, "cannot check the server"),
+            }
+        }
+        inner.counters.check_rounds.fetch_add(1, Ordering::Relaxed);
+        inner.checking.store(false, Ordering::Release);
+        // A check may have refreshed: read those records again too.
+        inner.request(|q| {
+            q.reload_checks = true;
+            q.look_up.extend(keys);
+        });
+    });
+    next
 }
 
 /// Takes into the vault what the agent wrote, for the servers whose files

@@ -33,6 +33,9 @@ pub struct OAuthServer {
     pub siblings: Vec<String>,
     pub url: url::Url,
     pub oauth: OAuthSettings,
+    /// A step-up: the scope the server asked for in its last check, to
+    /// ask for together with what is granted now ([`OAuthServer::with_step_up`]).
+    pub step_up: Option<String>,
 }
 
 /// Why a server cannot be connected.
@@ -104,7 +107,14 @@ fn oauth_server_from(home: &HomeSnapshot, entry: &ServerEntry) -> Result<OAuthSe
         .and_then(|u| url::Url::parse(u).ok())
         .ok_or_else(|| ConnectError::Invalid { name: name.to_owned(), reason: "no usable url".to_owned() })?;
     let siblings = home.servers.iter().map(|e| e.name.clone()).collect();
-    Ok(OAuthServer { home: home.home.clone(), name: name.to_owned(), siblings, url, oauth: oauth.clone() })
+    Ok(OAuthServer {
+        home: home.home.clone(),
+        name: name.to_owned(),
+        siblings,
+        url,
+        oauth: oauth.clone(),
+        step_up: None,
+    })
 }
 
 /// Every enabled, valid OAuth server of every home of `snapshot`.
@@ -113,7 +123,8 @@ pub fn oauth_servers(snapshot: &Snapshot) -> Vec<OAuthServer> {
 }
 
 /// The servers of `servers` whose row in `report` says the user must sign
-/// in: never signed in here, or no usable credentials left.
+/// in: never signed in here, no usable credentials left, or the server
+/// wanting more access than was granted.
 pub fn needing_sign_in(servers: Vec<OAuthServer>, report: &StatusReport) -> Vec<OAuthServer> {
     servers
         .into_iter()
@@ -121,13 +132,23 @@ pub fn needing_sign_in(servers: Vec<OAuthServer>, report: &StatusReport) -> Vec<
             report.servers.iter().any(|row| {
                 row.profile == s.home.profile
                     && row.name == s.name
-                    && matches!(row.state, AuthState::NotConnected | AuthState::NeedsReauth)
+                    && matches!(
+                        row.state,
+                        AuthState::NotConnected | AuthState::NeedsReauth | AuthState::NeedsMoreAccess
+                    )
             })
         })
         .collect()
 }
 
 impl OAuthServer {
+    /// The same server, signing in for `required` on top of the scope
+    /// granted now (the one-click "needs more access" step).
+    pub fn with_step_up(mut self, required: Option<String>) -> Self {
+        self.step_up = required.filter(|s| !s.trim().is_empty());
+        self
+    }
+
     /// The engine's view of this server.
     pub fn target(&self) -> Target {
         Target {
@@ -137,6 +158,7 @@ impl OAuthServer {
             client_secret: self.oauth.client_secret.clone(),
             issuer: self.oauth.issuer.clone(),
             scope: self.oauth.scope.clone(),
+            extra_scope: self.step_up.clone(),
             client_name: self.oauth.client_name.clone().unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
             client_metadata_url: self.oauth.client_metadata_url.clone(),
             omit_resource: self.oauth.omit_resource,
@@ -227,19 +249,25 @@ pub async fn connect_with(
     let paths = server.paths();
     let key = server.vault_key();
     let kept = {
-        let (vault, key) = (vault.clone(), key.clone());
-        match crate::vault::blocking(move || vault.load(&key)).await {
+        match vault.load_async(&key).await {
             Ok(record) => record,
             // A damaged record is replaced by this sign-in.
             Err(VaultError::Corrupt { .. }) => None,
             Err(e) => return Err(e.into()),
         }
     };
+    let mut target = server.target();
+    if server.step_up.is_some() {
+        // The union of what is granted now and what the server asks for.
+        let granted = kept.as_ref().and_then(|r| r.tokens.scope.as_deref());
+        target.extra_scope = crate::mcp::check::step_up_scope(granted, server.step_up.as_deref());
+        tracing::info!(scope = ?target.extra_scope, "asking for more access");
+    }
     let stored = kept_registration(kept, &paths);
     let previous_client = stored.as_ref().map(|(c, _)| c.client_id.clone());
     let auth = match grant {
-        Grant::Browser => engine.authorize(&server.target(), redirect_uri, stored, progress).await?,
-        Grant::Device => engine.authorize_device(&server.target(), redirect_uri, stored, progress).await?,
+        Grant::Browser => engine.authorize(&target, redirect_uri, stored, progress).await?,
+        Grant::Device => engine.authorize_device(&target, redirect_uri, stored, progress).await?,
     };
     // Legacy servers have no metadata document: leave the agent to its own fallback.
     let metadata = (!auth.discovered.legacy).then(|| auth.discovered.metadata_json.clone());
@@ -258,8 +286,7 @@ pub async fn connect_with(
         // After any refresh in flight for the old credentials has finished,
         // so it cannot overwrite this sign-in.
         let _lock = vault.lock(&key).await?;
-        let (vault, key, stored) = (vault.clone(), key.clone(), record.clone());
-        crate::vault::blocking(move || vault.store(&key, &stored)).await?;
+        vault.store_async(&key, &record).await?;
         exporter.export(&server.export_target(), &record)?;
     }
     tracing::info!(expires_at = ?record.tokens.expires_at, "connected; vault and agent files written");
@@ -316,22 +343,16 @@ pub async fn disconnect(
     // Held to the end: a refresh in flight finishes first (and what it
     // stored is what gets revoked), and none can bring the record back.
     let _lock = vault.lock(&key).await?;
-    let record = {
-        let (vault, key) = (vault.clone(), key.clone());
-        match crate::vault::blocking(move || vault.load(&key)).await {
-            Ok(r) => r,
-            Err(VaultError::Corrupt { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
+    let record = match vault.load_async(&key).await {
+        Ok(r) => r,
+        Err(VaultError::Corrupt { .. }) => None,
+        Err(e) => return Err(e.into()),
     };
     let (revoked, revoke_note) = match &record {
         None => (false, Some("nothing stored to revoke".to_owned())),
         Some(record) => revoke_record(http, server, record).await,
     };
-    {
-        let (vault, key) = (vault.clone(), key.clone());
-        crate::vault::blocking(move || vault.remove(&key)).await?;
-    }
+    vault.remove_async(&key).await?;
     exporter.remove(&server.export_target())?;
     Ok(Disconnected { revoked, revoke_note, had_credentials: record.is_some() })
 }
@@ -375,10 +396,7 @@ pub enum Drift {
 /// Compares the vault's record of `server` with what the agent holds.
 pub async fn drift(vault: &Vault, exporter: &dyn Exporter, server: &OAuthServer) -> Result<Drift, ConnectError> {
     let key = server.vault_key();
-    let record = {
-        let vault = vault.clone();
-        crate::vault::blocking(move || vault.load(&key)).await?
-    };
+    let record = vault.load_async(&key).await?;
     let Some(record) = record else { return Ok(Drift::NotInVault) };
     Ok(match exporter.agent_tokens(&server.export_target()) {
         None => Drift::MissingInAgent,
@@ -393,10 +411,7 @@ pub async fn export_server(vault: &Vault, exporter: &dyn Exporter, server: &OAut
     let key = server.vault_key();
     // Not while a refresh replaces the record: the file would get the old pair.
     let _lock = vault.lock(&key).await?;
-    let record = {
-        let vault = vault.clone();
-        crate::vault::blocking(move || vault.load(&key)).await?
-    };
+    let record = vault.load_async(&key).await?;
     let Some(record) = record else { return Ok(false) };
     if let Some(reason) = crate::hermes::client_identity::superseded(&record.client, &server.oauth) {
         return Err(ConnectError::ClientSuperseded { name: server.name.clone(), reason });

@@ -182,10 +182,7 @@ pub async fn examine(
     let target = server.target();
     let (port, redirect) = check_port(server.oauth.redirect_port, settings.redirect_port).await;
     let loaded = match vault {
-        Ok(vault) => {
-            let (vault, key) = (vault.clone(), server.vault_key());
-            crate::vault::blocking(move || vault.load(&key)).await
-        }
+        Ok(vault) => vault.load_async(&server.vault_key()).await,
         Err(e) => Err(VaultError::Unavailable(error_text(&e))),
     };
     let record = loaded.as_ref().ok().and_then(Option::clone);
@@ -223,7 +220,7 @@ pub async fn examine(
         exchanges: recorder.exchanges(),
         port,
         vault: vault_view,
-        now: crate::hermes::token_file::now_secs(),
+        now: crate::util::time::now_secs(),
     };
     let mut steps = vec![config_step(server)];
     steps.extend(diagnose(&observed));

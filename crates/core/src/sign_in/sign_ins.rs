@@ -325,6 +325,7 @@ mod tests {
             siblings: vec!["fake".to_owned()],
             url: url::Url::parse(&server.mcp_url()).expect("url"),
             oauth: crate::hermes::config::OAuthSettings { timeout_secs: 30.0, ..Default::default() },
+            step_up: None,
         };
         let r = ServerRef::new(None, "fake");
         assert!(s.start(target.clone(), Arc::new(PanickingBrowser)));

@@ -5,6 +5,7 @@ pub(crate) mod atomic_file;
 pub(crate) mod read_capped;
 pub(crate) mod secret;
 pub(crate) mod text;
+pub(crate) mod time;
 
 /// Sets `key` only when there is a value: the SDKs omit absent fields
 /// rather than writing `null`.

@@ -200,6 +200,24 @@ impl Vault {
         self.backend.describe()
     }
 
+    /// [`Vault::load`] off the async runtime's threads (keychain calls block).
+    pub async fn load_async(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {
+        let (vault, key) = (self.clone(), key.clone());
+        blocking(move || vault.load(&key)).await
+    }
+
+    /// [`Vault::store`] off the async runtime's threads.
+    pub async fn store_async(&self, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
+        let (vault, key, record) = (self.clone(), key.clone(), record.clone());
+        blocking(move || vault.store(&key, &record)).await
+    }
+
+    /// [`Vault::remove`] off the async runtime's threads.
+    pub async fn remove_async(&self, key: &VaultKey) -> Result<(), VaultError> {
+        let (vault, key) = (self.clone(), key.clone());
+        blocking(move || vault.remove(&key)).await
+    }
+
     /// The record for `key`, if any. A default-home record kept under the
     /// earlier key is moved to the current one.
     pub fn load(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {

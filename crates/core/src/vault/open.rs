@@ -83,7 +83,8 @@ pub fn vault_views(
 }
 
 /// The status of every server of `snapshot` at `now`, with the vault as the
-/// source of truth (see [`vault_views`]; blocking).
+/// source of truth (see [`vault_views`]; blocking), and the last checks of
+/// the per-user [`crate::CheckStore`] laid over it.
 pub fn vault_status(
     snapshot: &crate::Snapshot,
     vault: &Result<Vault, VaultError>,
@@ -95,7 +96,11 @@ pub fn vault_status(
         .collect::<Vec<_>>();
     let views = vault_views(vault, keys);
     let lookup = |key: &VaultKey| views.get(key).cloned().unwrap_or(crate::view::status::VaultView::Missing);
-    crate::StatusReport::evaluate_with(snapshot, now, &lookup)
+    let mut report = crate::StatusReport::evaluate_with(snapshot, now, &lookup);
+    if let Some(store) = crate::CheckStore::default_location() {
+        report.apply_checks(&store.load());
+    }
+    report
 }
 
 #[cfg(test)]

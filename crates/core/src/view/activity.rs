@@ -142,6 +142,7 @@ mod tests {
             refresh_due_at: None,
             last_error: None,
             flow: None,
+            last_check: Default::default(),
         }
     }
 

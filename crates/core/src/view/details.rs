@@ -31,6 +31,11 @@ pub struct ServerDetails {
     pub detail: Option<String>,
     /// The last failure the app saw (sign-in or refresh).
     pub last_error: Option<String>,
+    /// What the last check against the server found (`ok`,
+    /// `needs_sign_in`, `needs_more_access`, `unreachable`).
+    pub check: Option<crate::mcp::check::CheckKind>,
+    /// "checked 5 min ago", when the server was checked.
+    pub checked: Option<String>,
     /// What the user can do: menu action ids and their labels.
     pub actions: Vec<ActionButton>,
 }
@@ -82,6 +87,11 @@ pub fn server_details(
                 issuer: kept.and_then(|k| k.issuer),
                 detail: s.detail.clone(),
                 last_error: live.last_error,
+                check: s.last_check.check,
+                checked: s
+                    .last_check
+                    .checked_at
+                    .map(|at| format!("checked {} ago", time_left(report.computed_at - at as f64))),
                 actions: server_actions(s, live.busy, &r)
                     .into_iter()
                     .map(|(action, label)| ActionButton { id: action.id(), label: label.to_owned() })
@@ -114,6 +124,7 @@ mod tests {
                     refresh_due_at: None,
                     last_error: None,
                     flow: None,
+                    last_check: Default::default(),
                 },
                 ServerStatus {
                     profile: None,
@@ -126,6 +137,7 @@ mod tests {
                     refresh_due_at: None,
                     last_error: None,
                     flow: None,
+                    last_check: Default::default(),
                 },
             ],
             computed_at: 1000.0,
@@ -167,6 +179,7 @@ mod tests {
                 url: Some(url.to_owned()),
                 auth: AuthLabel::Oauth,
                 flow: Some(crate::hermes::config::SignInFlow::Browser),
+                last_check: Default::default(),
                 state: AuthState::Connected,
                 expires_at: None,
                 detail: None,

@@ -63,7 +63,12 @@ pub enum MenuAction {
     CancelSignIn(ServerRef),
     CopyUrl(ServerRef),
     ShowDetails(ServerRef),
+    /// Sign in again asking for the union of the granted scope and the
+    /// scope the server's last check asked for ([`crate::step_up_scope`]).
+    StepUp(ServerRef),
     ConnectAllNeeding,
+    /// Check every connected server now ([`crate::Checker::check_all`]).
+    CheckNow,
     OpenWindow,
     ToggleAutostart,
     OpenConfig,
@@ -74,7 +79,7 @@ pub enum MenuAction {
 /// Id of the "Quit" item.
 pub const QUIT_ID: &str = "quit";
 
-const SERVER_VERBS: [&str; 5] = ["connect", "disconnect", "cancel", "copy-url", "details"];
+const SERVER_VERBS: [&str; 6] = ["connect", "disconnect", "cancel", "copy-url", "details", "step-up"];
 
 impl MenuAction {
     /// The menu item id: `verb` or `verb:profile:name` (profile ids never
@@ -87,7 +92,9 @@ impl MenuAction {
             Self::CancelSignIn(r) => server(SERVER_VERBS[2], r),
             Self::CopyUrl(r) => server(SERVER_VERBS[3], r),
             Self::ShowDetails(r) => server(SERVER_VERBS[4], r),
+            Self::StepUp(r) => server(SERVER_VERBS[5], r),
             Self::ConnectAllNeeding => "connect-all".to_owned(),
+            Self::CheckNow => "check-now".to_owned(),
             Self::OpenWindow => "open-window".to_owned(),
             Self::ToggleAutostart => "autostart".to_owned(),
             Self::OpenConfig => "open-config".to_owned(),
@@ -100,6 +107,7 @@ impl MenuAction {
     pub fn parse(id: &str) -> Option<Self> {
         let simple = [
             Self::ConnectAllNeeding,
+            Self::CheckNow,
             Self::OpenWindow,
             Self::ToggleAutostart,
             Self::OpenConfig,
@@ -118,6 +126,7 @@ impl MenuAction {
             "cancel" => Self::CancelSignIn(r),
             "copy-url" => Self::CopyUrl(r),
             "details" => Self::ShowDetails(r),
+            "step-up" => Self::StepUp(r),
             _ => return None,
         })
     }
@@ -176,6 +185,15 @@ pub fn tray_menu(report: &StatusReport, context: MenuContext<'_>) -> TrayMenu {
         n => format!("Connect all that need sign-in ({n})"),
     };
     lines.push(action(MenuAction::ConnectAllNeeding, &connect_all, needing > 0));
+    // Only servers signed in here can be checked (the vault has their tokens).
+    let checkable = report.servers.iter().any(|s| {
+        s.auth == AuthLabel::Oauth
+            && matches!(
+                s.state,
+                AuthState::Connected | AuthState::Expiring | AuthState::Expired | AuthState::NeedsMoreAccess
+            )
+    });
+    lines.push(action(MenuAction::CheckNow, "Check now", checkable));
     lines.push(action(MenuAction::OpenWindow, "Open status window", true));
     lines.push(MenuLine::Check {
         id: MenuAction::ToggleAutostart.id(),
@@ -206,6 +224,12 @@ pub(crate) fn server_actions(s: &ServerStatus, busy: Option<Busy>, r: &ServerRef
         vec![(MenuAction::CancelSignIn(r.clone()), "Cancel sign-in")]
     } else if s.state == AuthState::NotConnected {
         vec![(MenuAction::Connect(r.clone()), "Connect")]
+    } else if s.state == AuthState::NeedsMoreAccess {
+        vec![
+            (MenuAction::StepUp(r.clone()), "Grant more access"),
+            (MenuAction::Connect(r.clone()), "Reconnect"),
+            (MenuAction::Disconnect(r.clone()), "Disconnect"),
+        ]
     } else {
         vec![(MenuAction::Connect(r.clone()), "Reconnect"), (MenuAction::Disconnect(r.clone()), "Disconnect")]
     }
@@ -259,6 +283,7 @@ mod tests {
             refresh_due_at: None,
             last_error: None,
             flow: None,
+            last_check: Default::default(),
         }
     }
 
@@ -324,6 +349,7 @@ mod tests {
                 "· fs — Local command (info)",
                 "---",
                 "Connect all that need sign-in (info)",
+                "Check now",
                 "Open status window",
                 "[x] Start at login",
                 "Open config file",
@@ -368,6 +394,7 @@ mod tests {
                 "· h — Static headers (info)",
                 "---",
                 "Connect all that need sign-in (1)",
+                "Check now",
                 "Open status window",
                 "[ ] Start at login",
                 "Open config file",
@@ -409,12 +436,14 @@ mod tests {
                 MenuAction::CancelSignIn(r.clone()),
                 MenuAction::CopyUrl(r.clone()),
                 MenuAction::ShowDetails(r.clone()),
+                MenuAction::StepUp(r.clone()),
             ] {
                 assert_eq!(MenuAction::parse(&a.id()), Some(a));
             }
         }
         for a in [
             MenuAction::ConnectAllNeeding,
+            MenuAction::CheckNow,
             MenuAction::OpenWindow,
             MenuAction::ToggleAutostart,
             MenuAction::OpenConfig,
@@ -426,6 +455,29 @@ mod tests {
         for info in ["summary", "server:default:x", "profile:work", "problem:default", "empty"] {
             assert_eq!(MenuAction::parse(info), None, "{info}");
         }
+    }
+
+    #[test]
+    fn needing_more_access_offers_the_step_up_and_check_now_needs_a_signed_in_server() {
+        let report = StatusReport {
+            servers: vec![row(None, "a", AuthLabel::Oauth, AuthState::NeedsMoreAccess, None)],
+            computed_at: 1000.0,
+            ..Default::default()
+        };
+        let menu = tray_menu(&report, idle());
+        assert_eq!(menu.icon, TrayIcon::Attention);
+        let all = labels(&menu);
+        let a = all.iter().position(|l| l == "⚠ a — Needs more access >").expect("a");
+        assert_eq!(all[a + 1..a + 4], ["  Grant more access", "  Reconnect", "  Disconnect"].map(str::to_owned));
+        let MenuLine::Submenu { lines, .. } = &menu.lines[2] else { panic!("no submenu") };
+        let MenuLine::Item { id, .. } = &lines[0] else { panic!("no item") };
+        assert_eq!(MenuAction::parse(id), Some(MenuAction::StepUp(ServerRef::new(None, "a"))));
+        assert!(labels(&menu).contains(&"Check now".to_owned()));
+        let nothing_to_check = StatusReport {
+            servers: vec![row(None, "a", AuthLabel::Oauth, AuthState::NotConnected, None)],
+            ..Default::default()
+        };
+        assert!(labels(&tray_menu(&nothing_to_check, idle())).contains(&"Check now (info)".to_owned()));
     }
 
     #[test]

@@ -14,9 +14,12 @@ use serde::Serialize;
 use crate::hermes::config::{AuthKind, ServerConfig, ServerEntry, SignInFlow};
 use crate::hermes::layout::{AgentPaths, token_file_stem};
 use crate::hermes::snapshot::{HomeSnapshot, Snapshot};
-use crate::hermes::token_file::{TokenFileError, TokenFileSummary, epoch_secs, read_token_file};
+use crate::hermes::token_file::{TokenFileError, TokenFileSummary, read_token_file};
+use crate::mcp::check::{CheckKind, CheckOutcome, CheckResult, Checks};
+use crate::refresh::schedule::refresh_due_at;
 use crate::util::text::error_text;
 use crate::util::text::shorten;
+use crate::util::time::epoch_secs;
 use crate::vault::{CredentialRecord, VaultError, VaultKey};
 
 /// Where a server stands, for the user.
@@ -33,6 +36,9 @@ pub enum AuthState {
     Expired,
     /// No usable credentials: the user must sign in again.
     NeedsReauth,
+    /// The server wants a scope the tokens lack (a check's 403
+    /// `insufficient_scope`): a sign-in asking for more access fixes it.
+    NeedsMoreAccess,
     /// Something is broken (invalid entry, corrupt token file, ...).
     Error,
     /// Not an OAuth server (stdio, static headers, disabled, no auth).
@@ -76,6 +82,21 @@ pub struct ServerStatus {
     /// When a refresh becomes due (epoch seconds); not serialised.
     #[serde(skip)]
     pub refresh_due_at: Option<f64>,
+    /// The last check against the server, when it is about the current
+    /// tokens (`checked_at`, `check`, `required_scope` in the JSON).
+    #[serde(flatten)]
+    pub last_check: CheckView,
+}
+
+/// A server's last check as the status shows it ([`StatusReport::apply_checks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckView {
+    /// When the server was last checked, epoch seconds.
+    pub checked_at: Option<i64>,
+    /// What the check found.
+    pub check: Option<CheckKind>,
+    /// The scope the server asked for (`needs_more_access`).
+    pub required_scope: Option<String>,
 }
 
 /// A problem with a whole config file.
@@ -103,14 +124,18 @@ pub struct StatusReport {
 pub struct Overview {
     pub connected: usize,
     pub needs_sign_in: usize,
+    /// Signed in, but the server wants more scope.
+    pub needs_more_access: usize,
+    /// Signed in, but the last check got no answer.
+    pub unreachable: usize,
     pub errors: usize,
     pub not_connected: usize,
 }
 
 impl Overview {
-    /// Something needs the user (sign-in or an error).
+    /// Something needs the user (sign-in, more access, or an error).
     pub fn needs_attention(&self) -> bool {
-        self.needs_sign_in + self.errors > 0
+        self.needs_sign_in + self.needs_more_access + self.errors > 0
     }
 
     /// "3 connected · 1 needs sign-in".
@@ -122,6 +147,12 @@ impl Overview {
         if self.needs_sign_in > 0 {
             parts.push(format!("{} needs sign-in", self.needs_sign_in));
         }
+        if self.needs_more_access > 0 {
+            parts.push(format!("{} needs more access", self.needs_more_access));
+        }
+        if self.unreachable > 0 {
+            parts.push(format!("{} unreachable", self.unreachable));
+        }
         if self.not_connected > 0 {
             parts.push(format!("{} not connected", self.not_connected));
         }
@@ -130,16 +161,6 @@ impl Overview {
         }
         if parts.is_empty() { "No OAuth servers".to_owned() } else { parts.join(" · ") }
     }
-}
-
-/// When a refresh becomes due: at 75% of the token's lifetime (at least 30 s
-/// before expiry), or 5 minutes before expiry when the lifetime is unknown.
-pub fn refresh_due_at(expires_at: f64, lifetime_secs: Option<u64>) -> f64 {
-    let margin = match lifetime_secs {
-        Some(l) if l > 0 => (l as f64 * 0.25).max(30.0),
-        _ => 300.0,
-    };
-    expires_at - margin
 }
 
 /// The note on servers whose tokens only the agent holds.
@@ -204,8 +225,12 @@ impl StatusReport {
         let mut o = Overview::default();
         for s in &self.servers {
             match s.state {
+                AuthState::Connected | AuthState::Expiring | AuthState::Expired if s.is_unreachable() => {
+                    o.unreachable += 1;
+                }
                 AuthState::Connected | AuthState::Expiring | AuthState::Expired => o.connected += 1,
                 AuthState::NeedsReauth => o.needs_sign_in += 1,
+                AuthState::NeedsMoreAccess => o.needs_more_access += 1,
                 AuthState::Error => o.errors += 1,
                 AuthState::NotConnected => o.not_connected += 1,
                 AuthState::NotApplicable => {}
@@ -213,6 +238,20 @@ impl StatusReport {
         }
         o.errors += self.problems.len();
         o
+    }
+
+    /// Lays the last checks over the expiry-derived states (see
+    /// [`apply_check`]); `checks` as kept by [`crate::CheckStore`].
+    pub fn apply_checks(&mut self, checks: &Checks) {
+        for s in &mut self.servers {
+            if s.auth != AuthLabel::Oauth {
+                continue;
+            }
+            let key = VaultKey::new(s.profile.as_deref(), &s.name, s.url.as_deref().unwrap_or_default());
+            if let Some(check) = checks.get(&key) {
+                apply_check(s, check);
+            }
+        }
     }
 
     /// The next moment this report would read differently by time alone (a
@@ -293,6 +332,7 @@ fn evaluate_entry(
         refresh_due_at: None,
         last_error: None,
         flow: None,
+        last_check: CheckView::default(),
     };
     let config = match &entry.config {
         Ok(config) => config,
@@ -346,6 +386,11 @@ fn evaluate_entry(
                     status.detail = Some(crate::hermes::client_identity::SUPERSEDED.to_owned());
                 }
                 (VaultView::Present(ours), Ok(Some(_)) | Err(_)) => apply_tokens(&mut status, &ours, now),
+                // A grant used without the agent's files (through `mcp-auth
+                // proxy`) that needs a new sign-in says so, for the tray's notice.
+                (VaultView::Present(ours), Ok(None)) if ours.last_failure.as_ref().is_some_and(|f| f.needs_reauth) => {
+                    apply_tokens(&mut status, &ours, now);
+                }
                 (VaultView::Present(_), Ok(None)) => {
                     status.state = AuthState::NotConnected;
                     status.detail = Some(
@@ -407,7 +452,7 @@ fn token_file_problem(e: &TokenFileError) -> String {
     }
 }
 
-fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
+pub(crate) fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64) {
     status.detail = summary.note.clone();
     let Some(expires_at) = summary.expires_at else {
         status.state = AuthState::Connected;
@@ -435,12 +480,73 @@ fn apply_tokens(status: &mut ServerStatus, summary: &TokenFileSummary, now: f64)
     }
 }
 
-/// "52 min", "3 h", "2 d", "<1 min": coarse, so a label changes rarely.
+/// How a last check changes a row (pure). A check counts only while it is
+/// about the tokens shown (same access-token expiry: a refresh or a new
+/// sign-in since makes it history); it changes the state only over one that
+/// says the credentials work (connected, refresh due, expired with a refresh
+/// token): "needs sign-in" and errors known from the files stay.
+/// "Unreachable" leaves the state as it is (it is no auth state) and adds a
+/// note; "needs sign-in" and "needs more access" replace it.
+pub fn apply_check(status: &mut ServerStatus, check: &CheckResult) {
+    if check.token_expires_at != status.expires_at
+        || matches!(status.state, AuthState::NotConnected | AuthState::NotApplicable)
+    {
+        return;
+    }
+    status.last_check = CheckView {
+        checked_at: Some(check.checked_at.floor() as i64),
+        check: Some(check.outcome.kind()),
+        required_scope: match &check.outcome {
+            CheckOutcome::NeedsMoreAccess { scope } => scope.clone(),
+            _ => None,
+        },
+    };
+    if !matches!(status.state, AuthState::Connected | AuthState::Expiring | AuthState::Expired) {
+        return;
+    }
+    match &check.outcome {
+        CheckOutcome::Ok => {}
+        CheckOutcome::NeedsSignIn { reason } => {
+            status.state = AuthState::NeedsReauth;
+            status.detail = Some(format!("{reason}; sign in again"));
+            status.refresh_due_at = None;
+        }
+        CheckOutcome::NeedsMoreAccess { scope } => {
+            status.state = AuthState::NeedsMoreAccess;
+            status.detail = Some(match scope {
+                Some(scope) => format!("the server now asks for more access (scope `{scope}`); reconnect to grant it"),
+                None => "the server now asks for more access; reconnect to grant it".to_owned(),
+            });
+            status.refresh_due_at = None;
+        }
+        CheckOutcome::Unreachable { reason } => {
+            let note = format!("unreachable when last checked: {reason}");
+            status.detail = Some(match status.detail.take() {
+                Some(d) => format!("{note}; {d}"),
+                None => note,
+            });
+        }
+    }
+}
+
+impl ServerStatus {
+    /// Signed in, but the last check got no answer (the credentials may
+    /// be fine).
+    pub fn is_unreachable(&self) -> bool {
+        self.last_check.check == Some(CheckKind::Unreachable)
+            && matches!(self.state, AuthState::Connected | AuthState::Expiring | AuthState::Expired)
+    }
+}
+
+/// "52 min", "3 h", "2 d", "3 y", "<1 min": coarse, so a label changes
+/// rarely; anything beyond a century (an expiry in milliseconds, 1e20) reads
+/// as "> 100 y".
 pub fn time_left(secs: f64) -> String {
-    let s = secs.max(0.0);
-    if s >= MAX_SHOWN_DAYS * DAY {
-        // An absurd expiry (milliseconds, 1e20) reads as what it means.
-        format!("> {MAX_SHOWN_DAYS} d")
+    let s = if secs.is_nan() { 0.0 } else { secs.max(0.0) };
+    if s >= MAX_SHOWN_YEARS * YEAR {
+        format!("> {MAX_SHOWN_YEARS} y")
+    } else if s >= 2.0 * YEAR {
+        format!("{} y", (s / YEAR).floor())
     } else if s >= 2.0 * DAY {
         format!("{} d", (s / DAY).floor())
     } else if s >= 2.0 * HOUR {
@@ -452,18 +558,29 @@ pub fn time_left(secs: f64) -> String {
     }
 }
 
+/// Beyond this much time left, a label says "Connected" alone: an expiry a
+/// year away tells the user nothing a glance needs.
+pub const EXPIRY_HORIZON_SECS: f64 = YEAR;
+
 const MINUTE: f64 = 60.0;
-/// Beyond this many days `time_left` stops counting.
-const MAX_SHOWN_DAYS: f64 = 3650.0;
 const HOUR: f64 = 3600.0;
 const DAY: f64 = 86400.0;
+/// A year of 365 days (labels are coarse).
+const YEAR: f64 = 365.0 * DAY;
+/// Beyond this many years `time_left` stops counting.
+const MAX_SHOWN_YEARS: f64 = 100.0;
 
 /// Seconds until [`time_left`] of a shrinking `remaining` reads differently.
 fn next_time_left_change(remaining: f64) -> Option<f64> {
-    if remaining <= 0.0 {
+    if remaining.is_nan() || remaining <= 0.0 {
         return None;
     }
-    let unit = if remaining >= 2.0 * DAY {
+    if remaining >= MAX_SHOWN_YEARS * YEAR {
+        return remaining.is_finite().then_some(remaining - MAX_SHOWN_YEARS * YEAR + 0.001);
+    }
+    let unit = if remaining >= 2.0 * YEAR {
+        YEAR
+    } else if remaining >= 2.0 * DAY {
         DAY
     } else if remaining >= 2.0 * HOUR {
         HOUR
@@ -536,8 +653,11 @@ fn serialize_redacted_url<S: serde::Serializer>(url: &Option<String>, serializer
 
 /// One tray-menu line: "● name — Connected · 52 min".
 pub fn menu_line(s: &ServerStatus, now: f64) -> String {
-    let left = s.expires_at.map(|e| time_left(e as f64 - now));
+    let left = s.expires_at.map(|e| e as f64 - now).filter(|l| *l < EXPIRY_HORIZON_SECS).map(time_left);
     let (glyph, text) = match s.state {
+        AuthState::Connected | AuthState::Expiring | AuthState::Expired if s.is_unreachable() => {
+            ("⊘", "Unreachable".to_owned())
+        }
         AuthState::Connected => (
             "●",
             match left {
@@ -545,10 +665,17 @@ pub fn menu_line(s: &ServerStatus, now: f64) -> String {
                 None => "Connected".to_owned(),
             },
         ),
-        AuthState::Expiring => ("◐", format!("Refresh due · {}", left.unwrap_or_default())),
+        AuthState::Expiring => (
+            "◐",
+            match left {
+                Some(l) => format!("Refresh due · {l}"),
+                None => "Refresh due".to_owned(),
+            },
+        ),
         AuthState::Expired => ("◌", "Expired, can refresh".to_owned()),
         AuthState::NotConnected => ("○", "Not connected".to_owned()),
         AuthState::NeedsReauth => ("⚠", "Needs sign-in".to_owned()),
+        AuthState::NeedsMoreAccess => ("⚠", "Needs more access".to_owned()),
         AuthState::Error => ("✕", format!("Error: {}", shorten(s.detail.as_deref().unwrap_or("unknown"), 60))),
         AuthState::NotApplicable => (
             "·",

@@ -15,6 +15,7 @@ mod raw;
 use std::sync::Arc;
 
 pub use error::ConfigError;
+pub(crate) use model::DEFAULT_OAUTH_TIMEOUT_SECS;
 pub use model::{AuthKind, EnvRef, HeaderAuth, OAuthSettings, RedirectKind, ServerConfig, ServerEntry, SignInFlow};
 
 use crate::hermes::dotenv;

@@ -150,7 +150,7 @@ pub struct EnvRef {
     pub is_set: bool,
 }
 
-const DEFAULT_OAUTH_TIMEOUT_SECS: f64 = 300.0;
+pub(crate) const DEFAULT_OAUTH_TIMEOUT_SECS: f64 = 300.0;
 
 /// The longest wait for a browser step we honour: a sign-in nobody finished
 /// within a day is abandoned, and larger values overflow a `Duration`

@@ -19,6 +19,7 @@ fn target() -> Target {
         client_secret: None,
         issuer: None,
         scope: None,
+        extra_scope: None,
         client_name: "Hermes Agent".to_owned(),
         client_metadata_url: None,
         omit_resource: false,

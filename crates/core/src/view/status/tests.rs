@@ -6,6 +6,7 @@ use rstest::rstest;
 use super::*;
 use crate::hermes::home::HermesRoot;
 use crate::hermes::snapshot::SnapshotLoader;
+use crate::mcp::check::{CheckKind, CheckOutcome, CheckResult};
 use crate::vault::VaultKey;
 
 const NOW: f64 = 1_800_000_000.0;
@@ -116,6 +117,7 @@ fn states_from_the_agents_token_files() {
             refresh_due_at: Some(NOW + 3120.0 - 900.0),
             last_error: None,
             flow: Some(SignInFlow::Browser),
+            last_check: Default::default(),
         }
     );
     assert_eq!(row(&report, "dead").detail.as_deref(), Some("the access token expired and there is no refresh token"));
@@ -184,26 +186,134 @@ fn profiles_are_listed_with_their_own_tokens() {
 
 #[rstest]
 #[case(3600.0, Some(3600), 2700.0)]
-#[case(100.0, Some(60), 70.0)]
+#[case(100.0, Some(60), 85.0)]
 #[case(1000.0, None, 700.0)]
 #[case(1000.0, Some(0), 700.0)]
 fn refresh_due(#[case] expires_at: f64, #[case] lifetime: Option<u64>, #[case] want: f64) {
     assert_eq!(refresh_due_at(expires_at, lifetime), want);
 }
 
+const D: f64 = 86400.0;
+const Y: f64 = 365.0 * D;
+
 #[rstest]
-#[case(3120.0, "52 min")]
+#[case(0.0, "<1 min")]
+#[case(1.0, "<1 min")]
 #[case(59.0, "<1 min")]
+#[case(60.0, "1 min")]
+#[case(3120.0, "52 min")]
 #[case(-10.0, "<1 min")]
 #[case(7199.0, "119 min")]
 #[case(7200.0, "2 h")]
-#[case(3.0 * 86400.0 + 5.0, "3 d")]
-#[case(3649.0 * 86400.0, "3649 d")]
-#[case(1e20, "> 3650 d")]
-#[case(f64::INFINITY, "> 3650 d")]
+#[case(47.0 * 3600.0, "47 h")]
+#[case(2.0 * D, "2 d")]
+#[case(3.0 * D + 5.0, "3 d")]
+#[case(729.0 * D, "729 d")]
+#[case(2.0 * Y, "2 y")]
+#[case(26693.0 * D, "73 y")]
+#[case(99.9 * Y, "99 y")]
+#[case(100.0 * Y, "> 100 y")]
+#[case(1e20, "> 100 y")]
+#[case(f64::MAX, "> 100 y")]
+#[case(f64::INFINITY, "> 100 y")]
 #[case(f64::NEG_INFINITY, "<1 min")]
+#[case(f64::NAN, "<1 min")]
 fn time_left_text(#[case] secs: f64, #[case] want: &str) {
     assert_eq!(time_left(secs), want);
+}
+
+/// At many values, the next label change is where the label really changes:
+/// just before it the label is the same, at it the label differs.
+#[test]
+fn label_changes_are_predicted_at_every_scale() {
+    let mut r = 61.0;
+    while r < 200.0 * Y {
+        if let Some(next) = next_time_left_change(r) {
+            assert!(next > 0.0, "{r}");
+            assert_eq!(time_left(r - (next - 0.002)), time_left(r), "just before the change at {r}");
+            assert_ne!(time_left(r - next), time_left(r), "at the change from {r}");
+        } else {
+            assert!(r < 60.0 || time_left(r) == "<1 min", "no change predicted at {r}");
+        }
+        r = r * 1.37 + 11.0;
+    }
+}
+
+#[rstest]
+#[case(0.0, "● github — Connected · <1 min")]
+#[case(45.0 * 60.0, "● github — Connected · 45 min")]
+#[case(5.0 * 3600.0, "● github — Connected · 5 h")]
+#[case(30.0 * D, "● github — Connected · 30 d")]
+#[case(364.0 * D, "● github — Connected · 364 d")]
+#[case(365.0 * D, "● github — Connected")]
+#[case(26693.0 * D, "● github — Connected")]
+#[case(1e15, "● github — Connected")]
+fn connected_labels_read_well_at_every_expiry(#[case] left: f64, #[case] want: &str) {
+    let s = status(AuthState::Connected, AuthLabel::Oauth, Some((NOW + left) as i64), None);
+    assert_eq!(menu_line(&s, NOW), want);
+}
+
+fn checked(outcome: crate::mcp::check::CheckOutcome, token_expires_at: Option<i64>) -> CheckResult {
+    CheckResult { checked_at: NOW - 60.0, outcome, token_expires_at, refreshed: false }
+}
+
+#[rstest]
+// About the current tokens, over a working state: applies.
+#[case(
+    AuthState::Connected,
+    Some(5),
+    CheckOutcome::Ok,
+    AuthState::Connected,
+    Some(CheckKind::Ok),
+    "● github — Connected · <1 min"
+)]
+#[case(AuthState::Connected, Some(5), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::NeedsReauth, Some(CheckKind::NeedsSignIn), "⚠ github — Needs sign-in")]
+#[case(AuthState::Expiring, Some(5), CheckOutcome::NeedsMoreAccess { scope: Some("mcp:admin".into()) }, AuthState::NeedsMoreAccess, Some(CheckKind::NeedsMoreAccess), "⚠ github — Needs more access")]
+#[case(AuthState::Connected, Some(5), CheckOutcome::Unreachable { reason: "timeout".into() }, AuthState::Connected, Some(CheckKind::Unreachable), "⊘ github — Unreachable")]
+#[case(AuthState::Expired, Some(5), CheckOutcome::Unreachable { reason: "timeout".into() }, AuthState::Expired, Some(CheckKind::Unreachable), "⊘ github — Unreachable")]
+// About other tokens (refreshed or signed in since): ignored.
+#[case(AuthState::Connected, Some(6), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::Connected, None, "● github — Connected · <1 min")]
+// Over a state the vault or the files already explain: shown, the state stays.
+#[case(AuthState::NeedsReauth, Some(5), CheckOutcome::NeedsSignIn { reason: "refused".into() }, AuthState::NeedsReauth, Some(CheckKind::NeedsSignIn), "⚠ github — Needs sign-in")]
+#[case(AuthState::NeedsReauth, Some(5), CheckOutcome::NeedsMoreAccess { scope: None }, AuthState::NeedsReauth, Some(CheckKind::NeedsMoreAccess), "⚠ github — Needs sign-in")]
+#[case(AuthState::Error, Some(5), CheckOutcome::Unreachable { reason: "x".into() }, AuthState::Error, Some(CheckKind::Unreachable), "✕ github — Error: unknown")]
+// A row without tokens has nothing the check could be about.
+#[case(AuthState::NotConnected, None, CheckOutcome::Ok, AuthState::NotConnected, None, "○ github — Not connected")]
+fn a_check_applies_to_its_own_tokens_only(
+    #[case] state: AuthState,
+    #[case] checked_expiry: Option<i64>,
+    #[case] outcome: CheckOutcome,
+    #[case] want_state: AuthState,
+    #[case] want_check: Option<CheckKind>,
+    #[case] want_line: &str,
+) {
+    let expires = (state != AuthState::NotConnected).then_some(NOW as i64 + 5);
+    let mut s = status(state, AuthLabel::Oauth, expires, None);
+    apply_check(&mut s, &checked(outcome, checked_expiry.map(|e| NOW as i64 + e)));
+    assert_eq!((s.state, s.last_check.check), (want_state, want_check));
+    assert_eq!(menu_line(&s, NOW), want_line);
+    if want_check.is_some() {
+        assert_eq!(s.last_check.checked_at, Some(NOW as i64 - 60));
+    }
+}
+
+#[test]
+fn needs_more_access_names_the_scope_and_unreachable_keeps_the_detail() {
+    let mut s = status(AuthState::Connected, AuthLabel::Oauth, Some(NOW as i64 + 5), Some("a note"));
+    let mut other = s.clone();
+    apply_check(
+        &mut s,
+        &checked(CheckOutcome::NeedsMoreAccess { scope: Some("mcp:admin".into()) }, Some(NOW as i64 + 5)),
+    );
+    assert_eq!(s.last_check.required_scope.as_deref(), Some("mcp:admin"));
+    assert!(s.detail.as_deref().is_some_and(|d| d.contains("`mcp:admin`")), "{:?}", s.detail);
+    apply_check(&mut other, &checked(CheckOutcome::Unreachable { reason: "no answer".into() }, Some(NOW as i64 + 5)));
+    assert_eq!(other.detail.as_deref(), Some("unreachable when last checked: no answer; a note"));
+    let report = StatusReport { servers: vec![s, other], computed_at: NOW, ..Default::default() };
+    let o = report.overview();
+    assert_eq!((o.connected, o.needs_more_access, o.unreachable), (0, 1, 1));
+    assert_eq!(o.summary(), "1 needs more access · 1 unreachable");
+    assert!(o.needs_attention());
 }
 
 fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Option<&str>) -> ServerStatus {
@@ -218,6 +328,7 @@ fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Op
         refresh_due_at: None,
         last_error: None,
         flow: (auth == AuthLabel::Oauth).then_some(SignInFlow::Browser),
+        last_check: Default::default(),
     }
 }
 
@@ -228,6 +339,8 @@ fn status(state: AuthState, auth: AuthLabel, expires_at: Option<i64>, detail: Op
 #[case(status(AuthState::Expired, AuthLabel::Oauth, Some(NOW as i64 - 1), None), "◌ github — Expired, can refresh")]
 #[case(status(AuthState::NotConnected, AuthLabel::Oauth, None, None), "○ github — Not connected")]
 #[case(status(AuthState::NeedsReauth, AuthLabel::Oauth, None, Some("x")), "⚠ github — Needs sign-in")]
+#[case(status(AuthState::NeedsMoreAccess, AuthLabel::Oauth, Some(NOW as i64 + 100), None), "⚠ github — Needs more access")]
+#[case(status(AuthState::Expiring, AuthLabel::Oauth, Some(NOW as i64 + 2 * 365 * 86400), None), "◐ github — Refresh due")]
 #[case(status(AuthState::Error, AuthLabel::Invalid, None, Some("bad")), "✕ github — Error: bad")]
 #[case(status(AuthState::NotApplicable, AuthLabel::Stdio, None, None), "· github — Local command")]
 #[case(status(AuthState::NotApplicable, AuthLabel::Headers, None, None), "· github — Static headers")]
@@ -261,7 +374,7 @@ fn next_change_is_the_earliest_label_or_state_change() {
 
 #[test]
 fn overview_summary() {
-    let o = Overview { connected: 3, needs_sign_in: 1, errors: 0, not_connected: 0 };
+    let o = Overview { connected: 3, needs_sign_in: 1, ..Default::default() };
     assert_eq!(o.summary(), "3 connected · 1 needs sign-in");
     assert!(o.needs_attention());
     assert_eq!(Overview::default().summary(), "No OAuth servers");
@@ -280,7 +393,10 @@ fn json_shape_is_stable() {
       "expires_at": 1800003120,
       "detail": null,
       "last_error": null,
-      "flow": "browser"
+      "flow": "browser",
+      "checked_at": null,
+      "check": null,
+      "required_scope": null
     }
     "#);
 }
@@ -385,6 +501,7 @@ fn the_json_url_is_redacted() {
         url: Some("https://h/mcp?api_key=sk-live-1".to_owned()),
         auth: AuthLabel::Headers,
         flow: None,
+        last_check: Default::default(),
         state: AuthState::NotApplicable,
         expires_at: None,
         detail: None,

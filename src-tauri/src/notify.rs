@@ -1,12 +1,14 @@
 //! Desktop notifications (tauri-plugin-notification). When to notify is the
-//! core's decision (one "needs sign-in" per transition: `AttentionTracker`);
-//! this module words and shows them, and turns a click on "Sign in" (or on
-//! the notification itself) into the core's Connect action.
+//! core service's decision (its [`Notice`]s: one "needs sign-in" per
+//! transition); this module words and shows them, and hands a click on
+//! "Sign in" (or on the notification itself) back as the core's Connect
+//! action, to whatever `init` was given (the tray's action runner), so this
+//! module depends on no other part of the shell.
 
-use mcp_auth_core::MenuAction;
-use mcp_auth_core::ServerRef;
+use mcp_auth_core::{MenuAction, Notice, ServerRef};
 use tauri::AppHandle;
 use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
+use tokio::sync::broadcast;
 
 /// The action type of "sign in again" notifications.
 const REAUTH_TYPE: &str = "reauth";
@@ -15,8 +17,8 @@ const SIGN_IN_ACTION: &str = "sign-in";
 /// The key, in a notification's extra data, of the menu action it stands for.
 const ACTION_KEY: &str = "action";
 
-/// Registers the "Sign in" button and what a click on it does.
-pub fn init(app: &AppHandle) {
+/// Registers the "Sign in" button; a click on it runs `on_action`.
+pub fn init(app: &AppHandle, on_action: fn(&AppHandle, MenuAction)) {
     let notification = app.notification();
     let registered = notification.register_action_types(vec![
         ActionType::builder(REAUTH_TYPE).actions(vec![Action::builder(SIGN_IN_ACTION, "Sign in").build()]).build(),
@@ -32,7 +34,7 @@ pub fn init(app: &AppHandle) {
             .and_then(|v| v.as_str())
             .and_then(MenuAction::parse);
         match (performed.action_id(), action) {
-            ("tap" | SIGN_IN_ACTION, Some(action)) => crate::actions::run(&handle, action),
+            ("tap" | SIGN_IN_ACTION, Some(action)) => on_action(&handle, action),
             (other, _) => tracing::debug!(action = other, "notification action without a task"),
         }
     });
@@ -41,8 +43,39 @@ pub fn init(app: &AppHandle) {
     }
 }
 
+/// Shows each of the service's notices until the service stops.
+pub fn follow(app: AppHandle, mut notices: broadcast::Receiver<Notice>) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match notices.recv().await {
+                Ok(notice) => show_notice(&app, &notice),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "notifications fell behind; some were not shown")
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+fn show_notice(app: &AppHandle, notice: &Notice) {
+    match notice {
+        Notice::Connected { server } => {
+            show(app, &format!("Connected to {}", server.name), "Signed in; the agent can use it now.")
+        }
+        Notice::NeedsSignIn { server, reason } => needs_sign_in(app, server, reason.as_deref()),
+        Notice::SignInFailed { server, reason } => {
+            show(app, &format!("Sign-in to {} failed", server.name), &capitalised(reason))
+        }
+        Notice::Disconnected { server, revoked } => {
+            let how = if *revoked { "tokens revoked and removed" } else { "tokens removed" };
+            show(app, &format!("Disconnected from {}", server.name), &capitalised(how));
+        }
+    }
+}
+
 /// "Sign in again to <server>": refreshing is impossible or the agent's copy is dead.
-pub fn needs_sign_in(app: &AppHandle, server: &ServerRef, reason: Option<&str>) {
+fn needs_sign_in(app: &AppHandle, server: &ServerRef, reason: Option<&str>) {
     let body = match reason {
         Some(reason) => format!("{}. Click to sign in.", capitalised(reason)),
         None => "Its tokens can no longer be renewed. Click to sign in.".to_owned(),
@@ -56,21 +89,6 @@ pub fn needs_sign_in(app: &AppHandle, server: &ServerRef, reason: Option<&str>) 
         .extra(ACTION_KEY, MenuAction::Connect(server.clone()).id())
         .show();
     log_failure(shown);
-}
-
-/// "Connected to <server>".
-pub fn connected(app: &AppHandle, server: &ServerRef) {
-    show(app, &format!("Connected to {}", server.name), "Signed in; the agent can use it now.");
-}
-
-/// A sign-in that failed, with the reason.
-pub fn sign_in_failed(app: &AppHandle, server: &ServerRef, reason: &str) {
-    show(app, &format!("Sign-in to {} failed", server.name), &capitalised(reason));
-}
-
-/// "Disconnected from <server>".
-pub fn disconnected(app: &AppHandle, server: &ServerRef, how: &str) {
-    show(app, &format!("Disconnected from {}", server.name), &capitalised(how));
 }
 
 /// Anything else the user asked for that did not work.

@@ -1,0 +1,184 @@
+//! The clients' remote servers as every front end shows them: grouped by
+//! client, each with our sign-in state for its URL (through the grant that
+//! serves the URL, [`super::grant`]) and whether the client routes it
+//! through us. URLs are redacted as in the agent's status; header values
+//! never appear.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::grant::{GrantServer, GrantSource, grant_candidates};
+use super::own::OwnList;
+use super::{ClientFile, Transport};
+use crate::hermes::snapshot::Snapshot;
+use crate::vault::VaultKey;
+use crate::view::status::{AuthLabel, AuthState, ServerStatus, StatusReport, VaultView, redact_url};
+
+/// The client id of our own list's entries.
+pub const OWN_CLIENT: &str = "mcp-auth";
+
+/// One remote server of one client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientServerStatus {
+    /// `claude-code`, `cursor`, ... or `mcp-auth` for our own list.
+    pub client: String,
+    /// The config file (`null` for our list).
+    pub config: Option<String>,
+    /// A Claude Code project the entry belongs to.
+    pub project: Option<String>,
+    pub name: String,
+    /// Redacted as in the agent's status.
+    pub url: Option<String>,
+    pub transport: Option<Transport>,
+    pub enabled: bool,
+    /// The client reaches it through `mcp-auth proxy` or `mcp-auth headers`.
+    pub routed: bool,
+    /// `proxy`, `headers`, or `null`.
+    pub via: Option<&'static str>,
+    /// Our sign-in state for its URL.
+    pub state: AuthState,
+    pub expires_at: Option<i64>,
+    /// Whose vault record holds the grant (`name`, `profile/name`), when signed in.
+    pub grant: Option<String>,
+}
+
+/// A config file (or part of one) we could not use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientProblem {
+    pub client: String,
+    pub config: String,
+    pub message: String,
+}
+
+/// Every client's remote servers, in file order, and the problems.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientsReport {
+    pub servers: Vec<ClientServerStatus>,
+    pub problems: Vec<ClientProblem>,
+}
+
+/// Builds the report. `report` is the agent's status (from which the state
+/// of a Hermes grant is taken, so both views agree); `vault` answers for
+/// grants of our own (list entries and bare URLs).
+pub fn clients_status(
+    files: &[ClientFile],
+    own: &OwnList,
+    own_home: &Path,
+    snapshot: &Snapshot,
+    report: &StatusReport,
+    vault: &dyn Fn(&VaultKey) -> VaultView,
+) -> ClientsReport {
+    let mut out = ClientsReport::default();
+    let state_for = |target: &str| -> (AuthState, Option<i64>, Option<String>) {
+        let Ok(candidates) = grant_candidates(snapshot, own, own_home, target) else {
+            return (AuthState::NotConnected, None, None);
+        };
+        candidates
+            .iter()
+            .map(|c| (state_of(c, report, vault, report.computed_at), c))
+            .find(|((state, _), _)| *state != AuthState::NotConnected)
+            .map_or((AuthState::NotConnected, None, None), |((state, expires), c)| (state, expires, Some(c.label())))
+    };
+    for file in files {
+        let client = file.location.client.id().to_owned();
+        for message in &file.problems {
+            out.problems.push(ClientProblem {
+                client: client.clone(),
+                config: file.location.path.display().to_string(),
+                message: message.clone(),
+            });
+        }
+        for s in file.servers.iter().filter(|s| s.is_remote()) {
+            let target = s.url.as_ref().map(url::Url::to_string).or_else(|| s.routed_target().map(str::to_owned));
+            let (state, expires_at, grant) = target.as_deref().map_or((AuthState::NotConnected, None, None), state_for);
+            out.servers.push(ClientServerStatus {
+                client: client.clone(),
+                config: Some(s.config.display().to_string()),
+                project: s.project.as_ref().map(|p| p.display().to_string()),
+                name: s.name.clone(),
+                url: s.url.as_ref().map(|u| redact_url(u.as_str())).or_else(|| s.routed_target().map(str::to_owned)),
+                transport: Some(s.transport),
+                enabled: s.enabled,
+                routed: s.routing.is_ours(),
+                via: s.routing.via(),
+                state,
+                expires_at,
+                grant,
+            });
+        }
+    }
+    for (name, url) in own.servers() {
+        let (state, expires_at, grant) = state_for(name);
+        out.servers.push(ClientServerStatus {
+            client: OWN_CLIENT.to_owned(),
+            config: None,
+            project: None,
+            name: name.to_owned(),
+            url: Some(redact_url(url)),
+            transport: None,
+            enabled: true,
+            routed: true,
+            via: None,
+            state,
+            expires_at,
+            grant,
+        });
+    }
+    out
+}
+
+/// The sign-in state of one candidate's record.
+fn state_of(
+    candidate: &GrantServer,
+    report: &StatusReport,
+    vault: &dyn Fn(&VaultKey) -> VaultView,
+    now: f64,
+) -> (AuthState, Option<i64>) {
+    if candidate.source == GrantSource::Hermes {
+        return report
+            .servers
+            .iter()
+            .find(|row| row.profile == candidate.server.home.profile && row.name == candidate.server.name)
+            .map_or((AuthState::NotConnected, None), |row| (row.state, row.expires_at));
+    }
+    match vault(&candidate.server.vault_key()) {
+        VaultView::Present(summary) => {
+            let mut row = ServerStatus {
+                profile: None,
+                name: candidate.server.name.clone(),
+                url: None,
+                auth: AuthLabel::Oauth,
+                state: AuthState::NotConnected,
+                expires_at: None,
+                detail: None,
+                refresh_due_at: None,
+                last_error: None,
+                flow: None,
+                last_check: Default::default(),
+            };
+            crate::view::status::apply_tokens(&mut row, &summary, now);
+            (row.state, row.expires_at)
+        }
+        VaultView::Unreadable(_) => (AuthState::Error, None),
+        _ => (AuthState::NotConnected, None),
+    }
+}
+
+/// The vault keys [`clients_status`] may ask about for our own grants (to
+/// fetch them beforehand with [`crate::vault_views`]).
+pub fn own_grant_keys(files: &[ClientFile], own: &OwnList, own_home: &Path, snapshot: &Snapshot) -> Vec<VaultKey> {
+    let targets = files
+        .iter()
+        .flat_map(|f| f.servers.iter().filter(|s| s.is_remote()))
+        .filter_map(|s| s.url.as_ref().map(url::Url::to_string).or_else(|| s.routed_target().map(str::to_owned)))
+        .chain(own.servers().map(|(n, _)| n.to_owned()));
+    let mut keys: Vec<VaultKey> = targets
+        .filter_map(|t| grant_candidates(snapshot, own, own_home, &t).ok())
+        .flatten()
+        .filter(|c| c.source != GrantSource::Hermes)
+        .map(|c| c.server.vault_key())
+        .collect();
+    keys.dedup();
+    keys
+}
