@@ -11,6 +11,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export DEBIAN_FRONTEND=noninteractive
 SCHEME=dev.mcpauthtray.app
+# apt waits for another apt or dpkg run on the machine instead of failing.
+APT=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
 
 passed=0
 failed=0
@@ -33,31 +35,41 @@ deb="$(ls target/release/bundle/deb/*.deb | head -n 1)"
 rpm="$(ls target/release/bundle/rpm/*.rpm 2>/dev/null | head -n 1 || true)"
 check "an .rpm was built" test -n "$rpm"
 
-# Depends: exactly what package.sh computed from the binaries.
-want_depends="$(cat target/release/bundle-depends.txt)"
-got_depends="$(dpkg-deb -f "$deb" Depends)"
-check "Depends: is the libraries the binaries use ($got_depends)" test "$got_depends" = "$want_depends"
+# Depends: exactly the packages of the libraries the binaries use, found
+# again here from the binaries' NEEDED entries (not from package.sh's list).
+check "Depends: names exactly the runtime libraries ($(dpkg-deb -f "$deb" Depends))" bash scripts/check-depends.sh "$deb"
 desktop="$(dpkg-deb -c "$deb" | sed -n 's#.*\./usr/share/applications/\(.*\.desktop\)$#\1#p' | head -n 1)"
 check "the package has a desktop entry ($desktop)" test -n "$desktop"
 
 # A user with files of their own: the agent's home, settings, logs, the
-# opt-in credential file and a keyring. None of it may change.
+# opt-in credential file and a real keychain record (gnome-keyring in a
+# private session bus, kept in the user's login.keyring). None of it may change.
 user="$(mktemp -d)"
-trap 'rm -rf "$user"' EXIT
-mkdir -p "$user/home" "$user/config/mcp-auth-tray" "$user/data/dev.mcpauthtray.tray/logs" "$user/data/keyrings" "$user/data/mcp-auth-tray"
+trap 'rm -rf "$user" "$user.files"' EXIT
+mkdir -p "$user/home" "$user/config/mcp-auth-tray" "$user/data/dev.mcpauthtray.tray/logs" "$user/data/mcp-auth-tray" "$user/run"
+chmod 0700 "$user/run"
 cp -r tests/fixtures/home "$user/home/.hermes"
 printf '{"first_run_done": true, "credential_store": "file"}' >"$user/config/mcp-auth-tray/settings.json"
 printf 'yesterday\n' >"$user/data/dev.mcpauthtray.tray/logs/mcp-auth-tray.2026-01-01.log"
 printf '{}' >"$user/data/mcp-auth-tray/credentials.json"
-printf 'keyring' >"$user/data/keyrings/login.keyring"
 as_user() {
   env -u DBUS_SESSION_BUS_ADDRESS HOME="$user/home" XDG_CONFIG_HOME="$user/config" XDG_DATA_HOME="$user/data" \
-    XDG_CACHE_HOME="$user/cache" NO_COLOR=1 "$@"
+    XDG_CACHE_HOME="$user/cache" XDG_RUNTIME_DIR="$user/run" NO_COLOR=1 "$@"
 }
-fingerprint() { (cd "$user" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+keychain() { # <shell command run with the user's unlocked keyring>
+  as_user dbus-run-session -- sh -c 'eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)" && '"$1" 2>/dev/null
+}
+keychain 'printf s3cret | secret-tool store --label="package test" service mcp-auth-tray-package-test account user'
+check "a keychain record of the user's is in place" test -s "$user/data/keyrings/login.keyring"
+# The user's files as they are before the package comes: after it is gone
+# each must still be there, byte for byte (the programs run in between may
+# add files of their own, such as the redirect port in settings; those are
+# the app's doing, not the package's).
+(cd "$user" && find . -type f -print0 | sort -z) >"$user.files"
+fingerprint() { (cd "$user" && xargs -0 sha256sum <"$user.files" 2>&1); }
 before="$(fingerprint)"
 
-apt-get install -y -qq "./$deb" >/dev/null
+"${APT[@]}" install "./$deb" >/dev/null
 check "mcp-auth-tray is on the PATH" test "$(command -v mcp-auth-tray)" = /usr/bin/mcp-auth-tray
 check "mcp-auth is on the PATH" test "$(command -v mcp-auth)" = /usr/bin/mcp-auth
 version="$(mcp-auth version)"
@@ -83,9 +95,10 @@ check "installed mcp-auth: version, man pages, completions" e2e --test cli_asset
 check "installed mcp-auth-tray under Xvfb: registers its tray item and lists the fixture's servers" \
   e2e --test tray menu_follows_config_and_token_files_and_quits
 
-apt-get remove -y -qq mcp-auth-tray >/dev/null
+"${APT[@]}" remove mcp-auth-tray >/dev/null
 check "removed: the binaries are gone" test ! -e /usr/bin/mcp-auth -a ! -e /usr/bin/mcp-auth-tray
 check "removed: nothing of the user's was touched" test "$(fingerprint)" = "$before"
+check "removed: the user's keychain record reads back" test "$(keychain 'secret-tool lookup service mcp-auth-tray-package-test account user')" = s3cret
 
 echo "package: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
