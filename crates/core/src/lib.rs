@@ -90,7 +90,9 @@ pub use oauth::loopback::{LoopbackListener, PortChoice, bind_stable};
 pub use oauth::resource::canonical_resource;
 pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
-pub use refresh::schedule::{Clock, MAX_CONCURRENT_REFRESHES, refresh_due_at, sleep_until};
+pub use refresh::schedule::{
+    Clock, MAX_CONCURRENT_REFRESHES, WALL_CLOCK_CHECK, refresh_due_at, sleep_until, slept_through,
+};
 pub use refresh::transaction::{RECOVERED_NOTE, RefreshError, RefreshOutcome, Refresher, SyncOutcome};
 pub use service::{
     APP_URL_SCHEME, EngineState, Holder, InstanceError, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,

@@ -297,5 +297,19 @@ pub fn sleep_until(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs.max(0.0)).map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP))
 }
 
+/// Whether the machine was suspended during an interval that took `wall` on
+/// the wall clock and `monotonic` on the clock tokio sleeps on: the wall
+/// clock ran ahead by more than [`SUSPEND_TOLERANCE`] (which also absorbs a
+/// small clock step or a late-scheduled task). A process with no resume
+/// hook (the daemon) checks this every [`WALL_CLOCK_CHECK`] and, when true,
+/// wakes its service as the tray's logind hook does.
+pub fn slept_through(wall: Duration, monotonic: Duration) -> bool {
+    wall.saturating_sub(monotonic) > SUSPEND_TOLERANCE
+}
+
+/// How far the wall clock may run ahead of the monotonic one in one check
+/// before [`slept_through`] says the machine was suspended.
+pub const SUSPEND_TOLERANCE: Duration = Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests;

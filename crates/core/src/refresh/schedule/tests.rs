@@ -291,3 +291,13 @@ async fn an_absurd_expiry_does_not_stop_the_scheduler() {
     let b = refreshes.iter().filter(|(id, _)| id == "b").count();
     assert!((4..=5).contains(&b), "the other server was refreshed {b} times: {refreshes:?}");
 }
+
+#[rstest]
+#[case::awake(60, 60, false)]
+#[case::scheduled_late(65, 60, false)]
+#[case::clock_set_back(0, 60, false)]
+#[case::suspended_overnight(8 * 3600, 60, true)]
+#[case::short_suspend(90, 60, true)]
+fn a_suspend_shows_as_the_wall_clock_running_ahead(#[case] wall: u64, #[case] monotonic: u64, #[case] want: bool) {
+    assert_eq!(slept_through(Duration::from_secs(wall), Duration::from_secs(monotonic)), want);
+}
