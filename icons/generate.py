@@ -6,7 +6,9 @@ standard library (zlib + struct), so it runs on any machine with Python 3; the
 shapes are rendered with 4x4 supersampling for smooth edges.
 
 The motif is a key: a ring (the bow) and a shaft with two teeth.
-- icon-*.png / icon.png: the app icon, white key on a blue rounded square.
+- icon-*.png / icon.png: the app icon, white key on a blue rounded square;
+  icon.ico (Windows: 16, 32, 48, 256 px) and icon.icns (macOS: 16 to 512 px)
+  hold the same art as PNG entries.
 - tray*.png: the tray icon, the app icon (readable on light and dark panels);
   `tray-attention` adds an orange dot (something needs sign-in),
   `tray-busy` a blue dot (a sign-in or refresh is running).
@@ -21,7 +23,15 @@ SS = 4  # supersampling factor
 
 
 def png(path, size, pixel):
-    """Write an RGBA PNG; pixel(x, y) gets coordinates in [0,1) and returns RGBA floats."""
+    """Write an RGBA PNG (see `encode`) and return its bytes."""
+    data = encode(size, pixel)
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+def encode(size, pixel):
+    """An RGBA PNG; pixel(x, y) gets coordinates in [0,1) and returns RGBA floats."""
     rows = []
     for y in range(size):
         row = bytearray([0])
@@ -49,8 +59,44 @@ def png(path, size, pixel):
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def ico(path, images):
+    """Write a Windows .ico holding PNG images (Vista and later read PNG entries).
+
+    images: {size: png bytes}. The directory says 0 for 256 (the format's
+    "256"); the Windows build (tauri-build) needs this file.
+    """
+    sizes = sorted(images)
+    header = struct.pack("<HHH", 0, 1, len(sizes))
+    offset = len(header) + 16 * len(sizes)
+    entries, blobs = b"", b""
+    for size in sizes:
+        data = images[size]
+        dim = 0 if size >= 256 else size
+        entries += struct.pack("<BBBBHHII", dim, dim, 0, 0, 1, 32, len(data), offset)
+        offset += len(data)
+        blobs += data
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+        f.write(header + entries + blobs)
+
+
+# The icns element types that hold a PNG of this many pixels (macOS 10.7+).
+ICNS_TYPES = {16: b"icp4", 32: b"icp5", 64: b"icp6", 128: b"ic07", 256: b"ic08", 512: b"ic09"}
+
+
+def icns(path, images):
+    """Write a macOS .icns of PNG elements (the app bundle's icon).
+
+    images: {size: png bytes}, sizes among ICNS_TYPES.
+    """
+    body = b""
+    for size in sorted(images):
+        data = images[size]
+        body += ICNS_TYPES[size] + struct.pack(">I", 8 + len(data)) + data
+    with open(path, "wb") as f:
+        f.write(b"icns" + struct.pack(">I", 8 + len(body)) + body)
 
 
 def key(x, y):
@@ -108,9 +154,12 @@ def tray(dot=None):
 
 
 def main():
-    for size in (32, 128, 256):
-        png(os.path.join(HERE, f"icon-{size}.png"), size, app_icon)
-    png(os.path.join(HERE, "icon.png"), 512, app_icon)
+    images = {size: png(os.path.join(HERE, f"icon-{size}.png"), size, app_icon) for size in (32, 128, 256)}
+    images[512] = png(os.path.join(HERE, "icon.png"), 512, app_icon)
+    for size in (16, 48, 64):
+        images[size] = encode(size, app_icon)
+    ico(os.path.join(HERE, "icon.ico"), {s: images[s] for s in (16, 32, 48, 256)})
+    icns(os.path.join(HERE, "icon.icns"), {s: images[s] for s in (16, 32, 64, 128, 256, 512)})
     for suffix, dot in (("", None), ("-attention", ORANGE), ("-busy", ACCENT)):
         png(os.path.join(HERE, f"tray{suffix}.png"), 32, tray(dot))
         png(os.path.join(HERE, f"tray{suffix}@2x.png"), 64, tray(dot))

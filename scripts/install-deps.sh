@@ -25,11 +25,16 @@ TEST_PACKAGES=(
   curl                            # the scripted "browser" of the tray tests
   xfce4-panel imagemagick xdotool # a real tray host for screenshots of the menu and the window
 )
-# npm fetches the MCP conformance suite (and Node 22 for it); any Node works to run npm.
+PACKAGE_PACKAGES=(
+  dpkg-dev file                   # dpkg-shlibdeps and file: the .deb's Depends: and its check (scripts/package*.sh)
+  man-db                          # `man mcp-auth` in the package test
+)
+# npm fetches the MCP conformance suite (and Node 22 for it) and the pinned
+# Tauri CLI that bundles the packages; any Node works to run npm.
 if ! command -v npm >/dev/null 2>&1; then TEST_PACKAGES+=(nodejs npm); fi
 
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${PACKAGE_PACKAGES[@]}" >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   echo "note: add \$HOME/.cargo/bin to PATH" >&2

@@ -1,6 +1,8 @@
 //! `mcp-auth status --check` as a real process against the in-process
 //! authorization and MCP server: what the server says wins over what the
 //! expiry times suggest.
+// Linux only: XDG folder isolation, D-Bus, a real Secret Service.
+#![cfg(target_os = "linux")]
 
 use mcp_auth_e2e::cli::{Setup, Store, connect_no_browser};
 use mcp_auth_test_support::{Behaviour, FakeServer};

@@ -1,6 +1,8 @@
 //! Other MCP clients' configs through the real `mcp-auth` binary: `status`
 //! lists their remote servers grouped by client, `add`/`remove` keep our
 //! list, `setup` prints a diff and `--write` applies it once.
+// Linux only: XDG folder isolation, D-Bus, a real Secret Service.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::{Command, Output};

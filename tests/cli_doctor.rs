@@ -1,6 +1,9 @@
 //! `mcp-auth doctor` as a process against the in-process authorization
 //! server, with one fault injected at a time: the failing step is named, with
 //! its hint, in `--json`, and the exit code is 1.
+// Linux only: XDG folders, D-Bus, Xvfb, `sh` and python3 stand-ins; the
+// macOS and Windows CI runs the rest (see README "Tests").
+#![cfg(target_os = "linux")]
 
 use mcp_auth_e2e::cli::{Setup, Store};
 use mcp_auth_test_support::{Behaviour, FakeServer};

@@ -1,6 +1,9 @@
 //! `mcp-auth` as a real process against a hostile authorization server:
 //! what it names is never launched, and what it writes never reaches the
 //! terminal as it was.
+// Linux only: XDG folders, D-Bus, Xvfb, `sh` and python3 stand-ins; the
+// macOS and Windows CI runs the rest (see README "Tests").
+#![cfg(target_os = "linux")]
 
 use std::process::Output;
 

@@ -1,4 +1,7 @@
 //! `mcp-auth status` run as a real process against fixture homes.
+// Linux only: XDG folders, D-Bus, Xvfb, `sh` and python3 stand-ins; the
+// macOS and Windows CI runs the rest (see README "Tests").
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::{Command, Output};

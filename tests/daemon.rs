@@ -3,6 +3,8 @@
 //! session), over a real home. It refreshes what falls due and rewrites the
 //! agent's file, follows a config edit, stops on SIGTERM with exit code 0, is
 //! the only daemon (or tray) of its user, and installs its systemd user unit.
+// Linux only: XDG folder isolation, D-Bus, a real Secret Service.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,6 +2,9 @@
 //! gnome-keyring in a private `dbus-run-session`, read back from other
 //! processes (`mcp-auth` again, and `secret-tool`), which proves the record
 //! reached the store rather than a stand-in in memory.
+// Linux only: XDG folders, D-Bus, Xvfb, `sh` and python3 stand-ins; the
+// macOS and Windows CI runs the rest (see README "Tests").
+#![cfg(target_os = "linux")]
 
 use std::process::Command;
 use std::sync::Arc;

@@ -4,6 +4,9 @@
 //! The binaries are taken from the target folder these tests were built
 //! into, so build them first: `cargo build --workspace --bins` (the test
 //! script does). A missing binary fails the test with that instruction.
+//! With `MCP_AUTH_BIN_DIR` set they are taken from there instead: the
+//! package test (`scripts/package-test.sh`) runs these tests against the
+//! installed `/usr/bin/mcp-auth` and `/usr/bin/mcp-auth-tray`.
 
 pub mod cli;
 
@@ -18,17 +21,27 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// A binary of this workspace, built into the same target folder as the test.
+/// A binary of this workspace, built into the same target folder as the
+/// test, or in `MCP_AUTH_BIN_DIR` when that is set (an installed package).
 pub fn bin(name: &str) -> PathBuf {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    if let Some(dir) = std::env::var_os(BIN_DIR_VAR).filter(|d| !d.is_empty()) {
+        let path = Path::new(&dir).join(file);
+        assert!(path.is_file(), "{} is missing ({BIN_DIR_VAR} is set)", path.display());
+        return path;
+    }
     // current_exe: <target>/<profile>/deps/<test>-<hash>
     let profile_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
         .unwrap_or_default();
-    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let path = profile_dir.join(file);
     assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
 }
+
+/// Where [`bin`] takes the binaries from instead of the target folder.
+pub const BIN_DIR_VAR: &str = "MCP_AUTH_BIN_DIR";
 
 /// Copies a fixture home from `tests/fixtures/<name>` into a fresh temp folder.
 pub fn fixture_home(name: &str) -> tempfile::TempDir {

@@ -4,6 +4,8 @@
 //! real third-party MCP clients — the official TypeScript SDK's client
 //! (`target/mcp-clients`, npm) and the Python SDK's `stdio_client`
 //! (`target/mcp-py-venv`), both installed by `scripts/test.sh`.
+// Linux only: XDG folder isolation, D-Bus, a real Secret Service.
+#![cfg(target_os = "linux")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,9 @@
 //! menu over `com.canonical.dbusmenu`; the test reads and clicks that menu as
 //! a panel would. The probe also owns `org.freedesktop.Notifications` and
 //! records every notification the app shows.
+// Linux only: XDG folders, D-Bus, Xvfb, `sh` and python3 stand-ins; the
+// macOS and Windows CI runs the rest (see README "Tests").
+#![cfg(target_os = "linux")]
 
 use std::io::Write;
 use std::path::Path;
@@ -290,6 +293,16 @@ fn menu_follows_config_and_token_files_and_quits() {
     assert_eq!(clicked["clicked"], "Quit");
     let exit = probe.send("wait-exit");
     assert_eq!(exit["exit"], 0, "the app did not exit cleanly after Quit");
+
+    // Its first log line names the build; an installed package is a
+    // production Tauri build (notifications come from the app itself).
+    let log = std::fs::read_to_string(&probe.log).unwrap_or_default();
+    let start =
+        log.lines().find(|l| l.contains("mcp-auth-tray starting")).unwrap_or_else(|| panic!("no start line:\n{log}"));
+    assert!(start.contains(&format!("mcp-auth-tray {}", env!("CARGO_PKG_VERSION"))), "{start}");
+    if std::env::var_os(mcp_auth_e2e::BIN_DIR_VAR).is_some() {
+        assert!(start.contains("production=true"), "the installed app is not a production build: {start}");
+    }
 }
 
 #[test]
@@ -451,7 +464,7 @@ fn connect_from_the_menu_reauth_notification_deep_link_disconnect_and_autostart(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let logs = session.dir.path().join("data/dev.mcpauthtray.app/logs");
+        let logs = session.dir.path().join("data/dev.mcpauthtray.tray/logs");
         let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode(&logs), 0o700, "{}", logs.display());
         let files: Vec<_> = std::fs::read_dir(&logs).into_iter().flatten().flatten().map(|e| e.path()).collect();

@@ -105,6 +105,7 @@ async function refresh() {
   const page = await tauri.core.invoke("status_rows");
   document.getElementById("summary").textContent = page.title || "Nothing configured";
   show("note", page.note);
+  document.getElementById("about").textContent = page.about || "";
   show("engine", page.engine_missing && `Signing in is off: ${page.engine_missing}`);
   document.getElementById("problems").replaceChildren(...page.problems.concat(page.hints).map((p) => el("li", { textContent: p })));
   document.getElementById("rows").replaceChildren(...page.rows.map(renderRow));

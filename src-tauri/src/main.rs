@@ -33,6 +33,22 @@ use crate::state::AppState;
 /// The argument the login item starts us with: tray only, no window.
 const AUTOSTART_ARG: &str = "--autostart";
 
+/// The bundle identifier before 0.1.0 (`.app` made macOS take the log
+/// folder for an application); its folder is moved to the current one.
+const OLD_IDENTIFIER: &str = "dev.mcpauthtray.app";
+
+/// The window's About line and the first log line: version, git commit and
+/// build date (set by build.rs).
+pub const ABOUT: &str = concat!(
+    "mcp-auth-tray ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MCP_AUTH_GIT_COMMIT"),
+    ", built ",
+    env!("MCP_AUTH_BUILD_DATE"),
+    ")"
+);
+
 fn main() -> anyhow::Result<()> {
     draw_without_gl();
     let context = tauri::generate_context!();
@@ -45,7 +61,9 @@ fn main() -> anyhow::Result<()> {
         // First: a second launch (the browser opening our deep link, or the
         // user starting the app again) hands its arguments to this one and exits.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            if !argv.iter().any(|a| a.contains(':') && !a.starts_with('-')) {
+            // A deep link is handled by the deep-link plugin; any other
+            // second launch is the user asking for the app.
+            if mcp_auth_core::launch_deep_links(&argv, state::URL_SCHEME).next().is_none() {
                 window::open(app, None);
             }
         }))
@@ -56,7 +74,14 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_autostart::Builder::new().arg(AUTOSTART_ARG).build())
         .setup(|app| {
             let logs = app.path().app_log_dir()?;
+            let moved = mcp_auth_core::migrate_app_folder(&logs, &app.config().identifier, OLD_IDENTIFIER);
             app.manage(app_log::init(&logs));
+            tracing::info!(version = ABOUT, production = !tauri::is_dev(), "mcp-auth-tray starting");
+            match moved {
+                Ok(Some(old)) => tracing::info!(from = %old.display(), "moved the app's folder to its new name"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot move the app's folder from its old name"),
+            }
             // One daemon or tray per user (a second tray never gets here:
             // the single-instance plugin hands it over above).
             let instance = InstanceLock::acquire_default(InstanceKind::Tray)?;
@@ -92,7 +117,9 @@ fn main() -> anyhow::Result<()> {
                     deeplink::handle(&deep_links, url.as_str());
                 }
             });
-            #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
+            // Linux and Windows (release builds too; the installers also
+            // register it); macOS takes it from the bundle's Info.plist.
+            #[cfg(any(target_os = "linux", windows))]
             if let Err(e) = app.deep_link().register_all() {
                 tracing::warn!(error = %e, "cannot register the sign-in URL scheme; servers using it cannot sign in");
             }

@@ -76,6 +76,8 @@ struct StatusPage {
     engine_missing: Option<String>,
     /// The other MCP clients, grouped as in the tray menu (the same model).
     clients: Option<MenuLine>,
+    /// Version, git commit and build date.
+    about: &'static str,
 }
 
 fn page(state: &AppState) -> serde_json::Value {
@@ -92,6 +94,7 @@ fn page(state: &AppState) -> serde_json::Value {
             _ => None,
         },
         clients: clients_menu(&crate::tray::clients_shown()),
+        about: crate::ABOUT,
     };
     serde_json::to_value(page).unwrap_or_default()
 }

@@ -90,9 +90,14 @@ fn page_path(focus: Option<&str>) -> String {
 
 fn bring_forward(app: &AppHandle, focus: Option<&str>) {
     let Some(window) = app.get_webview_window(LABEL) else { return };
-    if focus.is_some()
-        && let Ok(url) = format!("tauri://localhost/{}", page_path(focus)).parse()
+    // The page's own URL with the new query: the app's origin differs by
+    // platform (`tauri://localhost` here, `http://tauri.localhost` on
+    // Windows), so it is never spelled out.
+    if let Some(id) = focus
+        && let Ok(mut url) = window.url()
     {
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("focus", id).finish();
+        url.set_query(Some(&query));
         let _ = window.navigate(url);
     }
     let _ = window.show();

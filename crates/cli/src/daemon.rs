@@ -8,12 +8,12 @@
 //! `--install-user-unit` writes a systemd user unit that starts it at login.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use mcp_auth_core::{
     APP_URL_SCHEME, EngineState, HermesRoot, InstanceKind, InstanceLock, Notice, SHUTDOWN_WAIT, Service,
-    ServiceOptions, SettingsFile, write_private,
+    ServiceOptions, SettingsFile, WALL_CLOCK_CHECK, slept_through, write_private,
 };
 use tokio::sync::broadcast;
 
@@ -69,6 +69,7 @@ async fn serve(hermes_home: Option<&Path>) -> anyhow::Result<()> {
     tracing::info!(pid = std::process::id(), root = %root.path().display(), servers, "daemon running");
     tokio::select! {
         () = log_notices(notices) => {}
+        () = watch_for_resume(&service) => {}
         () = terminate.wait() => {}
     }
     tracing::info!("stopping");
@@ -78,6 +79,23 @@ async fn serve(hermes_home: Option<&Path>) -> anyhow::Result<()> {
     }
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// The daemon's resume hook. The tray hears logind's `PrepareForSleep`
+/// through GTK's D-Bus; the daemon has neither, and a tokio sleep does not
+/// count a suspend (on Linux its sleeps are long: they rely on such a hook).
+/// So once every [`WALL_CLOCK_CHECK`] it compares the wall clock with the
+/// monotonic one, and after a suspend wakes the service as the tray's hook
+/// does: what fell due while asleep is refreshed within a minute of waking.
+async fn watch_for_resume(service: &Service) {
+    loop {
+        let (wall, monotonic) = (SystemTime::now(), Instant::now());
+        tokio::time::sleep(WALL_CLOCK_CHECK).await;
+        if slept_through(wall.elapsed().unwrap_or_default(), monotonic.elapsed()) {
+            tracing::info!("resumed from sleep");
+            service.woke_up();
+        }
+    }
 }
 
 /// Logs each notice (the daemon's "notifications": the journal under systemd).

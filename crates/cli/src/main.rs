@@ -4,6 +4,7 @@
 //! and prints. Exit codes: 0 success, 1 the operation failed, 2 usage error.
 //! Colours only on a terminal, never with `NO_COLOR` (`term`).
 
+mod assets;
 mod clients;
 mod conformance;
 mod connect;
@@ -19,13 +20,24 @@ mod term;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `mcp-auth version` and `--version`: the version, the git commit and the
+/// build date (set by build.rs; `unknown` commit when built without git).
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MCP_AUTH_GIT_COMMIT"),
+    ", built ",
+    env!("MCP_AUTH_BUILD_DATE"),
+    ")"
+);
 
 /// Sign-in state of your agent's MCP servers, from the command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "mcp-auth",
-    version,
+    version = VERSION_LINE,
     about,
     long_about = None,
     after_help = "Exit codes: 0 success; 1 the operation failed (for doctor: a step failed; for export --check: drift); 2 usage error.\nColours only on a terminal, and never when NO_COLOR is set."
@@ -103,7 +115,7 @@ enum Command {
     ///
     /// Example: mcp-auth setup cursor linear --write   (clients: claude-code, claude-desktop, cursor, vscode, codex, gemini, opencode)
     Setup(clients::SetupArgs),
-    /// Print the version.
+    /// Print the version, the git commit and the build date.
     ///
     /// Example: mcp-auth version
     Version,
@@ -116,6 +128,11 @@ enum Command {
     /// Example: npx @modelcontextprotocol/conformance client --scenario auth/metadata-default --command "mcp-auth conformance-client"
     #[command(hide = true)]
     ConformanceClient(conformance::ConformanceArgs),
+    /// Write the man pages and shell completions into a folder (used by scripts/package.sh).
+    ///
+    /// Example: mcp-auth generate-assets target/release/assets
+    #[command(hide = true)]
+    GenerateAssets(assets::AssetsArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,6 +157,7 @@ fn main() -> ExitCode {
         Command::Version => manage::run_version(),
         Command::Daemon(args) => daemon::run(cli.hermes_home.as_deref(), args),
         Command::ConformanceClient(args) => block_on(conformance::run(args)),
+        Command::GenerateAssets(args) => assets::run(Cli::command(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,7 +113,7 @@ pub async fn run_export(hermes_home: Option<&Path>, args: &ExportArgs) -> anyhow
 }
 
 pub fn run_version() -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "mcp-auth {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(std::io::stdout().lock(), "mcp-auth {}", crate::VERSION_LINE)?;
     Ok(())
 }
 

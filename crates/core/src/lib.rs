@@ -40,7 +40,7 @@ mod util;
 mod vault;
 mod view;
 
-pub use app::log_file::DailyLog;
+pub use app::log_file::{DailyLog, migrate_app_folder};
 pub use app::logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use app::settings::{AppSettings, SettingsError, SettingsFile};
 pub use clients::grant::{choose_grant, grant_candidates};
@@ -100,7 +100,9 @@ pub use oauth::loopback::{LoopbackListener, PortChoice, bind_stable};
 pub use oauth::resource::canonical_resource;
 pub use oauth::tokens::{JwtClient, MAX_LIFETIME_SECS, TokenEndpoint, TokenError};
 pub use refresh::background::{BackgroundRefresh, OnEvent, RefreshEvent};
-pub use refresh::schedule::{Clock, MAX_CONCURRENT_REFRESHES, refresh_due_at, sleep_until};
+pub use refresh::schedule::{
+    Clock, MAX_CONCURRENT_REFRESHES, WALL_CLOCK_CHECK, refresh_due_at, sleep_until, slept_through,
+};
 pub use refresh::transaction::{
     KeptIn, RECOVERED_NOTE, ReauthReason, RefreshError, RefreshOutcome, Refresher, SyncOutcome,
 };
@@ -113,7 +115,7 @@ pub use sign_in::connect::{
     find_oauth_server, needing_sign_in, oauth_servers,
 };
 pub use sign_in::doctor::{Diagnosis, Outcome, examine};
-pub use sign_in::sign_ins::{SignInEvent, SignIns};
+pub use sign_in::sign_ins::{SignInEvent, SignIns, launch_deep_links};
 pub use util::atomic_file::{ensure_private_dir, write_private};
 pub use util::read_capped::tail_lines;
 pub use util::secret::SecretString;

@@ -15,6 +15,29 @@ use std::path::{Path, PathBuf};
 
 use crate::util::atomic_file::ensure_private_dir;
 
+/// Moves the app's own folder from an earlier name to its current one, once:
+/// `current` is a folder the OS path API gives for the app (its log folder,
+/// say `~/.local/share/dev.mcpauthtray.tray/logs`), named after the app's
+/// identifier `new_name` at some level; the folder named `old_name` at that
+/// level moves there, with everything in it (logs, the webview's data),
+/// when it exists and the new one does not yet. Returns the folder moved.
+///
+/// The identifier was `dev.mcpauthtray.app`, and macOS takes any folder
+/// ending in `.app` for an application bundle (the log folder opened as an
+/// app); the new one does not end so. Nothing is merged or deleted: if both
+/// folders exist, the old one is left as it is.
+pub fn migrate_app_folder(current: &Path, new_name: &str, old_name: &str) -> std::io::Result<Option<PathBuf>> {
+    let Some(new_top) = current.ancestors().find(|p| p.file_name().is_some_and(|n| n == new_name)) else {
+        return Ok(None);
+    };
+    let old_top = new_top.with_file_name(old_name);
+    if new_top.exists() || !old_top.is_dir() {
+        return Ok(None);
+    }
+    std::fs::rename(&old_top, new_top)?;
+    Ok(Some(old_top))
+}
+
 /// A daily-rotating, private log file.
 pub struct DailyLog {
     dir: PathBuf,
@@ -149,6 +172,35 @@ pub(crate) fn civil_date(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_app_folder_moves_once_from_its_old_name() -> std::io::Result<()> {
+        use super::migrate_app_folder;
+        let data = tempfile::tempdir()?;
+        let old = data.path().join("dev.mcpauthtray.app");
+        std::fs::create_dir_all(old.join("logs"))?;
+        std::fs::write(old.join("logs/mcp-auth-tray.2026-11-30.log"), "yesterday")?;
+        let logs = data.path().join("dev.mcpauthtray.tray/logs");
+
+        let moved = migrate_app_folder(&logs, "dev.mcpauthtray.tray", "dev.mcpauthtray.app")?;
+        assert_eq!(moved.as_deref(), Some(old.as_path()));
+        assert_eq!(std::fs::read_to_string(logs.join("mcp-auth-tray.2026-11-30.log"))?, "yesterday");
+        assert!(!old.exists(), "the old folder stays behind");
+
+        // Once moved, nothing more happens; a new old folder is not merged in.
+        std::fs::create_dir_all(&old)?;
+        std::fs::write(old.join("other"), "x")?;
+        assert_eq!(migrate_app_folder(&logs, "dev.mcpauthtray.tray", "dev.mcpauthtray.app")?, None);
+        assert!(old.join("other").exists() && !logs.join("other").exists());
+
+        // Nothing to move, and a path not named after the app: no change.
+        let fresh = tempfile::tempdir()?;
+        let fresh_logs = fresh.path().join("dev.mcpauthtray.tray/logs");
+        assert_eq!(migrate_app_folder(&fresh_logs, "dev.mcpauthtray.tray", "dev.mcpauthtray.app")?, None);
+        assert!(!fresh_logs.exists());
+        assert_eq!(migrate_app_folder(fresh.path(), "dev.mcpauthtray.tray", "dev.mcpauthtray.app")?, None);
+        Ok(())
+    }
+
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 

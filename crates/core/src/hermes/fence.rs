@@ -154,4 +154,50 @@ except BlockingIOError:
         child.wait()?;
         Ok(())
     }
+    /// The agent's side on Windows, exactly: `msvcrt.locking(fd, LK_NBLCK, 1)`
+    /// on byte 0 (the agent seeks to 0 first). Runs only on Windows (CI's
+    /// `windows-latest`, with `python` on the PATH).
+    #[test]
+    #[cfg(windows)]
+    fn excludes_and_is_excluded_by_the_agents_msvcrt_locking() -> Result<(), Box<dyn std::error::Error>> {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.json.refresh.lock");
+        let script = r#"
+import msvcrt, os, sys
+f = open(sys.argv[1], "a+")
+f.seek(0)
+msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+print("locked", flush=True)
+sys.stdin.readline()
+f.seek(0)
+msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+print("released", flush=True)
+sys.stdin.readline()
+try:
+    f.seek(0)
+    msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+    print("python-got-it", flush=True)
+except OSError:
+    print("python-blocked", flush=True)
+"#;
+        let mut child = std::process::Command::new("python")
+            .args(["-c", script])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("stdin")?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("stdout")?).lines();
+        assert_eq!(lines.next().transpose()?.as_deref(), Some("locked"));
+        assert!(matches!(acquire(&path, Duration::from_millis(300)), Err(FenceError::Timeout { .. })));
+        writeln!(stdin)?;
+        assert_eq!(lines.next().transpose()?.as_deref(), Some("released"));
+        let guard = acquire(&path, Duration::from_millis(300))?;
+        writeln!(stdin)?;
+        assert_eq!(lines.next().transpose()?.as_deref(), Some("python-blocked"));
+        drop(guard);
+        child.wait()?;
+        Ok(())
+    }
 }

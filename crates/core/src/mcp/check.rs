@@ -465,9 +465,11 @@ impl CheckStore {
         Self { path: path.into() }
     }
 
-    /// The per-user default: `<data dir>/mcp-auth-tray/checks.json`.
+    /// The per-user default: `<data dir>/mcp-auth-tray/checks.json`, the
+    /// local one on Windows (beside the locks; results of this machine do
+    /// not roam with the profile). The same folder elsewhere.
     pub fn default_location() -> Option<Self> {
-        dirs::data_dir().map(|d| Self::at(d.join("mcp-auth-tray").join("checks.json")))
+        dirs::data_local_dir().map(|d| Self::at(d.join("mcp-auth-tray").join("checks.json")))
     }
 
     /// The file's path.

@@ -11,7 +11,8 @@
 //! early when the server list changes or when told to (the app calls
 //! [`SchedulerHandle::wake`] after the machine resumes from sleep). Deadlines
 //! are wall-clock times re-read after every wake, so time spent suspended is
-//! caught up at once.
+//! caught up at once; where no resume hook exists (macOS, Windows) each
+//! sleep is capped ([`MAX_SLEEP`]) so the loop notices within a minute.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -273,8 +274,20 @@ pub async fn run(
     }
 }
 
-/// Longest single sleep of the scheduler; it replans after it.
-pub const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
+/// Longest single sleep of the scheduler and of the tray's label timer;
+/// they re-read the wall clock after it.
+///
+/// A tokio sleep runs on the monotonic clock, which does not advance while
+/// the machine is suspended (Linux, macOS) or is not told about it (Windows),
+/// so a long sleep over a suspend ends hours after its wall-clock deadline.
+/// On Linux the app's resume hook (logind's `PrepareForSleep`) wakes both
+/// loops, so a day is fine; elsewhere there is no such hook, and the cap
+/// itself bounds how late a deadline can fire after a wake.
+pub const MAX_SLEEP: Duration =
+    if cfg!(target_os = "linux") { Duration::from_secs(24 * 3600) } else { WALL_CLOCK_CHECK };
+
+/// The cap of [`MAX_SLEEP`] where no resume hook wakes the loops.
+pub const WALL_CLOCK_CHECK: Duration = Duration::from_secs(60);
 
 /// How long to sleep for `secs` seconds to the next due time: never
 /// negative, at most [`MAX_SLEEP`], and never a panic when an expiry is
@@ -283,6 +296,20 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 pub fn sleep_until(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs.max(0.0)).map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP))
 }
+
+/// Whether the machine was suspended during an interval that took `wall` on
+/// the wall clock and `monotonic` on the clock tokio sleeps on: the wall
+/// clock ran ahead by more than [`SUSPEND_TOLERANCE`] (which also absorbs a
+/// small clock step or a late-scheduled task). A process with no resume
+/// hook (the daemon) checks this every [`WALL_CLOCK_CHECK`] and, when true,
+/// wakes its service as the tray's logind hook does.
+pub fn slept_through(wall: Duration, monotonic: Duration) -> bool {
+    wall.saturating_sub(monotonic) > SUSPEND_TOLERANCE
+}
+
+/// How far the wall clock may run ahead of the monotonic one in one check
+/// before [`slept_through`] says the machine was suspended.
+pub const SUSPEND_TOLERANCE: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests;

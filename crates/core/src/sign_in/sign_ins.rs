@@ -239,6 +239,45 @@ impl SignIns {
     }
 }
 
+/// The deep links among a launch's arguments (`argv`, the program first):
+/// arguments that are URLs of `scheme`. A second launch that carries one is
+/// the browser handing back a sign-in; any other second launch is the user
+/// starting the app again (show the window).
+///
+/// The program path is never a candidate, nor is anything of another scheme:
+/// on Windows `C:\Program Files\…\mcp-auth-tray.exe` parses as a URL of
+/// scheme `c`.
+pub fn launch_deep_links<'a>(argv: &'a [String], scheme: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    argv.iter()
+        .skip(1)
+        .filter(move |a| url::Url::parse(a).is_ok_and(|u| u.scheme().eq_ignore_ascii_case(scheme)))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod launch_tests {
+    use rstest::rstest;
+
+    use super::launch_deep_links;
+
+    const SCHEME: &str = "dev.mcpauthtray.app";
+
+    #[rstest]
+    #[case::no_arguments(&["/usr/bin/mcp-auth-tray"], &[])]
+    #[case::windows_program_path(&[r"C:\Program Files\MCP Auth Tray\mcp-auth-tray.exe"], &[])]
+    #[case::windows_path_and_autostart(&[r"C:\x\mcp-auth-tray.exe", "--autostart"], &[])]
+    #[case::a_deep_link(&["/usr/bin/mcp-auth-tray", "dev.mcpauthtray.app:/callback?code=c&state=s"], &["dev.mcpauthtray.app:/callback?code=c&state=s"])]
+    #[case::windows_deep_link(&[r"C:\x\mcp-auth-tray.exe", "dev.mcpauthtray.app:/callback?code=c"], &["dev.mcpauthtray.app:/callback?code=c"])]
+    #[case::upper_case_scheme(&["x", "DEV.MCPAUTHTRAY.APP:/callback"], &["DEV.MCPAUTHTRAY.APP:/callback"])]
+    #[case::another_scheme(&["x", "https://evil.example/"], &[])]
+    #[case::a_windows_path_argument(&["x", r"D:\notes.txt"], &[])]
+    #[case::the_program_named_as_our_url(&["dev.mcpauthtray.app:/callback"], &[])]
+    fn deep_links_of_a_launch(#[case] argv: &[&str], #[case] want: &[&str]) {
+        let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+        assert_eq!(launch_deep_links(&argv, SCHEME).collect::<Vec<_>>(), want);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,18 @@
 //! goes to a fresh temp file in the same folder (created exclusively, mode
 //! 0600 from the start), is flushed to disk, then renamed over the target;
 //! the folder is synced so the rename itself survives a power cut.
+//!
+//! On Windows a file another process has open (the agent reading it, an
+//! antivirus scanning it) cannot be replaced for that moment: the rename
+//! fails with a sharing violation. The replace is retried briefly
+//! ([`retry_while_busy`]) instead of failing the export. File modes mean
+//! nothing there: what keeps the files private is the ACL of the user's
+//! profile folder, which only the user (and administrators) can read and
+//! which new files and folders inside it inherit.
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 /// Creates `dir` (and parents) if needed and restricts it to the owner (0700).
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -27,10 +36,66 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    let mut pending = Some(tmp);
+    retry_while_busy(
+        || match pending.take().map(|t| t.persist(path)) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => {
+                pending = Some(e.file);
+                Err(e.error)
+            }
+            None => Err(std::io::Error::other("the temp file is gone")),
+        },
+        is_busy,
+        std::thread::sleep,
+    )?;
     sync_dir(dir);
     remove_stale_temp_files(dir);
     Ok(())
+}
+
+/// How many times a replace is tried while the target is busy, and the pause
+/// between tries: half a second in all, enough for a reader to close it.
+const REPLACE_ATTEMPTS: u32 = 10;
+const REPLACE_PAUSE: Duration = Duration::from_millis(50);
+
+/// Runs `op` until it succeeds, fails with an error that is not `busy`, or
+/// has been tried [`REPLACE_ATTEMPTS`] times (`pause` between tries).
+pub fn retry_while_busy<T>(
+    mut op: impl FnMut() -> std::io::Result<T>,
+    busy: impl Fn(&std::io::Error) -> bool,
+    mut pause: impl FnMut(Duration),
+) -> std::io::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if busy(&e) && attempt < REPLACE_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "the file is in use; trying again");
+                attempt += 1;
+                pause(REPLACE_PAUSE);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a replace failed only because another process has the file open:
+/// Windows' sharing and lock violations, and the access denial a rename over
+/// a file opened without `FILE_SHARE_DELETE` gets. Elsewhere a rename never
+/// fails for that reason.
+fn is_busy(e: &std::io::Error) -> bool {
+    #[cfg(windows)]
+    {
+        const ERROR_ACCESS_DENIED: i32 = 5;
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        const ERROR_LOCK_VIOLATION: i32 = 33;
+        matches!(e.raw_os_error(), Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION))
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 /// Temp files of writes that were killed midway hold secrets: remove ours
@@ -89,6 +154,71 @@ mod tests {
         assert!(!stale.exists(), "an abandoned temp file was kept");
         assert!(fresh.exists(), "a write in progress elsewhere must not be disturbed");
         assert!(foreign.exists(), "files not ours are not touched");
+        Ok(())
+    }
+
+    fn busy() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ResourceBusy, "in use")
+    }
+
+    /// A replace failing `fails` times as busy, then succeeding: how many
+    /// tries and pauses it took, and the result.
+    fn replace_busy(fails: u32, other_error: bool) -> (u32, u32, std::io::Result<()>) {
+        let (mut tries, mut pauses) = (0, 0);
+        let result = retry_while_busy(
+            || {
+                tries += 1;
+                if tries <= fails {
+                    Err(busy())
+                } else if other_error {
+                    Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"))
+                } else {
+                    Ok(())
+                }
+            },
+            |e| e.kind() == std::io::ErrorKind::ResourceBusy,
+            |d| {
+                assert_eq!(d, REPLACE_PAUSE);
+                pauses += 1;
+            },
+        );
+        (tries, pauses, result)
+    }
+
+    #[rstest::rstest]
+    #[case::free_at_once(0, false, 1, true)]
+    #[case::busy_twice(2, false, 3, true)]
+    #[case::busy_until_the_last_try(REPLACE_ATTEMPTS - 1, false, REPLACE_ATTEMPTS, true)]
+    #[case::busy_for_good(u32::MAX, false, REPLACE_ATTEMPTS, false)]
+    #[case::another_error_is_not_retried(0, true, 1, false)]
+    fn a_busy_replace_is_retried_briefly(
+        #[case] fails: u32,
+        #[case] other_error: bool,
+        #[case] want_tries: u32,
+        #[case] want_ok: bool,
+    ) {
+        let (tries, pauses, result) = replace_busy(fails, other_error);
+        assert_eq!((tries, pauses, result.is_ok()), (want_tries, want_tries - 1, want_ok));
+    }
+
+    /// A reader holding the token file open without `FILE_SHARE_DELETE` (as
+    /// the agent's Python `open()` does) only delays the replace.
+    #[cfg(windows)]
+    #[test]
+    fn replaces_a_file_another_process_holds_open() -> std::io::Result<()> {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_SHARE_READ: u32 = 1;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.json");
+        write_private(&path, b"{\"v\":1}")?;
+        let reader = std::fs::File::options().read(true).share_mode(FILE_SHARE_READ).open(&path)?;
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(reader);
+        });
+        write_private(&path, b"{\"v\":2}")?;
+        let _ = closer.join();
+        assert_eq!(std::fs::read(&path)?, b"{\"v\":2}");
         Ok(())
     }
 

@@ -8,13 +8,18 @@ use crate::vault::{FileBackend, KeyringBackend, SERVICE, Vault, VaultError, Vaul
 use crate::view::status::VaultView;
 
 /// The opt-in plain credential file: `<data dir>/mcp-auth-tray/credentials.json`.
+///
+/// The local data folder, not the roaming one: on Windows the roaming
+/// profile is copied to other machines of the domain, and tokens stay on
+/// this one (`%LOCALAPPDATA%`, protected by the profile's ACL; on Linux and
+/// macOS both are the same folder).
 pub fn default_credential_file() -> Option<std::path::PathBuf> {
-    dirs::data_dir().map(|d| d.join("mcp-auth-tray").join("credentials.json"))
+    dirs::data_local_dir().map(|d| d.join("mcp-auth-tray").join("credentials.json"))
 }
 
 /// Where the vault's per-server lock files live: `<data dir>/mcp-auth-tray/locks`.
 pub fn default_lock_dir() -> Option<std::path::PathBuf> {
-    dirs::data_dir().map(|d| d.join("mcp-auth-tray").join("locks"))
+    dirs::data_local_dir().map(|d| d.join("mcp-auth-tray").join("locks"))
 }
 
 /// `vault` with the per-user lock folder, so the tray and the CLI exclude
@@ -101,4 +106,17 @@ pub fn vault_status(
         report.apply_checks(&store.load());
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens in the plain file never roam with a Windows profile.
+    #[test]
+    fn the_plain_file_and_locks_live_in_the_local_data_folder() {
+        let local = dirs::data_local_dir().map(|d| d.join("mcp-auth-tray"));
+        assert_eq!(default_credential_file().as_deref().and_then(std::path::Path::parent), local.as_deref());
+        assert_eq!(default_lock_dir().as_deref().and_then(std::path::Path::parent), local.as_deref());
+    }
 }

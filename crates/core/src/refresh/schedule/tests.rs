@@ -243,6 +243,35 @@ async fn catches_up_at_once_after_the_machine_slept() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_deadline_passed_in_a_suspend_fires_within_one_capped_sleep_without_a_wake() {
+    // A token living 100 days: its refresh is due in about 60 days, far
+    // beyond one sleep, so the loop sleeps for MAX_SLEEP at a time.
+    let clock = clock();
+    let lifetime = 100 * 24 * 3600;
+    let ops = FakeOps::new(clock.clone(), lifetime, &["a"]);
+    let (_handle, _stop) = start(ops.clone(), clock.clone());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(ops.refreshes().is_empty());
+    // Suspended for 90 days: the wall clock jumped, the monotonic one did
+    // not, and nothing calls `wake` (no resume hook on this platform).
+    *clock.jumped.lock().expect("lock") += 90.0 * 24.0 * 3600.0;
+    tokio::time::sleep(MAX_SLEEP + Duration::from_secs(1)).await;
+    let refreshes = ops.refreshes();
+    assert_eq!(refreshes.len(), 1, "the overdue refresh ran within one capped sleep");
+}
+
+#[test]
+fn without_a_resume_hook_each_sleep_is_at_most_a_minute() {
+    assert_eq!(WALL_CLOCK_CHECK, Duration::from_secs(60));
+    if cfg!(target_os = "linux") {
+        assert_eq!(MAX_SLEEP, Duration::from_secs(24 * 3600), "Linux wakes the loops on resume");
+    } else {
+        assert_eq!(MAX_SLEEP, WALL_CLOCK_CHECK);
+    }
+    assert_eq!(sleep_until(1e9), MAX_SLEEP);
+}
+
+#[tokio::test(start_paused = true)]
 async fn tokens_that_expire_at_once_do_not_make_it_spin() {
     let clock = clock();
     let ops = FakeOps::new(clock.clone(), 0, &["a"]);
@@ -286,4 +315,14 @@ async fn an_absurd_expiry_does_not_stop_the_scheduler() {
     assert_eq!(refreshes.iter().filter(|(id, _)| id == "absurd").count(), 0);
     let b = refreshes.iter().filter(|(id, _)| id == "b").count();
     assert!((4..=5).contains(&b), "the other server was refreshed {b} times: {refreshes:?}");
+}
+
+#[rstest]
+#[case::awake(60, 60, false)]
+#[case::scheduled_late(65, 60, false)]
+#[case::clock_set_back(0, 60, false)]
+#[case::suspended_overnight(8 * 3600, 60, true)]
+#[case::short_suspend(90, 60, true)]
+fn a_suspend_shows_as_the_wall_clock_running_ahead(#[case] wall: u64, #[case] monotonic: u64, #[case] want: bool) {
+    assert_eq!(slept_through(Duration::from_secs(wall), Duration::from_secs(monotonic)), want);
 }
