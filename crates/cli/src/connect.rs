@@ -179,7 +179,7 @@ fn with_step_up(server: OAuthServer, report: &StatusReport) -> OAuthServer {
 /// A server named on the command line.
 enum Named {
     /// The agent's server.
-    Agent(OAuthServer),
+    Agent(Box<OAuthServer>),
     /// A name of our list, or a URL (given, or the one another client's
     /// config names): the grant that serves it, found once the vault is open.
     Grant(String),
@@ -212,7 +212,7 @@ fn named(
     profile: Option<&str>,
 ) -> anyhow::Result<Named> {
     let not_found = match find_oauth_server(snapshot, name, profile) {
-        Ok(server) => return Ok(Named::Agent(server)),
+        Ok(server) => return Ok(Named::Agent(Box::new(server))),
         Err(e @ mcp_auth_core::ConnectError::NotFound { .. }) if profile.is_none() => e,
         Err(e) => return Err(e.into()),
     };
@@ -257,7 +257,7 @@ pub async fn run(hermes_home: Option<&Path>, args: &ConnectArgs) -> anyhow::Resu
         let mut servers = Vec::new();
         for target in named {
             servers.push(match target {
-                Named::Agent(server) => (server, true),
+                Named::Agent(server) => (*server, true),
                 Named::Grant(spec) => {
                     let (snapshot, own, own_home, vault) =
                         (snapshot.clone(), own.clone(), own_home.clone(), vault.clone());
