@@ -200,14 +200,23 @@ where
         Ok(_) => Err(Cut::TooLarge(TooLarge { limit: max_event_bytes })),
         Err(e) => Err(Cut::Source(Box::new(e))),
     });
-    // After the first error nothing more is read.
+    // After the first error nothing more is read, and nothing more is
+    // parsed: `sse-stream` goes on after a line that is not UTF-8, but a
+    // stream that broke once is not to be trusted for what follows.
+    until_first_error(sse_stream::SseStream::from_bytes_stream(until_first_error(checked))).boxed()
+}
+
+/// `stream` up to and including its first error.
+fn until_first_error<S, T, E>(stream: S) -> impl futures_util::Stream<Item = Result<T, E>>
+where
+    S: futures_util::Stream<Item = Result<T, E>>,
+{
     let mut stop = false;
-    let checked = checked.take_while(move |item| {
+    stream.take_while(move |item| {
         let go = !stop;
         stop = stop || item.is_err();
         std::future::ready(go)
-    });
-    sse_stream::SseStream::from_bytes_stream(checked).boxed()
+    })
 }
 
 /// Why the byte stream ended early.
