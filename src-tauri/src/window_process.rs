@@ -81,11 +81,15 @@ pub fn run(context: tauri::Context<Wry>, focus: Option<String>) -> anyhow::Resul
 
 fn page_path(focus: Option<&str>) -> String {
     match focus {
-        Some(id) => {
-            format!("index.html?focus={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>())
-        }
+        Some(id) => format!("index.html?{}", focus_query(id)),
         None => "index.html".to_owned(),
     }
+}
+
+/// The page's query asking it to scroll to `id` (both the first load and a
+/// later re-navigation spell it this way).
+fn focus_query(id: &str) -> String {
+    format!("focus={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>())
 }
 
 fn bring_forward(app: &AppHandle, focus: Option<&str>) {
@@ -96,8 +100,7 @@ fn bring_forward(app: &AppHandle, focus: Option<&str>) {
     if let Some(id) = focus
         && let Ok(mut url) = window.url()
     {
-        let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("focus", id).finish();
-        url.set_query(Some(&query));
+        url.set_query(Some(&focus_query(id)));
         let _ = window.navigate(url);
     }
     let _ = window.show();
