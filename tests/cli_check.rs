@@ -82,6 +82,23 @@ async fn a_grant_revoked_at_the_server_is_refreshed_once_then_needs_sign_in() {
     assert_eq!(server.log().mcp_calls.iter().filter(|m| *m == "initialize").count(), 0, "never past the token check");
 }
 
+/// A legacy HTTP+SSE server that refuses every POST at its URL before it
+/// looks at the token: the check asks its event stream instead, so a
+/// revoked grant is seen there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_sse_server_is_checked_through_its_event_stream() {
+    let behaviour = Behaviour { legacy_sse: true, sse_post_unrouted: true, ..Behaviour::default() };
+    let (server, setup) = connected(behaviour).await;
+    let row = fake_row(&setup, true);
+    assert_eq!((row["state"].clone(), row["check"].clone()), ("connected".into(), "ok".into()), "{row}");
+    assert_eq!(server.log().sse_streams, 1, "the stream was opened once");
+    server.revoke_grants();
+    let row = fake_row(&setup, true);
+    assert_eq!(row["state"], "needs_reauth", "{row}");
+    assert_eq!(row["check"], "needs_sign_in", "{row}");
+    assert_eq!(server.log().refreshes.len(), 1, "exactly one refresh attempt");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_now_requires_more_scope_needs_more_access_and_connect_steps_up() {
     let (server, setup) = connected(Behaviour::default()).await;

@@ -5,7 +5,7 @@
 //! action, to whatever `init` was given (the tray's action runner), so this
 //! module depends on no other part of the shell.
 
-use mcp_auth_core::{MenuAction, Notice, ServerRef};
+use mcp_auth_core::{MenuAction, Notice, OWN_PROFILE, ServerRef};
 use tauri::AppHandle;
 use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
 use tokio::sync::broadcast;
@@ -61,7 +61,12 @@ pub fn follow(app: AppHandle, mut notices: broadcast::Receiver<Notice>) {
 fn show_notice(app: &AppHandle, notice: &Notice) {
     match notice {
         Notice::Connected { server } => {
-            show(app, &format!("Connected to {}", server.name), "Signed in; the agent can use it now.")
+            let who = if server.profile.as_deref() == Some(OWN_PROFILE) {
+                "the clients that go through mcp-auth"
+            } else {
+                "the agent"
+            };
+            show(app, &format!("Connected to {}", server.name), &format!("Signed in; {who} can use it now."))
         }
         Notice::NeedsSignIn { server, reason } => needs_sign_in(app, server, reason.as_deref()),
         Notice::SignInFailed { server, reason } => {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use mcp_auth_core::{InstanceLock, Service};
+use mcp_auth_core::{ClientsReport, InstanceLock, Service};
 use tokio::sync::watch;
 
 /// The private-use URI scheme of the app, as registered with the deep-link
@@ -25,6 +25,9 @@ pub struct AppState {
     pub autostart_item: Mutex<Option<tauri::menu::CheckMenuItem<tauri::Wry>>>,
     /// The app learned something the window should show (a first-run note).
     pub first_run_note: Mutex<Option<String>>,
+    /// The other clients' servers as the menu last showed them (the status
+    /// window shows the same).
+    pub clients_shown: Mutex<ClientsReport>,
     /// Held while the app runs: one daemon or tray per user.
     _instance: InstanceLock,
 }
@@ -37,6 +40,7 @@ impl AppState {
             autostart: watch::Sender::new(false),
             autostart_item: Mutex::new(None),
             first_run_note: Mutex::new(None),
+            clients_shown: Mutex::new(ClientsReport::default()),
             _instance: instance,
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mcp_auth_core::ServerRef;
 use mcp_auth_core::{AuthState, MenuAction, MenuContext, MenuLine, TrayIcon, TrayMenu, tray_menu};
 use mcp_auth_core::{Browser, BrowserError, BrowserFuture, check_browser_url, chosen_browser};
-use mcp_auth_core::{ClientMenuAction, ClientsReport, program_beside, with_clients_menu};
+use mcp_auth_core::{ClientMenuAction, program_beside, with_clients_menu};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
@@ -71,7 +71,7 @@ async fn follow(app: AppHandle, mut shown: TrayMenu) {
         }
         first = false;
         let clients = state.service.clients().await.0;
-        set_clients_shown(&clients);
+        *lock(&state.clients_shown) = clients.clone();
         let current = view.borrow_and_update().clone();
         let model = with_clients_menu(
             tray_menu(
@@ -209,18 +209,6 @@ pub fn run(app: &AppHandle, action: MenuAction) {
             app.exit(0);
         }
     }
-}
-
-/// The clients as last read, for the status window.
-static CLIENTS_SHOWN: std::sync::Mutex<Option<ClientsReport>> = std::sync::Mutex::new(None);
-
-fn set_clients_shown(clients: &ClientsReport) {
-    *lock(&CLIENTS_SHOWN) = Some(clients.clone());
-}
-
-/// The other clients' servers as the menu last showed them.
-pub fn clients_shown() -> ClientsReport {
-    lock(&CLIENTS_SHOWN).clone().unwrap_or_default()
 }
 
 /// "Use in <client>": the core service edits that client's config (backup,

@@ -93,7 +93,7 @@ fn page(state: &AppState) -> serde_json::Value {
             EngineState::Off(reason) => Some(reason.clone()),
             _ => None,
         },
-        clients: clients_menu(&crate::tray::clients_shown()),
+        clients: clients_menu(&lock(&state.clients_shown)),
         about: crate::ABOUT,
     };
     serde_json::to_value(page).unwrap_or_default()

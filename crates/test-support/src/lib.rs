@@ -117,6 +117,10 @@ pub struct Behaviour {
     /// instead of Streamable HTTP: `GET` opens the event stream, `POST`
     /// with a valid token answers 405 (see `sse.rs`).
     pub legacy_sse: bool,
+    /// With `legacy_sse`: `POST /mcp` answers 405 before looking at the
+    /// token (a server that routes only `GET` there), so only the event
+    /// stream says whether a token is still good.
+    pub sse_post_unrouted: bool,
     /// The data of the legacy stream's `endpoint` event instead of
     /// `/messages?sessionId=<id>` (another origin, to test the client's refusal).
     pub sse_endpoint: Option<String>,
@@ -174,6 +178,7 @@ impl Default for Behaviour {
             mcp_scope: None,
             mcp_status: None,
             legacy_sse: false,
+            sse_post_unrouted: false,
             sse_endpoint: None,
         }
     }

@@ -36,6 +36,9 @@ pub async fn handle(State(s): State<Shared>, headers: HeaderMap, Json(request): 
     if let Some(status) = s.behaviour().mcp_status.and_then(|c| StatusCode::from_u16(c).ok()) {
         return status.into_response();
     }
+    if s.behaviour().legacy_sse && s.behaviour().sse_post_unrouted {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
     let access = match authorized(&s, &headers) {
         Ok(access) => access,
         Err(refused) => return refused,

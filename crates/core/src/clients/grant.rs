@@ -227,6 +227,47 @@ pub fn exporter_for(grant: &GrantServer) -> Box<dyn Exporter> {
     if grant.exports_to_agent() { Box::new(crate::hermes::export::HermesExporter) } else { Box::new(NoExport) }
 }
 
+/// Whether `home` is the pseudo-home of our grants ([`OWN_PROFILE`]).
+pub fn is_own_home(home: &Home) -> bool {
+    home.profile.as_deref() == Some(OWN_PROFILE)
+}
+
+/// The exporter of a process that serves every kind of grant (the tray,
+/// the daemon): `inner` for the agent's servers, nothing at all for ours,
+/// decided per server by its home (the same rule as [`exporter_for`]).
+#[derive(Debug, Clone)]
+pub struct AgentServersOnly(pub std::sync::Arc<dyn Exporter>);
+
+impl AgentServersOnly {
+    fn exporter(&self, target: &ExportTarget) -> &dyn Exporter {
+        if is_own_home(&target.home) { &NoExport } else { self.0.as_ref() }
+    }
+}
+
+impl Exporter for AgentServersOnly {
+    fn check(&self, target: &ExportTarget) -> Result<(), ExportError> {
+        self.exporter(target).check(target)
+    }
+    fn export(&self, target: &ExportTarget, record: &CredentialRecord) -> Result<(), ExportError> {
+        self.exporter(target).export(target, record)
+    }
+    fn update_tokens(&self, target: &ExportTarget, record: &CredentialRecord) -> Result<bool, ExportError> {
+        self.exporter(target).update_tokens(target, record)
+    }
+    fn remove(&self, target: &ExportTarget) -> Result<(), ExportError> {
+        self.exporter(target).remove(target)
+    }
+    fn agent_tokens(&self, target: &ExportTarget) -> Option<crate::hermes::files::TokenRecord> {
+        self.exporter(target).agent_tokens(target)
+    }
+    fn agent_registration(
+        &self,
+        target: &ExportTarget,
+    ) -> Option<(crate::oauth::client::ClientRecord, Option<serde_json::Value>)> {
+        self.exporter(target).agent_registration(target)
+    }
+}
+
 /// An exporter that writes nothing: for servers used only through us.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoExport;

@@ -8,16 +8,19 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::grant::OWN_PROFILE;
 use super::menu::ClientMenuAction;
 use super::own::{OwnList, OwnListFile};
 use super::paths::{LocationEnv, Platform};
 use super::read::read_all;
 use super::setup::{SetupAction, SetupError, SetupRequest, apply, plan, setup_location};
-use super::view::{ClientsReport, clients_status, own_grant_keys};
+use super::view::{ClientsReport, clients_status, own_grant_keys, own_grant_state, own_grants};
 use super::{ClientFile, ClientKind};
 use crate::hermes::snapshot::Snapshot;
+use crate::sign_in::connect::OAuthServer;
 use crate::vault::{Vault, VaultError, VaultKey};
-use crate::view::status::{StatusReport, VaultView};
+use crate::view::activity::{NeedsSignIn, ServerRef};
+use crate::view::status::{AuthState, StatusReport, VaultView};
 
 /// The folder of our list (the pseudo-home of its servers; never written).
 pub fn own_home(file: &OwnListFile) -> PathBuf {
@@ -57,6 +60,37 @@ pub fn load_clients_report(
     let views = crate::vault::open::vault_views(vault, keys);
     let lookup = |k: &VaultKey| views.get(k).cloned().unwrap_or(VaultView::Missing);
     (clients_status(&files, &own, &home, snapshot, report, &lookup), problem.into_iter().collect())
+}
+
+/// Our grants (list entries, bare URLs the clients name) whose record says
+/// a new sign-in is needed (a proxy or `mcp-auth headers` found the refresh
+/// refused and noted it in the vault), with why: what the tray and the
+/// daemon announce as for the agent's servers. Blocking (files, keychain).
+pub fn own_grants_needing_sign_in(snapshot: &Snapshot, vault: &Vault, now: f64) -> Vec<NeedsSignIn> {
+    let grants = own_grants_now(snapshot);
+    let views = crate::vault::open::vault_views(&Ok(vault.clone()), grants.iter().map(|g| g.server.vault_key()));
+    grants
+        .iter()
+        .filter_map(|g| {
+            let view = views.get(&g.server.vault_key())?;
+            let row = own_grant_state(view, &g.server.name, now);
+            (row.state == AuthState::NeedsReauth)
+                .then(|| NeedsSignIn { server: ServerRef::new(Some(OWN_PROFILE), &g.server.name), reason: row.detail })
+        })
+        .collect()
+}
+
+/// Our grant named `name` (an entry of our list, or the host a bare URL is
+/// kept under), as the sign-in code sees it: what a notice's "Sign in"
+/// for one of ours signs in to. Blocking (files).
+pub fn own_grant_named(snapshot: &Snapshot, name: &str) -> Option<OAuthServer> {
+    own_grants_now(snapshot).into_iter().map(|g| g.server).find(|s| s.name == name)
+}
+
+/// Our grants as the clients' files and our list name them now. Blocking (files).
+fn own_grants_now(snapshot: &Snapshot) -> Vec<super::GrantServer> {
+    let (own, home, _) = load_own_list();
+    own_grants(&read_client_files(), &own, &home, snapshot)
 }
 
 /// The URL of a server a client's file does not have, named for `setup`:

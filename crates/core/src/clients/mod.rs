@@ -180,9 +180,13 @@ pub struct ClientFile {
     pub problems: Vec<String>,
 }
 
-pub use grant::{GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant, normalize_url};
+pub use grant::{
+    AgentServersOnly, GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant,
+    is_own_home, normalize_url,
+};
 pub use live::{
-    UseInDone, load_clients_report, named_server_url, program_beside, read_client_files, urls_named, use_in,
+    UseInDone, load_clients_report, named_server_url, own_grant_named, own_grants_needing_sign_in, program_beside,
+    read_client_files, urls_named, use_in,
 };
 pub use menu::{ClientMenuAction, clients_menu, with_clients_menu};
 pub use own::{OwnList, OwnListError, OwnListFile};

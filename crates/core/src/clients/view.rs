@@ -142,31 +142,39 @@ fn state_of(
             .find(|row| row.profile == candidate.server.home.profile && row.name == candidate.server.name)
             .map_or((AuthState::NotConnected, None), |row| (row.state, row.expires_at));
     }
-    match vault(&candidate.server.vault_key()) {
-        VaultView::Present(summary) => {
-            let mut row = ServerStatus::bare(&candidate.server.name, AuthLabel::Oauth, AuthState::NotConnected);
-            crate::view::status::apply_tokens(&mut row, &summary, now);
-            (row.state, row.expires_at)
-        }
-        VaultView::Unreadable(_) => (AuthState::Error, None),
-        _ => (AuthState::NotConnected, None),
-    }
+    let row = own_grant_state(&vault(&candidate.server.vault_key()), &candidate.server.name, now);
+    (row.state, row.expires_at)
 }
 
-/// The vault keys [`clients_status`] may ask about for our own grants (to
-/// fetch them beforehand with [`crate::vault_views`]).
-pub fn own_grant_keys(files: &[ClientFile], own: &OwnList, own_home: &Path, snapshot: &Snapshot) -> Vec<VaultKey> {
+/// Our own grants (list entries, and bare URLs the clients name) that
+/// [`clients_status`] may ask about, each once, in file order.
+pub fn own_grants(files: &[ClientFile], own: &OwnList, own_home: &Path, snapshot: &Snapshot) -> Vec<GrantServer> {
     let targets = files
         .iter()
         .flat_map(|f| f.servers.iter().filter(|s| s.is_remote()))
         .filter_map(|s| s.url.as_ref().map(url::Url::to_string).or_else(|| s.routed_target().map(str::to_owned)))
         .chain(own.servers().map(|(n, _)| n.to_owned()));
-    let mut keys: Vec<VaultKey> = targets
+    let mut seen = std::collections::HashSet::new();
+    targets
         .filter_map(|t| grant_candidates(snapshot, own, own_home, &t).ok())
         .flatten()
-        .filter(|c| c.source != GrantSource::Hermes)
-        .map(|c| c.server.vault_key())
-        .collect();
-    keys.dedup();
-    keys
+        .filter(|c| c.source != GrantSource::Hermes && seen.insert(c.server.vault_key()))
+        .collect()
+}
+
+/// The vault keys of [`own_grants`] (to fetch them beforehand with
+/// [`crate::vault_views`]).
+pub fn own_grant_keys(files: &[ClientFile], own: &OwnList, own_home: &Path, snapshot: &Snapshot) -> Vec<VaultKey> {
+    own_grants(files, own, own_home, snapshot).iter().map(|g| g.server.vault_key()).collect()
+}
+
+/// The state of one of our grants from its vault record, as `status` shows it.
+pub fn own_grant_state(view: &VaultView, name: &str, now: f64) -> ServerStatus {
+    let mut row = ServerStatus::bare(name, AuthLabel::Oauth, AuthState::NotConnected);
+    match view {
+        VaultView::Present(summary) => crate::view::status::apply_tokens(&mut row, summary, now),
+        VaultView::Unreadable(_) => row.state = AuthState::Error,
+        _ => {}
+    }
+    row
 }

@@ -8,7 +8,11 @@
 //!    access token, and looks only at the HTTP status and `WWW-Authenticate`
 //!    ([`classify`], a pure table): the body is never read, so a server
 //!    cannot make us buffer anything, and the whole request has a timeout
-//!    ([`CHECK_TIMEOUT`]);
+//!    ([`CHECK_TIMEOUT`]). A 404 or 405 may be a legacy HTTP+SSE server
+//!    (MCP 2024-11-05), which is spoken to with a `GET` of its event stream
+//!    and may refuse the POST before it looks at the token: then that `GET`
+//!    is sent with the token too, judged the same way, and closed as soon as
+//!    its head arrives ([`legacy_sse_answer`]);
 //! 2. a 401 leads to exactly one refresh through the refresh transaction
 //!    (single-flight per server, the agent's fence, a rotated token never
 //!    lost) and one retry with the new token; a second 401, or a refresh that
@@ -222,24 +226,73 @@ pub async fn probe(http: &Http, url: &str, token: &SecretString) -> Probe {
         Ok(Ok(response)) => response,
     };
     let status = response.status().as_u16();
-    let challenges: Vec<String> = response
-        .headers()
-        .get_all(reqwest::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .take(16)
-        .map(|v| v.chars().take(8192).collect())
-        .collect();
+    let challenges = challenge_values(response.headers());
     let session = response.headers().get("mcp-session-id").cloned();
     // The body is dropped unread (the connection closes with it).
     drop(response);
-    let probe = classify(status, challenges.iter().map(String::as_str));
+    let mut probe = classify(status, challenges.iter().map(String::as_str));
+    if matches!(status, 404 | 405)
+        && let Some(answer) = probe_event_stream(http, url, token).await
+    {
+        probe = answer;
+    }
     if let Some(session) = session {
         let delete = http.reqwest().delete(url).bearer_auth(token.expose()).header("mcp-session-id", session);
         let _ = tokio::time::timeout(CONNECT_TIMEOUT, delete.timeout(CONNECT_TIMEOUT).send()).await;
     }
     tracing::debug!(status, ?probe, "checked");
     probe
+}
+
+/// The check of a legacy HTTP+SSE server: a `GET` of its event stream with
+/// the token, closed once its head arrives. `None` when the answer says
+/// nothing about the token (no such stream either).
+async fn probe_event_stream(http: &Http, url: &str, token: &SecretString) -> Option<Probe> {
+    let request = http
+        .reqwest()
+        .get(url)
+        .bearer_auth(token.expose())
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .timeout(CHECK_TIMEOUT);
+    let response = tokio::time::timeout(CHECK_TIMEOUT, request.send()).await.ok()?.ok()?;
+    let status = response.status().as_u16();
+    let event_stream = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let challenges: Vec<String> = challenge_values(response.headers());
+    // The stream is closed unread.
+    drop(response);
+    let answer = legacy_sse_answer(status, event_stream, challenges.iter().map(String::as_str));
+    tracing::debug!(status, event_stream, ?answer, "checked the event stream");
+    answer
+}
+
+/// How the `GET` of a legacy event stream judges the token (pure): a stream
+/// opened is accepted, 401 and 403 as for the POST, anything else says
+/// nothing (the POST's answer stands).
+pub fn legacy_sse_answer<'a>(
+    status: u16,
+    event_stream: bool,
+    www_authenticate: impl IntoIterator<Item = &'a str>,
+) -> Option<Probe> {
+    match status {
+        200..=299 if event_stream => Some(Probe::Accepted),
+        401 | 403 => Some(classify(status, www_authenticate)),
+        _ => None,
+    }
+}
+
+/// The `WWW-Authenticate` values of an answer, bounded.
+fn challenge_values(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .take(16)
+        .map(|v| v.chars().take(8192).collect())
+        .collect()
 }
 
 /// Why the request got no answer, in words (the HTTP client's own terms).

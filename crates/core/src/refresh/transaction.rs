@@ -5,7 +5,8 @@
 //! 1. is single-flight per server in this process (a second caller waiting
 //!    on the first gets its result, not a second token request);
 //! 2. takes the agent's file fence (`<stem>.json.refresh.lock`, 60 s, fail
-//!    closed) for the rest;
+//!    closed) for the rest (not for our own grants: the agent never sees
+//!    them, [`OAuthServer::agent_fence`]);
 //! 3. re-reads the vault and the agent's token file: if the agent already
 //!    refreshed (its file is newer), we adopt its pair instead of refreshing;
 //! 4. refreshes at the token endpoint (keeping our refresh token if the
@@ -376,7 +377,10 @@ impl Refresher {
         let (http, vault, server, timeout) = (self.http.clone(), vault.clone(), server.clone(), self.fence_timeout);
         let (exporter, pending) = (self.exporter.clone(), slot.pending.clone());
         let result = tokio::spawn(async move {
-            let _fence = acquire_async(server.paths().refresh_lock.clone(), timeout).await?;
+            let _fence = match server.agent_fence() {
+                Some(path) => Some(acquire_async(path, timeout).await?),
+                None => None,
+            };
             let _lock = vault.lock(&server.vault_key()).await?;
             let result = transaction(&http, &vault, exporter.as_ref(), &server, &pending, stale.as_ref()).await;
             if let Err(e) = &result {

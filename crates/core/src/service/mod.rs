@@ -54,7 +54,8 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 pub use instance::{Holder, InstanceError, InstanceKind, InstanceLock};
 
 use crate::app::settings::SettingsFile;
-use crate::hermes::export::HermesExporter;
+use crate::clients::{AgentServersOnly, OWN_PROFILE, own_grant_named, own_grants_needing_sign_in};
+use crate::hermes::export::{Exporter, HermesExporter};
 use crate::hermes::home::HermesRoot;
 use crate::hermes::snapshot::Snapshot;
 use crate::hermes::watch::{HomeWatcher, WatchError};
@@ -67,7 +68,7 @@ use crate::refresh::transaction::{Refresher, SyncOutcome};
 use crate::sign_in::connect::{ConnectError, Disconnected, OAuthServer, disconnect, find_oauth_server, oauth_servers};
 use crate::sign_in::sign_ins::{SignInEvent, SignIns};
 use crate::vault::{Vault, VaultError, VaultKey};
-use crate::view::activity::{Activity, AttentionTracker, ServerRef};
+use crate::view::activity::{Activity, AttentionTracker, NeedsSignIn, ServerRef};
 use crate::view::status::{StatusReport, VaultView};
 use ledger::{Ledger, LedgerExporter, fingerprint};
 use rules::{on_refresh_event, on_sign_in_event, plan_sync, sign_in_server};
@@ -201,7 +202,7 @@ struct Engine {
     http: Http,
     refresher: Refresher,
     sign_ins: SignIns,
-    exporter: Arc<LedgerExporter>,
+    exporter: Arc<dyn Exporter>,
     checker: Checker,
     background: BackgroundRefresh,
     /// Another process (a proxy, the CLI) noted a failure in the vault: read it again.
@@ -215,6 +216,9 @@ struct Requests {
     look_up: HashSet<VaultKey>,
     /// Read every vault record again (after resume).
     look_up_all: bool,
+    /// Read our own grants' records again (another process changed the
+    /// vault, or one of them was signed in to).
+    own_grants: bool,
     /// Sync every server with the agent's files, changed or not.
     sync_all: bool,
     /// Check every connected server now.
@@ -225,7 +229,7 @@ struct Requests {
 
 impl Requests {
     fn any(&self) -> bool {
-        self.look_up_all || self.sync_all || self.reload_checks || !self.look_up.is_empty()
+        self.look_up_all || self.own_grants || self.sync_all || self.reload_checks || !self.look_up.is_empty()
     }
 }
 
@@ -361,9 +365,15 @@ impl Service {
         }
     }
 
-    /// The configured OAuth server `r`.
+    /// The configured OAuth server `r`: the agent's, or one of our own
+    /// grants (profile [`OWN_PROFILE`], read from our list and the clients'
+    /// files; blocking, small bounded files).
     pub fn find(&self, r: &ServerRef) -> Result<OAuthServer, ServiceError> {
         let snapshot = self.inner().snapshots.borrow().clone();
+        if r.profile.as_deref() == Some(OWN_PROFILE) {
+            return own_grant_named(&snapshot, &r.name)
+                .ok_or_else(|| ConnectError::NotFound { name: r.name.clone(), profile: None }.into());
+        }
         Ok(find_oauth_server(&snapshot, &r.name, Some(r.profile.as_deref().unwrap_or("default")))?)
     }
 
@@ -550,6 +560,8 @@ async fn start_engine(
         }
     };
     let exporter = Arc::new(LedgerExporter::new(Arc::new(HermesExporter), inner.ledger.clone()));
+    // Sign-ins, refreshes and disconnects of our own grants write no files.
+    let exporter: Arc<dyn Exporter> = Arc::new(AgentServersOnly(exporter));
     let refresher = Refresher::new(http.clone(), exporter.clone());
     let (sign_ins, events) =
         SignIns::new(http.clone(), vault.clone(), exporter.clone(), inner.settings.clone(), &inner.url_scheme);
@@ -565,7 +577,10 @@ async fn start_engine(
     let vault_changes = match vault.watch_changes(move || {
         if let Some(inner) = weak.upgrade() {
             tracing::debug!("another process changed the vault; reading it again");
-            inner.request(|q| q.look_up_all = true);
+            inner.request(|q| {
+                q.look_up_all = true;
+                q.own_grants = true;
+            });
         }
     }) {
         Some(Ok(watcher)) => Some(watcher),
@@ -616,7 +631,9 @@ async fn sign_in_events(inner: Arc<Inner>, mut events: mpsc::UnboundedReceiver<S
         let mut effects = None;
         inner.activity.send_modify(|a| a.update(&r, |a| effects = Some(on_sign_in_event(a, &event))));
         let Some(effects) = effects else { continue };
-        if effects.look_up
+        if effects.look_up && r.profile.as_deref() == Some(OWN_PROFILE) {
+            inner.request(|q| q.own_grants = true);
+        } else if effects.look_up
             && let Ok(server) =
                 find_oauth_server(&inner.snapshots.borrow(), &r.name, Some(r.profile.as_deref().unwrap_or("default")))
         {
@@ -666,6 +683,8 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
     let mut servers: Option<Vec<OAuthServer>> = None;
     let mut views: HashMap<VaultKey, VaultView> = HashMap::new();
     let mut checks = load_checks(&inner).await;
+    // Our own grants needing a new sign-in (they are in no report).
+    let mut own_needs: Vec<NeedsSignIn> = Vec::new();
     // When each server's last check round was started (a round whose results
     // could not be kept still counts: no retry loop), or when it was first
     // seen connected.
@@ -701,6 +720,11 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
             look_up.extend(keys.iter().filter(|k| !views.contains_key(k)).cloned());
             look_up.retain(|k| keys.contains(k));
             views.extend(read_views(&inner, engine.as_deref(), look_up).await);
+            if let Some(engine) = &engine
+                && (new_snapshot || requests.own_grants)
+            {
+                own_needs = read_own_needs(&snapshot, engine).await;
+            }
         }
         let live = activity.borrow_and_update().clone();
         let mut report = StatusReport::evaluate_with(&snapshot, SystemTime::now(), &|k| {
@@ -708,7 +732,7 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
         });
         report.apply_checks(&checks);
         live.apply(&mut report);
-        for needs in attention.observe(&report) {
+        for needs in attention.observe_with(&report, &own_needs) {
             inner.notify(Notice::NeedsSignIn { server: needs.server, reason: needs.reason });
         }
         let next_check = match &engine {
@@ -752,6 +776,14 @@ async fn run(inner: Arc<Inner>, given_vault: Option<Vault>) {
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Our own grants that need a new sign-in, read now (nothing when they
+/// cannot be read: their records are no less fine than before).
+async fn read_own_needs(snapshot: &Arc<Snapshot>, engine: &Engine) -> Vec<NeedsSignIn> {
+    let (snapshot, vault) = (snapshot.clone(), engine.vault.clone());
+    let now = crate::util::time::now_secs();
+    tokio::task::spawn_blocking(move || own_grants_needing_sign_in(&snapshot, &vault, now)).await.unwrap_or_default()
 }
 
 /// The checks as kept in the store (none without one).

@@ -184,6 +184,13 @@ impl OAuthServer {
         AgentPaths::new(&self.home.tokens_dir(), &self.name)
     }
 
+    /// The agent's refresh fence for this server (`<stem>.json.refresh.lock`);
+    /// `None` for our own grants, which the agent never sees (our processes
+    /// are kept apart by the vault's per-server lock alone).
+    pub fn agent_fence(&self) -> Option<std::path::PathBuf> {
+        (!crate::clients::is_own_home(&self.home)).then(|| self.paths().refresh_lock)
+    }
+
     /// This server as an exporter sees it.
     pub fn export_target(&self) -> ExportTarget {
         ExportTarget { home: self.home.clone(), name: self.name.clone(), siblings: self.siblings.clone() }

@@ -111,16 +111,23 @@ pub struct NeedsSignIn {
 impl AttentionTracker {
     /// The servers of `report` that need sign-in and were not announced yet.
     pub fn observe(&mut self, report: &StatusReport) -> Vec<NeedsSignIn> {
-        let now: BTreeMap<ServerRef, &ServerStatus> = report
+        self.observe_with(report, &[])
+    }
+
+    /// As [`Self::observe`], with `others` (servers that are in no report,
+    /// such as our own grants) needing sign-in too.
+    pub fn observe_with(&mut self, report: &StatusReport, others: &[NeedsSignIn]) -> Vec<NeedsSignIn> {
+        let now: BTreeMap<ServerRef, Option<&String>> = report
             .servers
             .iter()
             .filter(|s| s.state == AuthState::NeedsReauth)
-            .map(|s| (ServerRef::of(s), s))
+            .map(|s| (ServerRef::of(s), s.detail.as_ref()))
+            .chain(others.iter().map(|n| (n.server.clone(), n.reason.as_ref())))
             .collect();
         self.announced.retain(|r| now.contains_key(r));
         now.into_iter()
             .filter(|(r, _)| self.announced.insert(r.clone()))
-            .map(|(server, s)| NeedsSignIn { server, reason: s.detail.clone() })
+            .map(|(server, reason)| NeedsSignIn { server, reason: reason.cloned() })
             .collect()
     }
 }
@@ -136,6 +143,18 @@ mod tests {
 
     fn report(rows: Vec<ServerStatus>) -> StatusReport {
         StatusReport { servers: rows, ..Default::default() }
+    }
+
+    #[test]
+    fn servers_in_no_report_are_announced_once_too() {
+        let mut tracker = AttentionTracker::default();
+        let ours = NeedsSignIn { server: ServerRef::new(Some("+mcp-auth"), "fake"), reason: Some("refused".into()) };
+        let empty = report(vec![]);
+        assert_eq!(tracker.observe_with(&empty, std::slice::from_ref(&ours)), vec![ours.clone()]);
+        assert!(tracker.observe_with(&empty, std::slice::from_ref(&ours)).is_empty());
+        // Signed in again (no longer listed), then lost again: announced again.
+        assert!(tracker.observe_with(&empty, &[]).is_empty());
+        assert_eq!(tracker.observe_with(&empty, std::slice::from_ref(&ours)), vec![ours]);
     }
 
     #[test]

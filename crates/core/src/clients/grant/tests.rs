@@ -146,3 +146,21 @@ fn every_client_naming_the_url_shares_the_existing_record() -> Result<(), Box<dy
     assert_eq!(format!("{:?}", exporter_for(&grant)), "NoExport");
     Ok(())
 }
+
+/// The tray's exporter writes the agent's files for the agent's servers and
+/// nothing anywhere for ours, though both live in one engine.
+#[test]
+fn the_services_exporter_skips_our_grants() -> Result<(), Box<dyn std::error::Error>> {
+    let (dir, snapshot) = hermes()?;
+    let own = OwnList::default();
+    let exporter = AgentServersOnly(Arc::new(crate::hermes::export::HermesExporter));
+    let agent = grant_candidates(&snapshot, &own, dir.path(), "linear")?.remove(0);
+    let ours = grant_candidates(&snapshot, &own, dir.path(), "https://other.example/mcp")?.remove(0);
+    assert!(is_own_home(&ours.server.home) && !is_own_home(&agent.server.home));
+    exporter.export(&ours.server.export_target(), &record(&ours))?;
+    assert!(!ours.server.home.tokens_dir().exists(), "a file was written for one of our grants");
+    assert_eq!(exporter.agent_tokens(&ours.server.export_target()), None);
+    exporter.export(&agent.server.export_target(), &record(&agent))?;
+    assert!(exporter.agent_tokens(&agent.server.export_target()).is_some(), "the agent's server was not exported");
+    Ok(())
+}

@@ -7,6 +7,24 @@ const SCOPE_403: &str =
     r#"Bearer error="insufficient_scope", scope="mcp:read mcp:admin", resource_metadata="https://x/.well-known/p""#;
 
 #[rstest]
+#[case::stream_opened(200, true, &[], Some(Probe::Accepted))]
+#[case::a_page_is_no_stream(200, false, &[], None)]
+#[case::unauthorized(401, false, &[r#"Bearer error="invalid_token""#], Some(Probe::Unauthorized))]
+#[case::insufficient_scope(403, false, &[SCOPE_403], Some(Probe::InsufficientScope(Some("mcp:read mcp:admin".into()))))]
+#[case::forbidden(403, false, &[], Some(Probe::Forbidden))]
+#[case::no_stream_here(405, false, &[], None)]
+#[case::not_found(404, false, &[], None)]
+#[case::down(503, false, &[], None)]
+fn legacy_event_stream_answers(
+    #[case] status: u16,
+    #[case] event_stream: bool,
+    #[case] challenges: &[&str],
+    #[case] want: Option<Probe>,
+) {
+    assert_eq!(legacy_sse_answer(status, event_stream, challenges.iter().copied()), want);
+}
+
+#[rstest]
 #[case::ok(200, &[], Probe::Accepted)]
 #[case::accepted_notification(202, &[], Probe::Accepted)]
 #[case::unauthorized(401, &[r#"Bearer error="invalid_token""#], Probe::Unauthorized)]
