@@ -38,7 +38,9 @@ check "an .rpm was built" test -n "$rpm"
 # Depends: exactly the packages of the libraries the binaries use, found
 # again here from the binaries' NEEDED entries (not from package.sh's list).
 check "Depends: names exactly the runtime libraries ($(dpkg-deb -f "$deb" Depends))" bash scripts/check-depends.sh "$deb"
-desktop="$(dpkg-deb -c "$deb" | sed -n 's#.*\./usr/share/applications/\(.*\.desktop\)$#\1#p' | head -n 1)"
+check "the package is named as Debian names them ($(basename "$deb"))" \
+  bash -c '[[ "$(basename "$0")" =~ ^mcp-auth-tray_[0-9][0-9.]*_amd64\.deb$ ]]' "$deb"
+desktop="$(dpkg-deb -c "$deb" | sed -n 's#.* \(\./\)\{0,1\}usr/share/applications/\(.*\.desktop\)$#\2#p' | head -n 1)"
 check "the package has a desktop entry ($desktop)" test -n "$desktop"
 
 # A user with files of their own: the agent's home, settings, logs, the
@@ -80,6 +82,8 @@ check "mcp-auth status lists the fixture's servers" bash -c 'grep -q "notion" <<
 handler="$(as_user xdg-mime query default "x-scheme-handler/$SCHEME")"
 check "xdg-mime names our desktop entry for $SCHEME: ($handler)" test "$handler" = "$desktop"
 check "the desktop entry declares the scheme" grep -qx "MimeType=x-scheme-handler/$SCHEME;" "/usr/share/applications/$desktop"
+check "the desktop entry hands the URL to the app" grep -qx "Exec=mcp-auth-tray %u" "/usr/share/applications/$desktop"
+check "the desktop entry is valid (desktop-file-validate)" desktop-file-validate "/usr/share/applications/$desktop"
 check "the app icon is in the hicolor theme" bash -c 'ls /usr/share/icons/hicolor/*/apps/mcp-auth-tray.png >/dev/null'
 check "man mcp-auth renders" bash -c 'MANPAGER=cat MANWIDTH=80 man mcp-auth 2>/dev/null | grep -q "mcp-auth-status(1)\|mcp\S*auth status"'
 check "man mcp-auth-connect renders" bash -c 'MANPAGER=cat man mcp-auth-connect 2>/dev/null | grep -q -- "--no-browser"'

@@ -48,4 +48,16 @@ PY
 
 rm -rf target/release/bundle/deb target/release/bundle/rpm
 (cd src-tauri && "../$tauri" build --bundles deb,rpm --config ../target/release/bundle-config.json -- --locked)
+
+# The file names users type (`apt install ./mcp-auth-tray_<version>_amd64.deb`):
+# the bundler names the files after the product name, spaces and all.
+product="$(python3 -c 'import json; print(json.load(open("src-tauri/tauri.conf.json"))["productName"])')"
+for f in target/release/bundle/deb/*.deb; do
+  mv "$f" "target/release/bundle/deb/$(dpkg-deb -f "$f" Package)_$(dpkg-deb -f "$f" Version)_$(dpkg-deb -f "$f" Architecture).deb"
+done
+package="$(dpkg-deb -f target/release/bundle/deb/*.deb Package)"
+for f in target/release/bundle/rpm/*.rpm; do
+  name="$(basename "$f")"
+  mv "$f" "target/release/bundle/rpm/$package${name#"$product"}"
+done
 ls -1 target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm

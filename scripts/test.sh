@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: unit, integration, the CLI end to end,
 # the real tray app under Xvfb in a private D-Bus session, the MCP
-# conformance suite's auth scenarios against our engine, and every fuzz target
-# for FUZZ_SECONDS each (default 60; scripts/fuzz.sh). Needs the packages
-# from scripts/install-deps.sh.
+# conformance suite's auth scenarios against our engine, every fuzz target
+# for FUZZ_SECONDS each (default 60; scripts/fuzz.sh), and the .deb built,
+# installed, run and removed (scripts/package-test.sh, as root). Needs the
+# packages from scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -56,10 +57,24 @@ bash scripts/conformance.sh 2>&1 | tee -a "$log"
 conformance_status=${PIPESTATUS[0]}
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee -a "$log"
 fuzz_status=${PIPESTATUS[0]}
+# The package as a user gets it: the release build bundled, installed with
+# apt, run, removed (scripts/package-test.sh; it installs system packages,
+# so it runs as root only, as CI does; PACKAGE_TEST=0 leaves it out).
+package_status=0
+if [ "${PACKAGE_TEST:-1}" != 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/package-test.sh 2>&1 | tee -a "$log"
+    package_status=${PIPESTATUS[0]}
+  else
+    echo "package: not run (it installs the .deb: run as root, or PACKAGE_TEST=0)" | tee -a "$log"
+    package_status=1
+  fi
+fi
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      /^conformance: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      /^fuzz: [0-9]+ targets, [0-9]+ ok, [0-9]+ crashed/ { p += $4; f += $6 }
+     /^package: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-[ "$tests_status" -eq 0 ] && [ "$conformance_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ]
+[ "$tests_status" -eq 0 ] && [ "$conformance_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ] && [ "$package_status" -eq 0 ]

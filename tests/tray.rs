@@ -300,9 +300,15 @@ fn menu_follows_config_and_token_files_and_quits() {
     let start =
         log.lines().find(|l| l.contains("mcp-auth-tray starting")).unwrap_or_else(|| panic!("no start line:\n{log}"));
     assert!(start.contains(&format!("mcp-auth-tray {}", env!("CARGO_PKG_VERSION"))), "{start}");
-    if std::env::var_os(mcp_auth_e2e::BIN_DIR_VAR).is_some() {
+    let installed = std::env::var_os(mcp_auth_e2e::BIN_DIR_VAR).is_some();
+    if installed {
         assert!(start.contains("production=true"), "the installed app is not a production build: {start}");
     }
+    // The sign-in URL scheme: a source build registers itself with the
+    // desktop (a user-level handler); an installed one leaves it to the
+    // package's desktop entry, so nothing of it outlives the package.
+    let handler = session.dir.path().join("data/applications/mcp-auth-tray-handler.desktop");
+    assert_eq!(handler.is_file(), !installed, "user-level URL handler at {}", handler.display());
 }
 
 #[test]
@@ -677,6 +683,36 @@ fn other_clients_submenu_and_use_in_a_client() {
 }
 
 /// `mcp-auth proxy` started as a client starts it, in the tray's session.
+/// `mcp-auth --hermes-home <home>` in the tray's desktop session (its
+/// keyring on `bus`, its runtime folder), as a client would start it.
+fn mcp_auth(session: &Session, display: &str, bus: &str, home: &Path) -> Command {
+    let mut cmd = Command::new(bin("mcp-auth"));
+    cmd.arg("--hermes-home").arg(home);
+    session.apply(&mut cmd, display);
+    cmd.env("DBUS_SESSION_BUS_ADDRESS", bus).env("NO_COLOR", "1").env_remove("HERMES_HOME").env_remove("BROWSER");
+    cmd
+}
+
+/// Runs `cmd` to its end (at most 60 s): whether it succeeded, and its stderr.
+fn finish(cmd: &mut Command) -> (bool, String) {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn();
+    let mut child = ChildGuard(child.unwrap_or_else(|e| panic!("{e}")));
+    let stderr = Lines::new(child.0.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{cmd:?} did not end within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut text = Vec::new();
+    while let Some(line) = stderr.next(Duration::from_secs(5)) {
+        text.push(line);
+    }
+    (status.success(), text.join("\n"))
+}
+
 struct ProxyChild {
     stdin: ChildStdin,
     stdout: Lines,
@@ -684,6 +720,21 @@ struct ProxyChild {
 }
 
 impl ProxyChild {
+    /// Starts the proxy `cmd` and initializes an MCP session through it.
+    fn start(cmd: &mut Command) -> Self {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+        let stdout = Lines::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
+        let mut proxy = ProxyChild { stdin, stdout, _child: ChildGuard(child) };
+        let init = serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}});
+        let answer = proxy.request(1, "initialize", init);
+        assert_eq!(answer["result"]["serverInfo"]["name"], "mcp-auth-test-server", "{answer}");
+        writeln!(proxy.stdin, "{}", serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        proxy
+    }
+
     fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
         let message = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         writeln!(self.stdin, "{message}").unwrap_or_else(|e| panic!("write to the proxy: {e}"));
@@ -702,8 +753,9 @@ impl ProxyChild {
     }
 }
 
-#[test]
-fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
+/// The test authorization and MCP server (on the returned runtime, which
+/// must outlive it), an X display, and a desktop session past its first run.
+fn desktop_with_server() -> (tokio::runtime::Runtime, mcp_auth_test_support::FakeServer, Xvfb, Session) {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let server = runtime
         .block_on(mcp_auth_test_support::FakeServer::start(mcp_auth_test_support::Behaviour::default()))
@@ -711,6 +763,12 @@ fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
     let xvfb = Xvfb::start();
     let session = Session::new();
     session.not_first_run();
+    (runtime, server, xvfb, session)
+}
+
+#[test]
+fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
+    let (_runtime, server, xvfb, session) = desktop_with_server();
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     write_file(
         &home.path().join("config.yaml"),
@@ -728,24 +786,8 @@ fn a_proxy_finding_its_grant_revoked_raises_the_trays_notice() {
     });
 
     // A client's proxy, in the same desktop session (keyring, runtime folder).
-    let mut cmd = Command::new(bin("mcp-auth"));
-    cmd.arg("--hermes-home").arg(home.path()).args(["proxy", &server.mcp_url()]);
-    session.apply(&mut cmd, &xvfb.display);
-    cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus)
-        .env("NO_COLOR", "1")
-        .env_remove("HERMES_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
-    let stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
-    let stdout = Lines::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
-    let mut proxy = ProxyChild { stdin, stdout, _child: ChildGuard(child) };
-    let init = serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}});
-    let answer = proxy.request(1, "initialize", init);
-    assert_eq!(answer["result"]["serverInfo"]["name"], "mcp-auth-test-server", "{answer}");
-    writeln!(proxy.stdin, "{}", serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut proxy =
+        ProxyChild::start(mcp_auth(&session, &xvfb.display, &bus, home.path()).args(["proxy", &server.mcp_url()]));
     let listed = proxy.request(2, "tools/list", serde_json::json!({}));
     assert!(listed["result"]["tools"].is_array(), "{listed}");
     assert!(probe.notifications().iter().all(|n| n["summary"] != "Sign in again to fake"));
@@ -833,13 +875,7 @@ fn log_line(probe: &Probe, text: &str) -> String {
 /// again without becoming a second tray.
 #[test]
 fn the_status_window_is_a_process_of_its_own_that_hands_actions_to_the_tray() {
-    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let server = runtime
-        .block_on(mcp_auth_test_support::FakeServer::start(mcp_auth_test_support::Behaviour::default()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let xvfb = Xvfb::start();
-    let session = Session::new();
-    session.not_first_run();
+    let (_runtime, server, xvfb, session) = desktop_with_server();
     let home = connect_home(&server.mcp_url());
     let tokens = home.path().join("mcp-tokens");
     let mut probe = Probe::start_with(&session, &xvfb.display, home.path(), |cmd| {
@@ -924,4 +960,64 @@ fn the_status_window_is_a_process_of_its_own_that_hands_actions_to_the_tray() {
     probe.send("click Quit");
     assert_eq!(probe.send("wait-exit")["exit"], 0);
     wait_until("the window process to end with the tray", || gone(again));
+}
+
+/// A server that only other clients use (our list, through `mcp-auth
+/// proxy`): its grant revoked, the proxy's refused refresh raises the
+/// tray's notice, and "Sign in" on it signs in again from the tray, with no
+/// token file written anywhere.
+#[test]
+fn a_server_only_proxies_use_gets_the_trays_notice_and_signs_in_from_it() {
+    let (_runtime, server, xvfb, session) = desktop_with_server();
+    let hermes = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_file(&hermes.path().join("config.yaml"), "mcp_servers: {}\n");
+    let browser = repo_root().join("tests/tray/browser.sh");
+    let mut probe = Probe::start_with(&session, &xvfb.display, hermes.path(), |cmd| {
+        cmd.env("BROWSER", &browser);
+    });
+    let registered = probe.event(Duration::from_secs(90));
+    let bus = registered["registered"]["bus"].as_str().unwrap_or_else(|| panic!("no bus in {registered}")).to_owned();
+    let cli = || mcp_auth(&session, &xvfb.display, &bus, hermes.path());
+    let (added, why) = finish(cli().args(["add", "ours", &server.mcp_url()]));
+    assert!(added, "mcp-auth add: {why}");
+    let (connected, why) = finish(cli().env("BROWSER", &browser).args(["connect", "ours"]));
+    assert!(connected, "mcp-auth connect ours: {why}");
+
+    let mut proxy = ProxyChild::start(cli().args(["proxy", "ours"]));
+    let listed = proxy.request(2, "tools/list", serde_json::json!({}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    server.revoke_grants();
+    let failed = proxy.request(3, "tools/list", serde_json::json!({}));
+    assert!(failed["error"]["message"].as_str().is_some_and(|m| m.starts_with("sign in to ours again")), "{failed}");
+    let notice = probe.wait_for_notification("Sign in again to ours", 1);
+    assert!(notice["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == "sign-in")), "{notice}");
+    assert_eq!(server.log().refreshes_ending("invalid_grant"), 1, "the tray refreshed too");
+
+    // "Sign in" on the notice: the tray signs in to our grant itself.
+    let authorized = server.log().authorizations.len();
+    probe.send(&format!("invoke {} sign-in", notice["id"]));
+    let connected = probe.wait_for_notification("Connected to ours", 1);
+    assert!(connected["body"].as_str().is_some_and(|b| b.contains("through mcp-auth")), "{connected}");
+    assert_eq!(server.log().authorizations.len(), authorized + 1);
+    // The proxy's next request uses the new grant; nothing announces it again.
+    let again = proxy.request(4, "tools/list", serde_json::json!({}));
+    assert!(again["result"]["tools"].is_array(), "{again}");
+    let notices = probe.notifications();
+    assert_eq!(notices.iter().filter(|n| n["summary"] == "Sign in again to ours").count(), 1, "{notices:#?}");
+    // Tokens of ours live in the keychain only.
+    let files: Vec<_> = walkdir(session.dir.path()).into_iter().chain(walkdir(hermes.path())).collect();
+    assert!(!files.iter().any(|p| p.to_string_lossy().contains("mcp-tokens")), "{files:#?}");
+
+    let clicked = probe.send("click Quit");
+    assert_eq!(clicked["clicked"], "Quit");
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walkdir(&path)) } else { out.push(path) }
+    }
+    out
 }

@@ -120,9 +120,7 @@ fn main() -> anyhow::Result<()> {
             // Linux and Windows (release builds too; the installers also
             // register it); macOS takes it from the bundle's Info.plist.
             #[cfg(any(target_os = "linux", windows))]
-            if let Err(e) = app.deep_link().register_all() {
-                tracing::warn!(error = %e, "cannot register the sign-in URL scheme; servers using it cannot sign in");
-            }
+            register_url_scheme(app);
             resume::on_resume(handle, |app| app.state::<AppState>().service.woke_up());
             Ok(())
         })
@@ -140,6 +138,23 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     });
     Ok(())
+}
+
+/// Registers the sign-in URL scheme with the desktop for this executable,
+/// unless the package's desktop entry already does (Linux; see
+/// [`mcp_auth_core::installed_entry_opens`]).
+#[cfg(any(target_os = "linux", windows))]
+fn register_url_scheme(app: &tauri::App) {
+    #[cfg(target_os = "linux")]
+    if let Ok(exe) = std::env::current_exe()
+        && mcp_auth_core::installed_entry_opens(state::URL_SCHEME, &exe)
+    {
+        tracing::debug!("the installed desktop entry opens the sign-in URL scheme");
+        return;
+    }
+    if let Err(e) = app.deep_link().register_all() {
+        tracing::warn!(error = %e, "cannot register the sign-in URL scheme; servers using it cannot sign in");
+    }
 }
 
 /// On Linux, GTK sets up OpenGL as it starts, even for a tray that shows no

@@ -40,6 +40,7 @@ mod util;
 mod vault;
 mod view;
 
+pub use app::desktop_entry::installed_entry_opens;
 pub use app::log_file::{DailyLog, migrate_app_folder};
 pub use app::logging::{CAPPED_CRATES, colour_for, colour_stderr, init_stderr_logging, log_filter};
 pub use app::settings::{AppSettings, SettingsError, SettingsFile};
