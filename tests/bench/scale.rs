@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mcp_auth_core::{
     BackendError, BackgroundRefresh, CallbackRouter, Clock, Engine, Fetched, HeadlessBrowser, HermesExporter,
-    HermesRoot, Http, KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, RefreshEvent, Refresher, SERVICE,
-    SecretBackend, SnapshotLoader, Vault, VaultKey, connect, default_lock_dir, now_secs, oauth_servers,
+    HermesRoot, Http, KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, NamedBy, RefreshEvent, Refresher,
+    SERVICE, SecretBackend, SnapshotLoader, Vault, VaultKey, connect, default_lock_dir, now_secs, oauth_servers,
 };
 use mcp_auth_e2e::cli::UNLOCK;
 use mcp_auth_e2e::{ChildGuard, Session, bin};
@@ -491,8 +491,12 @@ impl<B: SecretBackend> SecretBackend for Counting<B> {
         self.inner.describe()
     }
 
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         self.many.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_many(accounts)
+        self.inner.read_many(accounts, named_by)
+    }
+
+    fn largest_value_chars(&self) -> usize {
+        self.inner.largest_value_chars()
     }
 }

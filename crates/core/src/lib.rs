@@ -126,8 +126,8 @@ pub use vault::open::{
     default_credential_file, default_lock_dir, open_default_vault, open_vault, vault_status, vault_views,
 };
 pub use vault::{
-    BackendError, CredentialRecord, Fetched, FileBackend, KeyringBackend, MemoryBackend, RefreshFailure, SERVICE,
-    SecretBackend, StoredTokens, Vault, VaultError, VaultKey,
+    BackendError, CredentialRecord, Fetched, FileBackend, KeyringBackend, MemoryBackend, NamedBy, RefreshFailure,
+    SERVICE, SecretBackend, StoredTokens, Vault, VaultError, VaultKey,
 };
 pub use view::activity::{Activity, AttentionTracker, Busy, ServerActivity, ServerRef};
 pub use view::details::{ServerDetails, server_details};

@@ -218,6 +218,18 @@ async fn refresh_updates_vault_and_agent_file() {
     );
 }
 
+/// No keychain storm: a refresh reads the record once (under its lock) and
+/// writes it once; the write does not read the head again.
+#[tokio::test]
+async fn a_refresh_reads_the_keychain_once_and_writes_it_once() {
+    let backend = faults::FlakyBackend::new();
+    let rig = connected_with(Behaviour::default(), backend.clone(), Arc::new(HermesExporter)).await;
+    let (reads, writes) = backend.calls();
+    rig.refresher.refresh(&rig.vault, &rig.target).await.expect("refreshed");
+    assert_eq!(backend.calls(), (reads + 1, writes + 1));
+    assert!(rig.server.is_valid_access_token(&rig.vault_access()));
+}
+
 #[tokio::test]
 async fn concurrent_refreshes_make_one_token_request() {
     let rig = connected(Behaviour::default()).await;

@@ -29,14 +29,37 @@ pub trait SecretBackend: Send + Sync + std::fmt::Debug {
     /// that cannot be read carries its error. `Ok(None)`: this backend
     /// cannot read in one go now (no such API, or a locked item it would
     /// have to unlock); the caller reads entry by entry instead.
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
-        let _ = accounts;
+    ///
+    /// `named_by` says which account a value belongs to when the value
+    /// itself tells (a whole record names its server): a store that has to
+    /// ask each entry's name in a call of its own (the Secret Service) asks
+    /// only for the entries whose value does not tell.
+    fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
+        let _ = (accounts, named_by);
         Ok(None)
+    }
+
+    /// The longest value one entry of this store takes, in characters: a
+    /// longer record is split across entries ([`super::chunked`]).
+    fn largest_value_chars(&self) -> usize {
+        super::DEFAULT_CHUNK_CHARS
+    }
+
+    /// Whether the store answers: a lookup of an entry that never exists.
+    fn check(&self) -> Result<(), BackendError> {
+        self.read(AVAILABILITY_CHECK).map(drop)
     }
 }
 
+/// The entry [`SecretBackend::check`] looks for (not an account's shape,
+/// so never one of ours).
+pub(super) const AVAILABILITY_CHECK: &str = "availability-check";
+
 /// Entries read together by [`SecretBackend::read_many`], by account name.
 pub type Fetched = HashMap<String, Result<String, BackendError>>;
+
+/// The account a stored value names by its own content, if it does.
+pub type NamedBy<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Whether `name` is one of `accounts` or a piece of one (`<account>.…`).
 pub(crate) fn wanted(accounts: &[&str], name: &str) -> bool {
@@ -61,7 +84,10 @@ pub enum BackendError {
 
 /// The OS keychain through `keyring-core` and the platform's store crate.
 pub struct KeyringBackend {
-    store: Arc<keyring_core::CredentialStore>,
+    /// Opened on first use: a status on Linux reads only in one go and
+    /// checks through [`Self::batch`]'s connection, so it never opens the
+    /// store's own (a second bus connection and key exchange).
+    store: Mutex<Option<Arc<keyring_core::CredentialStore>>>,
     service: String,
     name: &'static str,
     /// Reads in one go (the store crate reads entry by entry).
@@ -77,10 +103,13 @@ impl std::fmt::Debug for KeyringBackend {
 
 impl KeyringBackend {
     /// The platform's keychain, for entries under `service`.
+    /// Fails only on a platform with no supported keychain: the store is
+    /// reached on first use ([`SecretBackend::check`] says whether it answers).
     pub fn system(service: &str) -> Result<Self, BackendError> {
-        let (store, name) = platform_store()?;
+        let name =
+            STORE_NAME.ok_or_else(|| BackendError::Unavailable("no supported keychain on this platform".to_owned()))?;
         Ok(Self {
-            store,
+            store: Mutex::new(None),
             service: service.to_owned(),
             name,
             #[cfg(target_os = "linux")]
@@ -89,30 +118,51 @@ impl KeyringBackend {
     }
 
     fn entry(&self, account: &str) -> Result<keyring_core::Entry, BackendError> {
-        self.store.build(&self.service, account, None).map_err(map_keyring_error)
+        let store = {
+            let mut store = self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match store.as_ref() {
+                Some(opened) => opened.clone(),
+                None => store.insert(platform_store()?).clone(),
+            }
+        };
+        store.build(&self.service, account, None).map_err(map_keyring_error)
     }
 }
 
+/// What the platform's keychain is called, for people; `None`: there is none.
+const STORE_NAME: Option<&str> = if cfg!(target_os = "linux") {
+    Some("Secret Service")
+} else if cfg!(target_os = "macos") {
+    Some("macOS Keychain")
+} else if cfg!(windows) {
+    Some("Windows Credential Manager")
+} else {
+    None
+};
+
 #[cfg(target_os = "linux")]
-fn platform_store() -> Result<(Arc<keyring_core::CredentialStore>, &'static str), BackendError> {
-    let store = zbus_secret_service_keyring_store::Store::new().map_err(map_keyring_error)?;
-    Ok((store, "Secret Service"))
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
+    let store: Arc<keyring_core::CredentialStore> =
+        zbus_secret_service_keyring_store::Store::new().map_err(map_keyring_error)?;
+    Ok(store)
 }
 
 #[cfg(target_os = "macos")]
-fn platform_store() -> Result<(Arc<keyring_core::CredentialStore>, &'static str), BackendError> {
-    let store = apple_native_keyring_store::keychain::Store::new().map_err(map_keyring_error)?;
-    Ok((store, "macOS Keychain"))
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
+    let store: Arc<keyring_core::CredentialStore> =
+        apple_native_keyring_store::keychain::Store::new().map_err(map_keyring_error)?;
+    Ok(store)
 }
 
 #[cfg(windows)]
-fn platform_store() -> Result<(Arc<keyring_core::CredentialStore>, &'static str), BackendError> {
-    let store = windows_native_keyring_store::Store::new().map_err(map_keyring_error)?;
-    Ok((store, "Windows Credential Manager"))
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
+    let store: Arc<keyring_core::CredentialStore> =
+        windows_native_keyring_store::Store::new().map_err(map_keyring_error)?;
+    Ok(store)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-fn platform_store() -> Result<(Arc<keyring_core::CredentialStore>, &'static str), BackendError> {
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
     Err(BackendError::Unavailable("no supported keychain on this platform".to_owned()))
 }
 
@@ -160,18 +210,40 @@ impl SecretBackend for KeyringBackend {
         self.name.to_owned()
     }
 
+    /// The Secret Service keeps values of any size: a record there is one
+    /// entry (one keychain call to read or write it, where a record of
+    /// 1200-character pieces, a large JWT with the server's metadata, took
+    /// two or three of each). Windows keeps 2560 bytes per credential; the
+    /// macOS store is left at the same size (only compiled here).
+    fn largest_value_chars(&self) -> usize {
+        if cfg!(target_os = "linux") { SECRET_SERVICE_VALUE_CHARS } else { super::DEFAULT_CHUNK_CHARS }
+    }
+
+    /// On Linux one search on the connection that reads in one go, which
+    /// is then open for the status's read.
+    fn check(&self) -> Result<(), BackendError> {
+        #[cfg(target_os = "linux")]
+        return self.batch.check(&self.service);
+        #[cfg(not(target_os = "linux"))]
+        self.read(AVAILABILITY_CHECK).map(drop)
+    }
+
     /// One search of the Secret Service for all our items (Linux); the
     /// other platforms' stores read entry by entry.
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         #[cfg(target_os = "linux")]
-        return self.batch.read_many(&self.service, accounts);
+        return self.batch.read_many(&self.service, accounts, named_by);
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = accounts;
+            let _ = (accounts, named_by);
             Ok(None)
         }
     }
 }
+
+/// The longest value written to one Secret Service item (a record is a
+/// few kilobytes; a larger one is split, as on Windows).
+const SECRET_SERVICE_VALUE_CHARS: usize = 256 * 1024;
 
 /// Plain-file storage, only when the user opts in explicitly (machines with
 /// no keychain). One JSON map, mode 0600 in a 0700 folder, written atomically.
@@ -247,8 +319,8 @@ impl SecretBackend for FileBackend {
         format!("plain file {} (opt-in, not the keychain)", self.path.display())
     }
 
-    /// One read of the file for every record.
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    /// One read of the file for every record (its names are at hand).
+    fn read_many(&self, accounts: &[&str], _: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         self.with_map(|m| (Some(pick(m, accounts)), false))
     }
 }
@@ -285,7 +357,7 @@ impl SecretBackend for MemoryBackend {
         "memory".to_owned()
     }
 
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    fn read_many(&self, accounts: &[&str], _: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         Ok(Some(pick(&self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner), accounts)))
     }
 }

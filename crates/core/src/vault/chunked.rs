@@ -33,12 +33,14 @@ const MAX_PIECES: usize = 256;
 /// Decompressed records above this are refused.
 const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
 
-struct Head {
+/// What a record's head says of the record's pieces (piece 0's data aside):
+/// enough for a write to replace them without reading the head again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Head {
     /// Written in the first format.
     v1: bool,
     generation: String,
     count: usize,
-    first: String,
 }
 
 impl Head {
@@ -52,7 +54,8 @@ fn piece_account(account: &str, generation: &str, i: usize) -> String {
     format!("{account}.{generation}.{i}")
 }
 
-fn parse_head(account: &str, value: &str) -> Result<Head, VaultError> {
+/// The head, and piece 0's data.
+fn parse_head(account: &str, value: &str) -> Result<(Head, String), VaultError> {
     let corrupt = |reason: &str| VaultError::Corrupt { account: account.to_owned(), reason: reason.to_owned() };
     let mut parts = value.splitn(4, ':');
     let v1 = match parts.next() {
@@ -69,17 +72,16 @@ fn parse_head(account: &str, value: &str) -> Result<Head, VaultError> {
         return Err(corrupt("impossible piece count"));
     }
     let first = parts.next().ok_or_else(|| corrupt("no data"))?.to_owned();
-    Ok(Head { v1, generation, count, first })
+    Ok((Head { v1, generation, count }, first))
 }
 
-/// Reads the record's bytes; `None` when there is none.
-pub(super) fn read(backend: &dyn SecretBackend, account: &str) -> Result<Option<Vec<u8>>, VaultError> {
+/// Reads the record's bytes and its head; `None` when there is none.
+pub(super) fn read(backend: &dyn SecretBackend, account: &str) -> Result<Option<(Vec<u8>, Head)>, VaultError> {
     // A concurrent writer can switch the head and remove the old pieces
     // between our reads: one retry reads the new generation.
     for attempt in 0..2 {
         let Some(value) = backend.read(account)? else { return Ok(None) };
-        let head = parse_head(account, &value)?;
-        let mut encoded = head.first.clone();
+        let (head, mut encoded) = parse_head(account, &value)?;
         let mut torn = false;
         for i in 1..head.count {
             let piece = backend.read(&head.piece_account(account, i))?;
@@ -92,13 +94,20 @@ pub(super) fn read(backend: &dyn SecretBackend, account: &str) -> Result<Option<
             }
         }
         if !torn {
-            return decode(account, &encoded).map(Some);
+            return decode(account, &encoded).map(|bytes| Some((bytes, head)));
         }
         if attempt == 0 {
             tracing::debug!(account, "keychain record changed while reading; reading again");
         }
     }
     Err(VaultError::Corrupt { account: account.to_owned(), reason: "pieces missing or from another write".to_owned() })
+}
+
+/// The record's bytes when `value`, a head, holds the whole record (one
+/// piece); `None` for anything else.
+pub(super) fn whole(value: &str) -> Option<Vec<u8>> {
+    let (head, first) = parse_head("", value).ok()?;
+    (head.count == 1).then(|| decode("", &first).ok()).flatten()
 }
 
 fn decode(account: &str, encoded: &str) -> Result<Vec<u8>, VaultError> {
@@ -117,17 +126,23 @@ fn decode(account: &str, encoded: &str) -> Result<Vec<u8>, VaultError> {
 
 /// Writes `bytes` as the record, in pieces of at most `chunk_chars`: new
 /// pieces first, the head last, the previous generation removed after.
+/// `previous` is the head there now when the caller knows it (`Some(None)`:
+/// no record), saving a keychain read; `None` reads it. Returns the new head.
 pub(super) fn write(
     backend: &dyn SecretBackend,
     account: &str,
     bytes: &[u8],
     chunk_chars: usize,
-) -> Result<(), VaultError> {
+    previous: Option<Option<Head>>,
+) -> Result<Head, VaultError> {
     let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
     encoder.write_all(bytes).and_then(|()| encoder.flush()).map_err(|e| VaultError::Backend(error_text(&e)))?;
     let compressed = encoder.finish().map_err(|e| VaultError::Backend(error_text(&e)))?;
     let encoded = STANDARD_NO_PAD.encode(compressed);
-    let previous = backend.read(account)?.and_then(|v| parse_head(account, &v).ok());
+    let previous = match previous {
+        Some(known) => known,
+        None => backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map(|(head, _)| head),
+    };
     let mut generation = generation();
     while previous.as_ref().is_some_and(|p| p.generation == generation) {
         generation = self::generation();
@@ -165,13 +180,13 @@ pub(super) fn write(
             }
         }
     }
-    Ok(())
+    Ok(Head { v1: false, generation, count })
 }
 
 /// Deletes the record and its pieces (the head first, so nothing half-deleted
 /// is ever read as a record).
 pub(super) fn delete(backend: &dyn SecretBackend, account: &str) -> Result<(), VaultError> {
-    let head = backend.read(account)?.and_then(|v| parse_head(account, &v).ok());
+    let head = backend.read(account)?.and_then(|v| parse_head(account, &v).ok()).map(|(head, _)| head);
     backend.delete(account)?;
     if let Some(head) = head {
         for i in 1..head.count {

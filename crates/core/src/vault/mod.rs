@@ -35,13 +35,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use backend::{BackendError, Fetched, FileBackend, KeyringBackend, MemoryBackend, SecretBackend};
+pub use backend::{BackendError, Fetched, FileBackend, KeyringBackend, MemoryBackend, NamedBy, SecretBackend};
 pub use record::{CredentialRecord, RefreshFailure, StoredTokens};
 
 /// The keychain service name all our entries live under.
 pub const SERVICE: &str = "mcp-auth-tray";
 
-/// Largest value written to one keychain entry, in characters. Windows
+/// Largest value written to one keychain entry, in characters, unless the
+/// store takes more ([`SecretBackend::largest_value_chars`]). Windows
 /// stores secrets as UTF-16 within 2560 bytes: 1200 characters leave room.
 pub const DEFAULT_CHUNK_CHARS: usize = 1200;
 
@@ -130,8 +131,48 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(150);
 /// One server's lock, held for a whole read-modify-write; released on drop.
 #[derive(Debug)]
 pub struct VaultLock {
+    /// Forgets the record's head as the lock is released (see [`HeadsSeen`]).
+    seen: (HeadsSeen, String),
     _file: Option<crate::hermes::fence::FenceGuard>,
     _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for VaultLock {
+    fn drop(&mut self) {
+        // Runs before the fields drop: forgotten while the lock is still held.
+        self.seen.0.forget(&self.seen.1);
+    }
+}
+
+/// The head of each record as this process last read or wrote it, so a
+/// write right after a read (a refresh: read under the lock, then store)
+/// does not read the head again: one keychain call fewer per refresh.
+/// Every writer of a record holds its lock, so what was seen while holding
+/// it stays true until it is released; an entry is forgotten when a lock
+/// of that record is taken and when it is released, so nothing seen under
+/// one holding (or outside any) is trusted under the next. A stale entry
+/// could only leave a piece of an older record behind (clutter, never a
+/// record lost): the new head is written whole either way.
+#[derive(Debug, Clone, Default)]
+struct HeadsSeen(Arc<Mutex<HashMap<String, Option<chunked::Head>>>>);
+
+impl HeadsSeen {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<chunked::Head>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Some(None)`: seen absent; `None`: not known.
+    fn get(&self, account: &str) -> Option<Option<chunked::Head>> {
+        self.map().get(account).cloned()
+    }
+
+    fn saw(&self, account: &str, head: Option<chunked::Head>) {
+        self.map().insert(account.to_owned(), head);
+    }
+
+    fn forget(&self, account: &str) {
+        self.map().remove(account);
+    }
 }
 
 /// The vault.
@@ -144,13 +185,20 @@ pub struct Vault {
     /// In-process side of the locks (a file lock taken twice by one process
     /// through two descriptors would also exclude, but would block a thread).
     local_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    heads: HeadsSeen,
 }
 
 impl Vault {
     /// A vault over `backend`, locking within this process only (see
     /// [`Vault::with_lock_dir`] for the cross-process locks the apps use).
     pub fn new(backend: Arc<dyn SecretBackend>) -> Self {
-        Self { backend, chunk_chars: DEFAULT_CHUNK_CHARS, lock_dir: None, local_locks: Arc::default() }
+        Self {
+            chunk_chars: backend.largest_value_chars(),
+            backend,
+            lock_dir: None,
+            local_locks: Arc::default(),
+            heads: HeadsSeen::default(),
+        }
     }
 
     /// The same vault taking its per-server locks as files in `dir` (0700,
@@ -206,7 +254,8 @@ impl Vault {
                 Some(guard)
             }
         };
-        Ok(VaultLock { _file: file, _local: local })
+        self.heads.forget(key.account());
+        Ok(VaultLock { seen: (self.heads.clone(), key.account().to_owned()), _file: file, _local: local })
     }
 
     /// The same vault writing at most `chars` characters per entry (tests
@@ -214,6 +263,11 @@ impl Vault {
     pub fn with_chunk_chars(mut self, chars: usize) -> Self {
         self.chunk_chars = chars.max(16);
         self
+    }
+
+    /// Whether the store answers (a lookup of an entry that never exists).
+    pub fn check(&self) -> Result<(), VaultError> {
+        Ok(self.backend.check()?)
     }
 
     /// What stores the secrets ("Secret Service", "file (opt-in)", ...).
@@ -267,7 +321,7 @@ impl Vault {
         }
         let accounts: Vec<&str> =
             keys.iter().flat_map(|k| std::iter::once(k.account()).chain(k.legacy.as_deref())).collect();
-        let fetched = match self.backend.read_many(&accounts) {
+        let fetched = match self.backend.read_many(&accounts, &account_named_by) {
             Ok(Some(fetched)) => fetched,
             Ok(None) => return one_by_one(),
             Err(e) => {
@@ -278,7 +332,7 @@ impl Vault {
         let view = FetchedView(&fetched);
         keys.iter()
             .map(|key| match chunked::read(&view, key.account()) {
-                Ok(Some(bytes)) => match CredentialRecord::from_bytes(&bytes) {
+                Ok(Some((bytes, _))) => match CredentialRecord::from_bytes(&bytes) {
                     Ok(record) => Ok(Some(record).filter(|r| r.profile == key.profile)),
                     Err(_) => self.load(key),
                 },
@@ -302,7 +356,12 @@ impl Vault {
     }
 
     fn load_account(&self, account: &str) -> Result<Option<CredentialRecord>, VaultError> {
-        let Some(bytes) = chunked::read(self.backend.as_ref(), account)? else { return Ok(None) };
+        let read = chunked::read(self.backend.as_ref(), account);
+        match &read {
+            Ok(found) => self.heads.saw(account, found.as_ref().map(|(_, head)| head.clone())),
+            Err(_) => self.heads.forget(account),
+        }
+        let Some((bytes, _)) = read? else { return Ok(None) };
         CredentialRecord::from_bytes(&bytes)
             .map(Some)
             .map_err(|reason| VaultError::Corrupt { account: account.to_owned(), reason })
@@ -332,12 +391,24 @@ impl Vault {
 
     /// Stores `record` under `key`, replacing what was there.
     pub fn store(&self, key: &VaultKey, record: &CredentialRecord) -> Result<(), VaultError> {
-        chunked::write(self.backend.as_ref(), key.account(), &record.to_bytes(), self.chunk_chars)
+        let account = key.account();
+        let previous = self.heads.get(account);
+        match chunked::write(self.backend.as_ref(), account, &record.to_bytes(), self.chunk_chars, previous) {
+            Ok(head) => {
+                self.heads.saw(account, Some(head));
+                Ok(())
+            }
+            Err(e) => {
+                self.heads.forget(account);
+                Err(e)
+            }
+        }
     }
 
     /// Removes the record (absent is fine), and a default-home record still
     /// under its earlier key.
     pub fn remove(&self, key: &VaultKey) -> Result<(), VaultError> {
+        self.heads.forget(key.account());
         chunked::delete(self.backend.as_ref(), key.account())?;
         if let Some(legacy) = &key.legacy
             && matches!(self.load_account(legacy), Ok(Some(record)) if record.profile.is_none())
@@ -346,6 +417,16 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+/// The account a stored value names by its content: a whole record names
+/// its server (profile, name and URL: what its key is made of), which
+/// spares the Secret Service a call per entry to ask whose it is. A record
+/// kept under a default home's earlier key names its current one: read in
+/// one go, it is found there (and moved by the next [`Vault::load`]).
+fn account_named_by(value: &str) -> Option<String> {
+    let record = CredentialRecord::from_bytes(&chunked::whole(value)?).ok()?;
+    Some(VaultKey::new(record.profile.as_deref(), &record.server, &record.url).account)
 }
 
 /// Entries read in one go, read like a store (read only).

@@ -44,11 +44,8 @@ pub fn open_vault(settings: &AppSettings) -> Result<Vault, VaultError> {
         }
         None | Some("keychain") => {
             let vault = with_locks(Vault::new(Arc::new(KeyringBackend::system(SERVICE)?)));
-            // A read of a key that never exists: fails only if the keychain does.
-            match vault.load(&VaultKey::new(None, "availability-check", "-")) {
-                Ok(_) | Err(VaultError::Corrupt { .. }) => Ok(vault),
-                Err(e) => Err(e),
-            }
+            vault.check()?;
+            Ok(vault)
         }
         Some(other) => Err(VaultError::Unavailable(format!(
             "unknown credential_store `{other}` in the settings (use `keychain` or `file`)"

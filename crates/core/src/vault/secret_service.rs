@@ -5,11 +5,13 @@
 //! connection: for 200 servers that is 400 round trips to the keyring (and
 //! 200 more for the default home's earlier keys), which is most of what a
 //! status of 200 servers costs. Here one `SearchItems` finds every item
-//! under our service; the items' attributes (which account each item is)
-//! and then the secrets of the wanted ones are asked for concurrently on a
+//! under our service, and their secrets are asked for concurrently on a
 //! connection of our own, so the round trips overlap instead of adding up.
-//! At most [`IN_FLIGHT`] calls wait at once: the keyring answers them in
-//! turn, and a bus limits the replies one connection may await.
+//! A whole record names its own account (the vault's `named_by`), so only
+//! the items whose value does not (a split record's pieces, what is not
+//! ours) cost a second call, for their attributes. At most [`IN_FLIGHT`]
+//! calls wait at once: the keyring answers them in turn, and a bus limits
+//! the replies one connection may await.
 //!
 //! The answers are the ones the entry-by-entry path gives, so the vault
 //! reads the same records either way:
@@ -29,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use secret_service::{EncryptionType, Item, SecretService};
 
-use super::backend::{BackendError, Fetched, map_keyring_error, wanted};
+use super::backend::{AVAILABILITY_CHECK, BackendError, Fetched, NamedBy, map_keyring_error, wanted};
 
 /// Most calls awaiting an answer on the connection at once.
 pub(super) const IN_FLIGHT: usize = 32;
@@ -53,10 +55,29 @@ fn map_err(e: secret_service::Error) -> BackendError {
 
 impl Batch {
     /// See [`super::SecretBackend::read_many`]; blocks on the D-Bus calls.
-    pub(super) fn read_many(&self, service: &str, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    pub(super) fn read_many(
+        &self,
+        service: &str,
+        accounts: &[&str],
+        named_by: NamedBy<'_>,
+    ) -> Result<Option<Fetched>, BackendError> {
         let result = async_io::block_on(async {
             let ss = self.connect().await?;
-            fetch(&ss, service, accounts).await
+            fetch(&ss, service, accounts, named_by).await
+        });
+        if result.is_err() {
+            *self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+        result
+    }
+
+    /// Whether the Secret Service answers (see [`super::SecretBackend::check`]):
+    /// connecting opens the encrypted session, then one search.
+    pub(super) fn check(&self, service: &str) -> Result<(), BackendError> {
+        let result = async_io::block_on(async {
+            let ss = self.connect().await?;
+            let attributes = HashMap::from([("service", service), ("username", AVAILABILITY_CHECK)]);
+            ss.search_items(attributes).await.map(drop).map_err(map_err)
         });
         if result.is_err() {
             *self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
@@ -74,43 +95,66 @@ impl Batch {
     }
 }
 
-async fn fetch(ss: &SecretService<'_>, service: &str, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+async fn fetch(
+    ss: &SecretService<'_>,
+    service: &str,
+    accounts: &[&str],
+    named_by: NamedBy<'_>,
+) -> Result<Option<Fetched>, BackendError> {
     let found = ss.search_items(HashMap::from([("service", service)])).await.map_err(map_err)?;
     if !found.locked.is_empty() {
         tracing::debug!(locked = found.locked.len(), "locked keychain items; reading entry by entry");
         return Ok(None);
     }
-    // Which account each item is (the `username` the keyring store sets).
-    let named: Vec<(Option<String>, Item<'_>)> = futures_util::stream::iter(found.unlocked)
+    // Every item's secret first: a whole record names its own account, so
+    // most items need no call to ask whose they are.
+    let read: Vec<(Item<'_>, Result<String, BackendError>)> = futures_util::stream::iter(found.unlocked)
         .map(|item| async move {
+            let value = match item.get_secret().await {
+                Ok(bytes) => {
+                    String::from_utf8(bytes).map_err(|_| BackendError::Other("a keychain item is not UTF-8".to_owned()))
+                }
+                Err(e) => Err(map_err(e)),
+            };
+            (item, value)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let mut by_account: HashMap<String, Vec<Result<String, BackendError>>> = HashMap::new();
+    let mut unnamed = Vec::new();
+    for (item, value) in read {
+        match value.as_deref().ok().and_then(named_by).filter(|a| wanted(accounts, a)) {
+            Some(account) => by_account.entry(account).or_default().push(value),
+            None => unnamed.push((item, value)),
+        }
+    }
+    // The rest (a record's pieces, what is not ours): which account each
+    // is, from the `username` the keyring store sets.
+    let named: Vec<(Option<String>, Result<String, BackendError>)> = futures_util::stream::iter(unnamed)
+        .map(|(item, value)| async move {
             let attributes = item.get_attributes().await.map_err(map_err)?;
-            Ok::<_, BackendError>((attributes.get("username").cloned(), item))
+            Ok::<_, BackendError>((attributes.get("username").cloned(), value))
         })
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let mut by_account: HashMap<String, Vec<Item<'_>>> = HashMap::new();
-    for (account, item) in named {
+    for (account, value) in named {
         if let Some(account) = account.filter(|a| wanted(accounts, a)) {
-            by_account.entry(account).or_default().push(item);
+            by_account.entry(account).or_default().push(value);
         }
     }
-    let fetched = futures_util::stream::iter(by_account)
-        .map(|(account, items)| async move {
-            let value = match items.as_slice() {
-                [item] => match item.get_secret().await {
-                    Ok(bytes) => String::from_utf8(bytes)
-                        .map_err(|_| BackendError::Other("a keychain item is not UTF-8".to_owned())),
-                    Err(e) => Err(map_err(e)),
-                },
-                many => Err(BackendError::Other(format!("{} keychain items match one name", many.len()))),
+    let fetched = by_account
+        .into_iter()
+        .map(|(account, values)| {
+            let value = match <[_; 1]>::try_from(values) {
+                Ok([value]) => value,
+                Err(many) => Err(BackendError::Other(format!("{} keychain items match one name", many.len()))),
             };
             (account, value)
         })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Fetched>()
-        .await;
+        .collect();
     Ok(Some(fetched))
 }

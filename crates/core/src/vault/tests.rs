@@ -151,7 +151,7 @@ fn default_home_records_under_the_earlier_key_are_moved() -> Result<(), VaultErr
     // As an earlier version stored it: the profile's key scheme, "default".
     let earlier = VaultKey::new(Some("default"), "linear", "https://mcp.linear.example/mcp");
     assert!(earlier.account().starts_with("default/linear#"));
-    super::chunked::write(backend.as_ref(), earlier.account(), &record(3).to_bytes(), DEFAULT_CHUNK_CHARS)?;
+    super::chunked::write(backend.as_ref(), earlier.account(), &record(3).to_bytes(), DEFAULT_CHUNK_CHARS, None)?;
     // A profile named `default` does not take it for its own.
     assert_eq!(vault.load(&earlier)?, None);
     assert_eq!(vault.load(&home)?, Some(record(3)), "the earlier key is read when the new one is absent");
@@ -318,10 +318,34 @@ impl SecretBackend for Counting {
         "counting".to_owned()
     }
 
-    fn read_many(&self, accounts: &[&str]) -> Result<Option<Fetched>, BackendError> {
+    fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         self.many.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.batches { self.inner.read_many(accounts) } else { Ok(None) }
+        if self.batches { self.inner.read_many(accounts, named_by) } else { Ok(None) }
     }
+}
+
+#[tokio::test]
+async fn a_store_after_a_read_under_the_lock_does_not_read_the_head_again() -> Result<(), VaultError> {
+    let backend = Arc::new(Counting::default());
+    let vault = Vault::new(backend.clone());
+    vault.store(&key(), &record(1))?;
+    let lock = vault.lock(&key()).await?;
+    let (before, _) = backend.calls();
+    assert_eq!(vault.load(&key())?, Some(record(1)));
+    vault.store(&key(), &record(2))?;
+    assert_eq!(backend.calls().0 - before, 1, "a refresh's read and write: one read in all");
+    drop(lock);
+
+    // Another process writes a split record while this one holds no lock:
+    // what this one saw before is not trusted under its next lock, so its
+    // write finds and removes the other's pieces.
+    Vault::new(backend.clone()).with_chunk_chars(64).store(&key(), &record(600))?;
+    assert!(backend.inner.accounts().len() > 1);
+    let _lock = vault.lock(&key()).await?;
+    vault.store(&key(), &record(3))?;
+    assert_eq!(backend.inner.accounts(), vec![key().account().to_owned()]);
+    assert_eq!(vault.load(&key())?, Some(record(3)));
+    Ok(())
 }
 
 /// Every kind of record a vault can hold, under keys `k0…`: present, split,
@@ -346,7 +370,7 @@ fn mixed_vault(backend: &Arc<Counting>) -> Result<(Vault, Vec<VaultKey>), VaultE
         .expect("a piece");
     backend.inner.write(&piece, "deadbeef:AAAA")?;
     let earlier = VaultKey::new(Some("default"), "k5", url);
-    super::chunked::write(&backend.inner, earlier.account(), &record(3).to_bytes(), 64)?;
+    super::chunked::write(&backend.inner, earlier.account(), &record(3).to_bytes(), 64, None)?;
     let mut theirs = record(4);
     theirs.profile = Some("work".to_owned());
     let work = VaultKey::new(Some("work"), "k0", url);
@@ -420,7 +444,7 @@ fn reading_in_one_go_asks_the_store_once_and_rereads_only_what_it_cannot_settle(
     assert_eq!((backend.calls().0 - before.0, backend.calls().1 - before.1), (1, 1));
     // A default-home record under its earlier key is moved, as `load` moves it.
     let earlier = VaultKey::new(Some("default"), "s1", "https://a.example/mcp");
-    super::chunked::write(&backend.inner, earlier.account(), &record(2).to_bytes(), DEFAULT_CHUNK_CHARS)?;
+    super::chunked::write(&backend.inner, earlier.account(), &record(2).to_bytes(), DEFAULT_CHUNK_CHARS, None)?;
     assert_eq!(vault.load_many(&keys)[1].as_ref().ok(), Some(&Some(record(2))));
     assert!(!backend.inner.accounts().contains(&earlier.account().to_owned()), "not moved");
     assert_eq!(vault.load(&keys[1])?, Some(record(2)));
@@ -436,7 +460,8 @@ fn the_plain_file_is_read_once_for_many_records() -> Result<(), Box<dyn std::err
     let keys: Vec<VaultKey> = (0..3).map(|i| VaultKey::new(None, &format!("s{i}"), "https://a.example/mcp")).collect();
     vault.store(&keys[0], &record(1))?;
     vault.store(&keys[2], &record(2))?;
-    let fetched = backend.read_many(&keys.iter().map(VaultKey::account).collect::<Vec<_>>())?.expect("supported");
+    let fetched =
+        backend.read_many(&keys.iter().map(VaultKey::account).collect::<Vec<_>>(), &|_| None)?.expect("supported");
     assert_eq!(fetched.len(), 2);
     let records: Vec<_> = vault.load_many(&keys).into_iter().map(outcome).collect();
     assert_eq!(records, vec![Ok(Some(record(1))), Ok(None), Ok(Some(record(2)))]);

@@ -17,6 +17,8 @@ pub struct FlakyBackend {
     locked: AtomicBool,
     /// Writes refused since the keychain was locked.
     pub refused: AtomicUsize,
+    reads: AtomicUsize,
+    writes: AtomicUsize,
 }
 
 impl FlakyBackend {
@@ -29,14 +31,21 @@ impl FlakyBackend {
     pub fn lock(&self, locked: bool) {
         self.locked.store(locked, Ordering::SeqCst);
     }
+
+    /// The reads and the writes (refused ones too) made so far.
+    pub fn calls(&self) -> (usize, usize) {
+        (self.reads.load(Ordering::SeqCst), self.writes.load(Ordering::SeqCst))
+    }
 }
 
 impl SecretBackend for FlakyBackend {
     fn read(&self, account: &str) -> Result<Option<String>, BackendError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(account)
     }
 
     fn write(&self, account: &str, value: &str) -> Result<(), BackendError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
         if self.locked.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(BackendError::Unavailable("the keychain is locked".to_owned()));
