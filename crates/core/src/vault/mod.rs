@@ -425,8 +425,8 @@ impl Vault {
 /// kept under a default home's earlier key names its current one: read in
 /// one go, it is found there (and moved by the next [`Vault::load`]).
 fn account_named_by(value: &str) -> Option<String> {
-    let record = CredentialRecord::from_bytes(&chunked::whole(value)?).ok()?;
-    Some(VaultKey::new(record.profile.as_deref(), &record.server, &record.url).account)
+    let (profile, server, url) = CredentialRecord::key_fields(&chunked::whole(value)?)?;
+    Some(VaultKey::new(profile.as_deref(), &server, &url).account)
 }
 
 /// Entries read in one go, read like a store (read only).

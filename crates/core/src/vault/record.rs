@@ -137,6 +137,21 @@ impl CredentialRecord {
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
+    /// What a stored record's key is made of (profile, server name, URL),
+    /// read without touching its secrets; `None` for anything else.
+    pub(crate) fn key_fields(bytes: &[u8]) -> Option<(Option<String>, String, String)> {
+        #[derive(Deserialize)]
+        struct KeyFields {
+            v: u32,
+            server: String,
+            url: String,
+            #[serde(default)]
+            profile: Option<String>,
+        }
+        let fields: KeyFields = serde_json::from_slice(bytes).ok()?;
+        (fields.v == RECORD_VERSION).then_some((fields.profile, fields.server, fields.url))
+    }
+
     /// Parses a stored record; the error is a reason without any content.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let version = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| v.get("v").and_then(Value::as_u64));

@@ -324,6 +324,27 @@ impl SecretBackend for Counting {
     }
 }
 
+#[test]
+fn a_whole_record_names_its_own_account_and_nothing_else_does() -> Result<(), VaultError> {
+    let backend = Arc::new(MemoryBackend::default());
+    Vault::new(backend.clone()).store(&key(), &record(1))?;
+    let head = backend.read(key().account()).map_err(VaultError::from)?.unwrap_or_default();
+    assert_eq!(account_named_by(&head).as_deref(), Some(key().account()));
+    let profile = VaultKey::new(Some("work"), "linear", "https://mcp.linear.example/mcp");
+    Vault::new(backend.clone()).store(&profile, &CredentialRecord { profile: Some("work".to_owned()), ..record(1) })?;
+    let head = backend.read(profile.account()).map_err(VaultError::from)?.unwrap_or_default();
+    assert_eq!(account_named_by(&head).as_deref(), Some(profile.account()));
+    // A split record's head and pieces, and what is not ours, do not say.
+    let split = Arc::new(MemoryBackend::default());
+    Vault::new(split.clone()).with_chunk_chars(64).store(&key(), &record(600))?;
+    for account in split.accounts() {
+        let value = split.read(&account).map_err(VaultError::from)?.unwrap_or_default();
+        assert_eq!(account_named_by(&value), None, "{account}");
+    }
+    assert_eq!(account_named_by("hunter2"), None);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_store_after_a_read_under_the_lock_does_not_read_the_head_again() -> Result<(), VaultError> {
     let backend = Arc::new(Counting::default());
