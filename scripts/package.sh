@@ -46,8 +46,10 @@ deps = [d.strip() for d in sys.argv[1].split(",") if d.strip()]
 print(json.dumps({"bundle": {"linux": {"deb": {"depends": deps}}}}))
 PY
 
+# Bundle the tray just built (`tauri bundle`): `tauri build` with this config
+# would compile and link it again (the config is part of the binary), 8 min.
 rm -rf target/release/bundle/deb target/release/bundle/rpm
-(cd src-tauri && "../$tauri" build --bundles deb,rpm --config ../target/release/bundle-config.json -- --locked)
+(cd src-tauri && "../$tauri" bundle --bundles deb,rpm --config ../target/release/bundle-config.json)
 
 # The file names users type (`apt install ./mcp-auth-tray_<version>_amd64.deb`):
 # the bundler names the files after the product name, spaces and all.

@@ -77,8 +77,10 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
         {
             rows.extend(more);
         }
-        serde_json::to_writer_pretty(&mut out, &rows).context("writing JSON")?;
-        writeln!(out)?;
+        // In one write: stdout is line-buffered, and 200 servers are 3000 lines.
+        let mut json = serde_json::to_vec_pretty(&rows).context("writing JSON")?;
+        json.push(b'\n');
+        out.write_all(&json)?;
         let mut err = std::io::stderr().lock();
         for p in &report.problems {
             writeln!(err, "error: {}{}", profile_prefix(p.profile.as_deref()), p.message)?;
