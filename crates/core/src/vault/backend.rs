@@ -106,8 +106,7 @@ impl KeyringBackend {
     /// Fails only on a platform with no supported keychain: the store is
     /// reached on first use ([`SecretBackend::check`] says whether it answers).
     pub fn system(service: &str) -> Result<Self, BackendError> {
-        let name =
-            STORE_NAME.ok_or_else(|| BackendError::Unavailable("no supported keychain on this platform".to_owned()))?;
+        let name = STORE_NAME.ok_or_else(unsupported_platform)?;
         Ok(Self {
             store: Mutex::new(None),
             service: service.to_owned(),
@@ -140,30 +139,28 @@ const STORE_NAME: Option<&str> = if cfg!(target_os = "linux") {
     None
 };
 
+fn unsupported_platform() -> BackendError {
+    BackendError::Unavailable("no supported keychain on this platform".to_owned())
+}
+
 #[cfg(target_os = "linux")]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
-    let store: Arc<keyring_core::CredentialStore> =
-        zbus_secret_service_keyring_store::Store::new().map_err(map_keyring_error)?;
-    Ok(store)
+    Ok(zbus_secret_service_keyring_store::Store::new().map_err(map_keyring_error)?)
 }
 
 #[cfg(target_os = "macos")]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
-    let store: Arc<keyring_core::CredentialStore> =
-        apple_native_keyring_store::keychain::Store::new().map_err(map_keyring_error)?;
-    Ok(store)
+    Ok(apple_native_keyring_store::keychain::Store::new().map_err(map_keyring_error)?)
 }
 
 #[cfg(windows)]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
-    let store: Arc<keyring_core::CredentialStore> =
-        windows_native_keyring_store::Store::new().map_err(map_keyring_error)?;
-    Ok(store)
+    Ok(windows_native_keyring_store::Store::new().map_err(map_keyring_error)?)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, BackendError> {
-    Err(BackendError::Unavailable("no supported keychain on this platform".to_owned()))
+    Err(unsupported_platform())
 }
 
 /// Keeps only a description: `BadEncoding`/`BadDataFormat` carry raw bytes.
@@ -220,24 +217,17 @@ impl SecretBackend for KeyringBackend {
     }
 
     /// On Linux one search on the connection that reads in one go, which
-    /// is then open for the status's read.
+    /// is then open for the status's read (elsewhere: the trait's lookup).
+    #[cfg(target_os = "linux")]
     fn check(&self) -> Result<(), BackendError> {
-        #[cfg(target_os = "linux")]
-        return self.batch.check(&self.service);
-        #[cfg(not(target_os = "linux"))]
-        self.read(AVAILABILITY_CHECK).map(drop)
+        self.batch.check(&self.service)
     }
 
     /// One search of the Secret Service for all our items (Linux); the
-    /// other platforms' stores read entry by entry.
+    /// other platforms' stores read entry by entry (the trait's `None`).
+    #[cfg(target_os = "linux")]
     fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
-        #[cfg(target_os = "linux")]
-        return self.batch.read_many(&self.service, accounts, named_by);
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (accounts, named_by);
-            Ok(None)
-        }
+        self.batch.read_many(&self.service, accounts, named_by)
     }
 }
 

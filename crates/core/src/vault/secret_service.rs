@@ -61,23 +61,26 @@ impl Batch {
         accounts: &[&str],
         named_by: NamedBy<'_>,
     ) -> Result<Option<Fetched>, BackendError> {
-        let result = async_io::block_on(async {
-            let ss = self.connect().await?;
-            fetch(&ss, service, accounts, named_by).await
-        });
-        if result.is_err() {
-            *self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        }
-        result
+        self.on_connection(async |ss| fetch(ss, service, accounts, named_by).await)
     }
 
     /// Whether the Secret Service answers (see [`super::SecretBackend::check`]):
     /// connecting opens the encrypted session, then one search.
     pub(super) fn check(&self, service: &str) -> Result<(), BackendError> {
-        let result = async_io::block_on(async {
-            let ss = self.connect().await?;
+        self.on_connection(async |ss| {
             let attributes = HashMap::from([("service", service), ("username", AVAILABILITY_CHECK)]);
             ss.search_items(attributes).await.map(drop).map_err(map_err)
+        })
+    }
+
+    /// Runs `f` on the connection, blocking; a failure drops the connection.
+    fn on_connection<T>(
+        &self,
+        f: impl AsyncFnOnce(&SecretService<'static>) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let result = async_io::block_on(async {
+            let ss = self.connect().await?;
+            f(&ss).await
         });
         if result.is_err() {
             *self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
