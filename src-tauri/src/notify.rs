@@ -5,7 +5,7 @@
 //! action, to whatever `init` was given (the tray's action runner), so this
 //! module depends on no other part of the shell.
 
-use mcp_auth_core::{MenuAction, Notice, OWN_PROFILE, ServerRef};
+use mcp_auth_core::{MenuAction, Notice, ServerRef, is_own_profile};
 use tauri::AppHandle;
 use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
 use tokio::sync::broadcast;
@@ -61,7 +61,7 @@ pub fn follow(app: AppHandle, mut notices: broadcast::Receiver<Notice>) {
 fn show_notice(app: &AppHandle, notice: &Notice) {
     match notice {
         Notice::Connected { server } => {
-            let who = if server.profile.as_deref() == Some(OWN_PROFILE) {
+            let who = if is_own_profile(server.profile.as_deref()) {
                 "the clients that go through mcp-auth"
             } else {
                 "the agent"

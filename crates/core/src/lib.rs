@@ -50,8 +50,8 @@ pub use clients::{
     ClientFile, ClientKind, ClientMenuAction, ClientProblem, ClientServer, ClientServerStatus, ClientsReport,
     ConfigLocation, GrantError, GrantServer, GrantSource, LocationEnv, NoExport, OWN_CLIENT, OWN_PROFILE, OwnList,
     OwnListError, OwnListFile, Platform, Routing, SetupAction, SetupError, SetupPlan, SetupRequest, Shape, Transport,
-    clients_menu, clients_status, config_locations, exporter_for, find_grant, normalize_url, own_grant_keys,
-    read_all as read_client_configs, read_location as read_client_config, setup_location,
+    clients_menu, clients_status, config_locations, exporter_for, find_grant, is_own_profile, normalize_url,
+    own_grant_keys, read_all as read_client_configs, read_location as read_client_config, setup_location,
 };
 pub use clients::{
     UseInDone, load_clients_report, named_server_url, program_beside, read_client_files, urls_named,

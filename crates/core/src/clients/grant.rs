@@ -227,9 +227,14 @@ pub fn exporter_for(grant: &GrantServer) -> Box<dyn Exporter> {
     if grant.exports_to_agent() { Box::new(crate::hermes::export::HermesExporter) } else { Box::new(NoExport) }
 }
 
-/// Whether `home` is the pseudo-home of our grants ([`OWN_PROFILE`]).
+/// Whether `profile` is the pseudo-profile of our grants ([`OWN_PROFILE`]).
+pub fn is_own_profile(profile: Option<&str>) -> bool {
+    profile == Some(OWN_PROFILE)
+}
+
+/// Whether `home` is the pseudo-home of our grants.
 pub fn is_own_home(home: &Home) -> bool {
-    home.profile.as_deref() == Some(OWN_PROFILE)
+    is_own_profile(home.profile.as_deref())
 }
 
 /// The exporter of a process that serves every kind of grant (the tray,

@@ -182,7 +182,7 @@ pub struct ClientFile {
 
 pub use grant::{
     AgentServersOnly, GrantError, GrantServer, GrantSource, NoExport, OWN_PROFILE, exporter_for, find_grant,
-    is_own_home, normalize_url,
+    is_own_home, is_own_profile, normalize_url,
 };
 pub use live::{
     UseInDone, load_clients_report, named_server_url, own_grant_named, own_grants_needing_sign_in, program_beside,

@@ -54,7 +54,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 pub use instance::{Holder, InstanceError, InstanceKind, InstanceLock};
 
 use crate::app::settings::SettingsFile;
-use crate::clients::{AgentServersOnly, OWN_PROFILE, own_grant_named, own_grants_needing_sign_in};
+use crate::clients::{AgentServersOnly, is_own_profile, own_grant_named, own_grants_needing_sign_in};
 use crate::hermes::export::{Exporter, HermesExporter};
 use crate::hermes::home::HermesRoot;
 use crate::hermes::snapshot::Snapshot;
@@ -366,11 +366,11 @@ impl Service {
     }
 
     /// The configured OAuth server `r`: the agent's, or one of our own
-    /// grants (profile [`OWN_PROFILE`], read from our list and the clients'
+    /// grants (profile [`crate::clients::OWN_PROFILE`], read from our list and the clients'
     /// files; blocking, small bounded files).
     pub fn find(&self, r: &ServerRef) -> Result<OAuthServer, ServiceError> {
         let snapshot = self.inner().snapshots.borrow().clone();
-        if r.profile.as_deref() == Some(OWN_PROFILE) {
+        if is_own_profile(r.profile.as_deref()) {
             return own_grant_named(&snapshot, &r.name)
                 .ok_or_else(|| ConnectError::NotFound { name: r.name.clone(), profile: None }.into());
         }
@@ -631,7 +631,7 @@ async fn sign_in_events(inner: Arc<Inner>, mut events: mpsc::UnboundedReceiver<S
         let mut effects = None;
         inner.activity.send_modify(|a| a.update(&r, |a| effects = Some(on_sign_in_event(a, &event))));
         let Some(effects) = effects else { continue };
-        if effects.look_up && r.profile.as_deref() == Some(OWN_PROFILE) {
+        if effects.look_up && is_own_profile(r.profile.as_deref()) {
             inner.request(|q| q.own_grants = true);
         } else if effects.look_up
             && let Ok(server) =
