@@ -19,7 +19,8 @@
 #
 # Environment: FUZZ_SANITIZER (default `none`: the code under test forbids
 # `unsafe`, so AddressSanitizer finds nothing libFuzzer's own checks miss and
-# halves the speed; `address` to use it), FUZZ_TIMEOUT (per input, default 10 s).
+# halves the speed; `address` to use it), FUZZ_TIMEOUT (per input, default 10 s),
+# FUZZ_JOBS (targets run at once, default one per core).
 set -uo pipefail
 
 CARGO_FUZZ_VERSION=0.13.2
@@ -73,32 +74,30 @@ echo "fuzz: targets built in $(($(date +%s) - t0)) s (sanitizer: $sanitizer)"
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir="$target_dir/$host/release"
-ok=0
-crashed=()
-for t in "${targets[@]}"; do
-  corpus="$work/corpus/$t"
-  artifacts="$work/artifacts/$t"
-  log="$work/$t.log"
+# One target's run, its report to $work/<target>.report (the runs go side by
+# side; the reports are printed in order afterwards).
+fuzz_one() { # <target>
+  local t=$1 corpus="$work/corpus/$1" artifacts="$work/artifacts/$1" log="$work/$1.log"
   mkdir -p "$corpus" "$artifacts"
-  seeds=("$root/fuzz/corpus/$t")
+  local seeds=("$root/fuzz/corpus/$t")
   if [ -d "$root/fuzz/regressions/$t" ]; then seeds+=("$root/fuzz/regressions/$t"); fi
   # New inputs go to the first directory only: the seeds in the repo stay as they are.
   "$bin_dir/$t" "$corpus" "${seeds[@]}" \
     -max_total_time="$each" -timeout="$timeout" -artifact_prefix="$artifacts/" \
     -print_final_stats=1 >"$log" 2>&1
-  rc=$?
+  local rc=$?
   stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
+  local last cov ft corp
   last=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
   if [ $rc -eq 0 ]; then
-    ok=$((ok + 1))
     printf 'fuzz %-16s ok: %s runs (%s/s), cov %s, ft %s, corpus %s, peak rss %s MB\n' "$t" \
       "$(stat number_of_executed_units)" "$(stat average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
       "$(stat peak_rss_mb)"
   else
-    crashed+=("$t")
+    local input what
     input=$(ls -t "$artifacts" 2>/dev/null | head -n 1)
     # A panic's message is the line after "panicked at"; libFuzzer names the rest
     # (timeout, out-of-memory, a sanitizer's report) on its ERROR line.
@@ -110,6 +109,35 @@ for t in "${targets[@]}"; do
     printf 'fuzz %-16s CRASHED (exit %s): %s\n' "$t" "$rc" "${what:-see the log}"
     echo "    input: ${input:+$artifacts/$input}  log: $log"
     echo "    replay: $bin_dir/$t ${input:+$artifacts/$input}"
+  fi
+  return $rc
+} >"$work/$1.report"
+
+# A libFuzzer run keeps one core busy: as many run at once as there are
+# cores (FUZZ_JOBS to change it), so 8 targets of a minute take 4 on 2 cores.
+jobs=${FUZZ_JOBS:-$(nproc)}
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  rm -f "$work/$t.rc"
+  (
+    fuzz_one "$t"
+    echo $? >"$work/$t.rc"
+  ) &
+  running=$((running + 1))
+done
+wait
+ok=0
+crashed=()
+for t in "${targets[@]}"; do
+  cat "$work/$t.report"
+  if [ "$(cat "$work/$t.rc" 2>/dev/null)" = 0 ]; then
+    ok=$((ok + 1))
+  else
+    crashed+=("$t")
   fi
 done
 
