@@ -546,6 +546,10 @@ impl<B: SecretBackend> SecretBackend for Counting<B> {
         self.inner.describe()
     }
 
+    fn plain_file(&self) -> Option<&std::path::Path> {
+        self.inner.plain_file()
+    }
+
     fn read_many(&self, accounts: &[&str], named_by: NamedBy<'_>) -> Result<Option<Fetched>, BackendError> {
         self.many.fetch_add(1, Ordering::SeqCst);
         self.inner.read_many(accounts, named_by)

@@ -63,7 +63,7 @@ pub fn run(hermes_home: Option<&Path>, args: &StatusArgs) -> anyhow::Result<()> 
     let mut report = vault_status(&snapshot, &vault, SystemTime::now());
     // Say where credentials are kept when that is not the keychain.
     if let Ok(vault) = &vault
-        && vault.describe().starts_with("plain file")
+        && vault.plain_file().is_some()
     {
         report.hints.push(format!("credentials are kept in a {}", vault.describe()));
     }

@@ -23,6 +23,12 @@ pub trait SecretBackend: Send + Sync + std::fmt::Debug {
     /// For people: "Secret Service", "macOS Keychain", ...
     fn describe(&self) -> String;
 
+    /// `Some(file)` when the secrets are in a plain file instead of a
+    /// keychain (the user's opt-in, which every status says).
+    fn plain_file(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// What [`SecretBackend::read`] gives for each of `accounts` and for
     /// every entry whose name starts with `<account>.` (a record's pieces),
     /// fetched together: absent entries are absent from the map, an entry
@@ -307,6 +313,10 @@ impl SecretBackend for FileBackend {
 
     fn describe(&self) -> String {
         format!("plain file {} (opt-in, not the keychain)", self.path.display())
+    }
+
+    fn plain_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
     }
 
     /// One read of the file for every record (its names are at hand).

@@ -275,6 +275,12 @@ impl Vault {
         self.backend.describe()
     }
 
+    /// The plain file the secrets are kept in, when the user chose one
+    /// over the keychain (see [`SecretBackend::plain_file`]).
+    pub fn plain_file(&self) -> Option<&std::path::Path> {
+        self.backend.plain_file()
+    }
+
     /// [`Vault::load`] off the async runtime's threads (keychain calls block).
     pub async fn load_async(&self, key: &VaultKey) -> Result<Option<CredentialRecord>, VaultError> {
         let (vault, key) = (self.clone(), key.clone());

@@ -177,6 +177,8 @@ fn file_backend_is_private_and_persistent() -> Result<(), Box<dyn std::error::Er
     let again = Vault::new(Arc::new(FileBackend::new(&path)));
     assert_eq!(again.load(&key())?, Some(record(5)));
     assert!(again.describe().contains("opt-in"));
+    assert_eq!(again.plain_file(), Some(path.as_path()));
+    assert_eq!(Vault::new(Arc::new(MemoryBackend::default())).plain_file(), None);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
