@@ -39,15 +39,7 @@ const OLD_IDENTIFIER: &str = "dev.mcpauthtray.app";
 
 /// The window's About line and the first log line: version, git commit and
 /// build date (set by build.rs).
-pub const ABOUT: &str = concat!(
-    "mcp-auth-tray ",
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("MCP_AUTH_GIT_COMMIT"),
-    ", built ",
-    env!("MCP_AUTH_BUILD_DATE"),
-    ")"
-);
+pub const ABOUT: &str = concat!("mcp-auth-tray ", env!("MCP_AUTH_VERSION_LINE"));
 
 fn main() -> anyhow::Result<()> {
     draw_without_gl();

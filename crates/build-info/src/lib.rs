@@ -1,6 +1,7 @@
 //! The build information the binaries print: the git commit and the build
 //! date, set by each binary's `build.rs` as compile-time environment
-//! variables ([`COMMIT_VAR`], [`DATE_VAR`]) that the code reads with `env!`.
+//! variables ([`COMMIT_VAR`], [`DATE_VAR`], and both with the version in one
+//! line, [`VERSION_LINE_VAR`]) that the code reads with `env!`.
 //!
 //! It works from a source tarball with no `.git` too: the commit is then
 //! taken from `MCP_AUTH_GIT_COMMIT` (set it when building from a tarball),
@@ -17,9 +18,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const COMMIT_VAR: &str = "MCP_AUTH_GIT_COMMIT";
 /// The compile-time variable holding the build date, `YYYY-MM-DD` (UTC).
 pub const DATE_VAR: &str = "MCP_AUTH_BUILD_DATE";
+/// The compile-time variable holding what `--version` and the About line
+/// say: `0.1.0 (commit abc123def456, built 2026-12-02)`.
+pub const VERSION_LINE_VAR: &str = "MCP_AUTH_VERSION_LINE";
 
 /// Called from a `build.rs`: prints the `cargo:` lines that set
-/// [`COMMIT_VAR`] and [`DATE_VAR`] and re-run the script on a new commit.
+/// [`COMMIT_VAR`], [`DATE_VAR`] and [`VERSION_LINE_VAR`] and re-run the
+/// script on a new commit.
 pub fn emit() {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
     let dir = Path::new(&manifest_dir);
@@ -30,9 +35,12 @@ pub fn emit() {
         std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or_else(|| {
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(0)).unwrap_or(0)
         });
+    let (commit, date) = (commit.trim(), utc_date(epoch));
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let mut lines = vec![
-        format!("cargo:rustc-env={COMMIT_VAR}={}", commit.trim()),
-        format!("cargo:rustc-env={DATE_VAR}={}", utc_date(epoch)),
+        format!("cargo:rustc-env={COMMIT_VAR}={commit}"),
+        format!("cargo:rustc-env={DATE_VAR}={date}"),
+        format!("cargo:rustc-env={VERSION_LINE_VAR}={}", version_line(&version, commit, &date)),
         format!("cargo:rerun-if-env-changed={COMMIT_VAR}"),
         "cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH".to_owned(),
     ];
@@ -56,6 +64,11 @@ pub fn emit() {
     for line in lines {
         println!("{line}");
     }
+}
+
+/// What a binary says of its build: `<version> (commit <commit>, built <date>)`.
+pub fn version_line(version: &str, commit: &str, date: &str) -> String {
+    format!("{version} (commit {commit}, built {date})")
 }
 
 /// A git command's output, or `None` without git or outside a repository.
@@ -84,7 +97,15 @@ pub fn utc_date(epoch_secs: i64) -> String {
 mod tests {
     use rstest::rstest;
 
-    use super::utc_date;
+    use super::{utc_date, version_line};
+
+    #[test]
+    fn the_version_line_names_version_commit_and_date() {
+        assert_eq!(
+            version_line("0.1.0", "abc123def456", "2026-12-02"),
+            "0.1.0 (commit abc123def456, built 2026-12-02)"
+        );
+    }
 
     #[rstest]
     #[case(0, "1970-01-01")]

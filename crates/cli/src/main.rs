@@ -24,14 +24,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// `mcp-auth version` and `--version`: the version, the git commit and the
 /// build date (set by build.rs; `unknown` commit when built without git).
-pub const VERSION_LINE: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("MCP_AUTH_GIT_COMMIT"),
-    ", built ",
-    env!("MCP_AUTH_BUILD_DATE"),
-    ")"
-);
+pub const VERSION_LINE: &str = env!("MCP_AUTH_VERSION_LINE");
 
 /// Sign-in state of your agent's MCP servers, from the command line.
 #[derive(Debug, Parser)]
