@@ -9,6 +9,11 @@
 //! - the vault's part of it in this process, before and after reading in
 //!   one go: every record looked up one by one (as status did) against one
 //!   search of the Secret Service for all of them;
+//! - what the keyring alone takes to hand over every record's secret, with
+//!   nothing of ours around it: a `GetSecret` per item (32 waiting at once,
+//!   as the read in one go asks) and the Secret Service's one `GetSecrets`
+//!   for all of them (which the `secret-service` crate does not offer), in
+//!   a plain session, made here only, to show the floor under `status`;
 //! - `mcp-auth proxy` started for 1 and for 8 servers at once (as clients
 //!   start one per server): start to first response (spawn → `initialize`
 //!   answered through the proxy) and idle memory per proxy;
@@ -133,6 +138,9 @@ async fn inner(count: usize, proxies: &[usize]) -> anyhow::Result<()> {
     })
     .await?;
     println!("vault reads, in one go       {together}");
+    let (each, all) = keyring_floor(count).await?;
+    println!("keyring alone, GetSecret each (32 waiting)  {each}");
+    println!("keyring alone, one GetSecrets for all       {all}");
 
     for &n in proxies {
         let names: Vec<String> = servers.iter().take(n).map(|s| s.name.clone()).collect();
@@ -221,14 +229,7 @@ fn time_status(home: &Path, count: usize, state: &str) -> anyhow::Result<String>
         let matching = rows.iter().filter(|r| r["state"] == state).count();
         anyhow::ensure!(matching == count, "{matching} of {} rows are {state}", rows.len());
     }
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    Ok(format!(
-        "median {:.1} ms  (min {:.1}, max {:.1}; {STATUS_RUNS} runs)",
-        ms(times[STATUS_RUNS / 2]),
-        ms(times[0]),
-        ms(times[STATUS_RUNS - 1])
-    ))
+    Ok(figure(&mut times))
 }
 
 /// Times `make()`'s reads of the `count` records off the async threads
@@ -250,16 +251,110 @@ where
         anyhow::ensure!(found == count, "{found} of {count} records read");
     }
     let calls = backend.calls().minus(&before);
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     Ok(format!(
-        "median {:.1} ms  (min {:.1}, max {:.1}; {STATUS_RUNS} runs); keychain calls per run: {} reads, {} in one go",
-        ms(times[STATUS_RUNS / 2]),
-        ms(times[0]),
-        ms(times[STATUS_RUNS - 1]),
+        "{}; keychain calls per run: {} reads, {} in one go",
+        figure(&mut times),
         calls.reads / STATUS_RUNS,
         calls.many / STATUS_RUNS,
     ))
+}
+
+/// The Secret Service calls the floor measurement makes (zbus's proxy).
+#[zbus::proxy(
+    interface = "org.freedesktop.Secret.Service",
+    default_service = "org.freedesktop.secrets",
+    default_path = "/org/freedesktop/secrets"
+)]
+trait SecretService {
+    fn open_session(
+        &self,
+        algorithm: &str,
+        input: &zbus::zvariant::Value<'_>,
+    ) -> zbus::Result<(zbus::zvariant::OwnedValue, zbus::zvariant::OwnedObjectPath)>;
+
+    fn search_items(
+        &self,
+        attributes: std::collections::HashMap<&str, &str>,
+    ) -> zbus::Result<(Vec<zbus::zvariant::OwnedObjectPath>, Vec<zbus::zvariant::OwnedObjectPath>)>;
+
+    #[allow(clippy::type_complexity, reason = "the D-Bus signature a{o(oayays)}")]
+    fn get_secrets(
+        &self,
+        items: &[zbus::zvariant::OwnedObjectPath],
+        session: &zbus::zvariant::ObjectPath<'_>,
+    ) -> zbus::Result<
+        std::collections::HashMap<
+            zbus::zvariant::OwnedObjectPath,
+            (zbus::zvariant::OwnedObjectPath, Vec<u8>, Vec<u8>, String),
+        >,
+    >;
+}
+
+/// The Secret Service's `Item.GetSecret`, on an item's own path.
+#[zbus::proxy(interface = "org.freedesktop.Secret.Item", default_service = "org.freedesktop.secrets")]
+trait SecretItem {
+    fn get_secret(
+        &self,
+        session: &zbus::zvariant::ObjectPath<'_>,
+    ) -> zbus::Result<(zbus::zvariant::OwnedObjectPath, Vec<u8>, Vec<u8>, String)>;
+}
+
+/// What the keyring alone takes to hand over the secrets of every item
+/// under our service ([`STATUS_RUNS`] runs each): one `GetSecret` per item
+/// with at most 32 waiting (the read in one go's way), and one
+/// `GetSecrets` for all. A plain session (no encryption on either side),
+/// so the figures are the keyring's and the bus's; checks every run got
+/// `count` secrets.
+async fn keyring_floor(count: usize) -> anyhow::Result<(String, String)> {
+    let bus = zbus::Connection::session().await?;
+    let service = SecretServiceProxy::new(&bus).await?;
+    let (_, session) = service.open_session("plain", &zbus::zvariant::Value::from("")).await?;
+    let (items, locked) = service.search_items(std::collections::HashMap::from([("service", SERVICE)])).await?;
+    anyhow::ensure!(
+        items.len() == count && locked.is_empty(),
+        "{} unlocked items, {} locked",
+        items.len(),
+        locked.len()
+    );
+    let mut proxies = Vec::with_capacity(items.len());
+    for item in &items {
+        proxies.push(SecretItemProxy::builder(&bus).path(item.clone())?.build().await?);
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut each = Vec::with_capacity(STATUS_RUNS);
+    let mut all = Vec::with_capacity(STATUS_RUNS);
+    for _ in 0..STATUS_RUNS {
+        let started = Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for proxy in &proxies {
+            let (proxy, session, limit) = (proxy.clone(), session.clone(), limit.clone());
+            calls.spawn(async move {
+                let _turn = limit.acquire_owned().await?;
+                proxy.get_secret(&session).await.map(drop).map_err(anyhow::Error::from)
+            });
+        }
+        let got = calls.join_all().await.into_iter().collect::<Result<Vec<()>, _>>()?.len();
+        each.push(started.elapsed());
+        anyhow::ensure!(got == count, "{got} of {count} secrets");
+        let started = Instant::now();
+        let got = service.get_secrets(&items, &session).await?.len();
+        all.push(started.elapsed());
+        anyhow::ensure!(got == count, "{got} of {count} secrets");
+    }
+    Ok((figure(&mut each), figure(&mut all)))
+}
+
+/// `median … ms (min …, max …; N runs)` of `times`.
+fn figure(times: &mut [Duration]) -> String {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "median {:.1} ms  (min {:.1}, max {:.1}; {} runs)",
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        times.len()
+    )
 }
 
 /// Starts `mcp-auth proxy <name>` for every one of `names` at once, each
