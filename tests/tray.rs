@@ -629,10 +629,11 @@ fn other_clients_submenu_and_use_in_a_client() {
     assert_eq!(probe.submenu("Claude Code"), vec!["[○ linear — Not connected · direct]"]);
     assert_eq!(
         probe.submenu("Cursor"),
-        vec!["[○ notion — Not connected · direct]", "○ linear — Not connected · through mcp-auth"],
+        vec!["[○ notion — Not connected · direct]", "[○ linear — Not connected · through mcp-auth]"],
         "grouped by client, a local tool not listed"
     );
-    assert_eq!(probe.submenu("○ notion — Not connected · direct"), vec!["[Use in Cursor]"]);
+    assert_eq!(probe.submenu("○ notion — Not connected · direct"), vec!["[Sign in]", "[Use in Cursor]"]);
+    assert_eq!(probe.submenu("○ linear — Not connected · through mcp-auth"), vec!["[Sign in]"]);
     let gemini = probe.submenu("Gemini CLI");
     assert!(gemini.len() == 1 && gemini[0].starts_with("⚠ ") && gemini[0].contains("cannot parse"), "{gemini:#?}");
     let everything = probe.send("dump").to_string();
@@ -661,7 +662,7 @@ fn other_clients_submenu_and_use_in_a_client() {
     assert_eq!(backups.len(), 1, "one backup");
     assert_eq!(std::fs::read_to_string(backups[0].path()).unwrap_or_default(), cursor_text);
     probe.wait_for_submenu("Cursor", "notion routed", |l| {
-        l == ["○ notion — Not connected · through mcp-auth", "○ linear — Not connected · through mcp-auth"]
+        l == ["[○ notion — Not connected · through mcp-auth]", "[○ linear — Not connected · through mcp-auth]"]
     });
     let told = probe.wait_for_notification("Cursor uses notion through mcp-auth", 1);
     assert!(told["body"].as_str().is_some_and(|b| b.starts_with("Changed ") && b.contains("Restart Cursor")), "{told}");
@@ -675,7 +676,7 @@ fn other_clients_submenu_and_use_in_a_client() {
     assert_eq!(doc["numStartups"], 3, "other keys kept");
     assert_eq!(doc["mcpServers"]["linear"]["url"], "https://mcp.linear.app/mcp");
     assert_eq!(doc["mcpServers"]["linear"]["headersHelper"], format!("{program} headers https://mcp.linear.app/mcp"));
-    probe.wait_for_submenu("Claude Code", "linear routed", |l| l == ["○ linear — Not connected · through mcp-auth"]);
+    probe.wait_for_submenu("Claude Code", "linear routed", |l| l == ["[○ linear — Not connected · through mcp-auth]"]);
     probe.wait_for_notification("Claude Code uses linear through mcp-auth", 1);
 
     let clicked = probe.send("click Quit");
@@ -1005,6 +1006,44 @@ fn a_server_only_proxies_use_gets_the_trays_notice_and_signs_in_from_it() {
     let notices = probe.notifications();
     assert_eq!(notices.iter().filter(|n| n["summary"] == "Sign in again to ours").count(), 1, "{notices:#?}");
     // Tokens of ours live in the keychain only.
+    let files: Vec<_> = walkdir(session.dir.path()).into_iter().chain(walkdir(hermes.path())).collect();
+    assert!(!files.iter().any(|p| p.to_string_lossy().contains("mcp-tokens")), "{files:#?}");
+
+    let clicked = probe.send("click Quit");
+    assert_eq!(clicked["clicked"], "Quit");
+}
+
+/// A server only another client names signs in from its line under "Other
+/// MCP clients": the grant of its URL, kept in the keychain only.
+#[test]
+fn a_server_only_a_client_names_signs_in_from_the_clients_submenu() {
+    let (_runtime, server, xvfb, session) = desktop_with_server();
+    let hermes = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_file(&hermes.path().join("config.yaml"), "mcp_servers: {}\n");
+    let cursor = session.dir.path().join("home/.cursor/mcp.json");
+    write_file(&cursor, &format!(r#"{{"mcpServers": {{"tracker": {{"url": "{}"}}}}}}"#, server.mcp_url()));
+    let browser = repo_root().join("tests/tray/browser.sh");
+    let mut probe = Probe::start_with(&session, &xvfb.display, hermes.path(), |cmd| {
+        cmd.env("BROWSER", &browser);
+    });
+    let registered = probe.event(Duration::from_secs(90));
+    assert!(registered.get("registered").is_some(), "tray item did not register: {registered}");
+    probe.wait_for_submenu("Cursor", "the server", |l| l == ["[○ tracker — Not connected · direct]"]);
+    assert_eq!(probe.submenu("○ tracker — Not connected · direct"), vec!["[Sign in]", "[Use in Cursor]"]);
+
+    let clicked = probe.send("click tracker — Not connected · direct >> Sign in");
+    assert_eq!(clicked["clicked"], "Sign in", "{clicked}");
+    probe.wait_for_submenu("Cursor", "signed in", |l| {
+        l.len() == 1 && l[0].starts_with("[● tracker — Connected") && l[0].ends_with(" · direct]")
+    });
+    assert_eq!(server.log().authorizations.len(), 1, "one sign-in");
+    let connected = probe.notifications();
+    assert!(
+        connected.iter().any(|n| n["summary"].as_str().is_some_and(|s| s.starts_with("Connected to "))),
+        "{connected:#?}"
+    );
+    // Signed in, so nothing more to offer than routing it.
+    assert_eq!(probe.submenu("● tracker — Connected"), vec!["[Use in Cursor]"]);
     let files: Vec<_> = walkdir(session.dir.path()).into_iter().chain(walkdir(hermes.path())).collect();
     assert!(!files.iter().any(|p| p.to_string_lossy().contains("mcp-tokens")), "{files:#?}");
 

@@ -81,7 +81,7 @@ function renderRow(row) {
 }
 
 // The other clients: the tray's submenu model (labels worded by the app),
-// as nested lists; an enabled item ("Use in …") is a button.
+// as nested lists; an enabled item ("Sign in", "Use in …") is a button.
 function renderLine(line) {
   if (line.kind === "submenu") {
     return el("li", {}, el("span", { textContent: line.label }), el("ul", {}, ...line.lines.map(renderLine)));

@@ -44,7 +44,7 @@ pub fn start(app: &AppHandle) -> tauri::Result<()> {
             let id = event.id().as_ref();
             match (MenuAction::parse(id), ClientMenuAction::parse(id)) {
                 (Some(action), _) => run(app, action),
-                (None, Some(action)) => use_in(app, action),
+                (None, Some(action)) => client_action(app, action),
                 (None, None) => tracing::debug!(id, "information item clicked"),
             }
         })
@@ -211,23 +211,26 @@ pub fn run(app: &AppHandle, action: MenuAction) {
     }
 }
 
-/// "Use in <client>": the core service edits that client's config (backup,
-/// atomic write); the result is announced and the menu read again.
-pub fn use_in(app: &AppHandle, action: ClientMenuAction) {
+/// A click under "Other MCP clients": "Sign in" is the same sign-in as the
+/// agent's Connect, to the grant serving that line; "Use in <client>" has
+/// the core service edit that client's config (backup, atomic write), and
+/// the result is announced and the menu read again.
+pub fn client_action(app: &AppHandle, action: ClientMenuAction) {
     tracing::info!(action = %action.id(), "action");
+    let (client, server) = match action {
+        ClientMenuAction::SignIn { server, .. } => return connect(app, server, false),
+        ClientMenuAction::UseIn { client, server } => (client, server),
+    };
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let exe = std::env::current_exe().ok();
         let program = program_beside(exe.as_deref());
-        match app.state::<AppState>().service.use_in(action.clone(), program).await {
+        match app.state::<AppState>().service.use_in(client, server.clone(), program).await {
             Ok(done) => {
                 let (title, body) = done.message();
                 notify::info(&app, &title, &body);
             }
-            Err(e) => {
-                let ClientMenuAction::UseIn { client, server } = &action;
-                notify::problem(&app, &format!("Cannot route {server} in {}", client.label()), &e.to_string());
-            }
+            Err(e) => notify::problem(&app, &format!("Cannot route {server} in {}", client.label()), &e.to_string()),
         }
         CLIENTS_CHANGED.notify_one();
     });

@@ -225,7 +225,7 @@ async fn serve_window(
                 }
                 Some(ToTray::Action { id }) => match (MenuAction::parse(&id), ClientMenuAction::parse(&id)) {
                     (Some(action), _) => on_action(app, action),
-                    (None, Some(action)) => crate::tray::use_in(app, action),
+                    (None, Some(action)) => crate::tray::client_action(app, action),
                     (None, None) => tracing::warn!(id, "the status window asked for an unknown action; ignored"),
                 },
             },

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::grant::OWN_PROFILE;
-use super::menu::ClientMenuAction;
 use super::own::{OwnList, OwnListFile};
 use super::paths::{LocationEnv, Platform};
 use super::read::read_all;
@@ -161,18 +160,18 @@ impl UseInDone {
 /// <server> --write` (a timestamped backup, an atomic write, only if the
 /// file is still what the change was planned from). Blocking (files).
 pub fn use_in(
-    action: &ClientMenuAction,
+    client: ClientKind,
+    server: &str,
     snapshot: &Snapshot,
     program: &str,
     now: SystemTime,
 ) -> Result<UseInDone, SetupError> {
-    let ClientMenuAction::UseIn { client, server } = action;
     let env = LocationEnv::from_process().ok_or(SetupError::NoLocation { client: client.label() })?;
     let location =
-        setup_location(Platform::current(), &env, *client).ok_or(SetupError::NoLocation { client: client.label() })?;
+        setup_location(Platform::current(), &env, client).ok_or(SetupError::NoLocation { client: client.label() })?;
     let (own, _, _) = load_own_list();
     let resolve = |name: &str| named_server_url(snapshot, &own, name);
-    let request = SetupRequest { location, servers: vec![server.clone()], program: program.to_owned() };
+    let request = SetupRequest { location, servers: vec![server.to_owned()], program: program.to_owned() };
     let planned = plan(&request, &resolve)?;
     let backup = apply(&planned, now)?;
     tracing::info!(
@@ -181,7 +180,7 @@ pub fn use_in(
         routed = planned.actions.iter().any(|a| !matches!(a, SetupAction::AlreadyRouted { .. })),
         "use in client"
     );
-    Ok(UseInDone { client: *client, server: server.clone(), path: planned.path, backup })
+    Ok(UseInDone { client, server: server.to_owned(), path: planned.path, backup })
 }
 
 #[cfg(test)]

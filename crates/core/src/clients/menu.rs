@@ -3,16 +3,20 @@
 //!
 //! One submenu "Other MCP clients", a submenu per client (as `status` groups
 //! them), a line per remote server with our sign-in state and its route, and
-//! for a server not yet routed through us the action "Use in <client>"
-//! ([`ClientMenuAction::UseIn`], carried out by [`super::live::use_in`]:
-//! `mcp-auth setup <client> <server> --write` for that one server). The
-//! submenu goes after the agent's servers ([`with_clients_menu`]).
-//! Ids of these items never collide with [`crate::MenuAction`]'s (`client:`,
-//! `use-in:` prefixes).
+//! under it its actions: "Sign in" ("Sign in again") when its grant has no
+//! tokens or needs a new sign-in ([`ClientMenuAction::SignIn`], the same
+//! sign-in as the agent's Connect or `mcp-auth connect`), and for a server
+//! not yet routed through us "Use in <client>" ([`ClientMenuAction::UseIn`],
+//! carried out by [`super::live::use_in`]: `mcp-auth setup <client>
+//! <server> --write` for that one server). The submenu goes after the
+//! agent's servers ([`with_clients_menu`]). Ids of these items never collide
+//! with [`crate::MenuAction`]'s (`client:`, `client-sign-in:`, `use-in:`
+//! prefixes), nor with each other's: one grant may serve several clients.
 
 use super::ClientKind;
 use super::view::{ClientsReport, OWN_CLIENT};
 use crate::util::text::shorten;
+use crate::view::activity::ServerRef;
 use crate::view::menu::{MenuLine, TrayMenu};
 use crate::view::status::AuthState;
 
@@ -21,18 +25,33 @@ use crate::view::status::AuthState;
 pub enum ClientMenuAction {
     /// Route `server` of `client`'s config through us (`mcp-auth setup`).
     UseIn { client: ClientKind, server: String },
+    /// Sign in to the grant `server` (the line's
+    /// [`super::view::ClientServerStatus::sign_in`]) from `client`'s submenu
+    /// (`client` keeps the ids of one grant under two clients apart).
+    SignIn { client: String, server: ServerRef },
 }
 
 impl ClientMenuAction {
-    /// `use-in:<client id>:<server>` (client ids never contain `:`).
+    /// `use-in:<client id>:<server>` and
+    /// `client-sign-in:<client id>:<profile>:<name>` (client and profile ids
+    /// never contain `:`; the name, last, may).
     pub fn id(&self) -> String {
         match self {
             Self::UseIn { client, server } => format!("use-in:{}:{server}", client.id()),
+            Self::SignIn { client, server } => {
+                format!("client-sign-in:{client}:{}:{}", server.profile.as_deref().unwrap_or(""), server.name)
+            }
         }
     }
 
     /// The action of an item id, `None` for other ids.
     pub fn parse(id: &str) -> Option<Self> {
+        if let Some(rest) = id.strip_prefix("client-sign-in:") {
+            let (client, rest) = rest.split_once(':')?;
+            let (profile, name) = rest.split_once(':')?;
+            let profile = Some(profile).filter(|p| !p.is_empty());
+            return Some(Self::SignIn { client: client.to_owned(), server: ServerRef::new(profile, name) });
+        }
         let rest = id.strip_prefix("use-in:")?;
         let (client, server) = rest.split_once(':')?;
         Some(Self::UseIn { client: ClientKind::parse(client)?, server: server.to_owned() })
@@ -92,17 +111,26 @@ pub fn clients_menu(report: &ClientsReport) -> Option<MenuLine> {
                 };
                 let id = format!("client:{client}:{}", s.name);
                 let text = format!("{} {} — {state}{route}", glyph(s.state), s.name);
-                match kind {
-                    Some(kind) if !s.routed && s.enabled && s.project.is_none() => {
-                        let action = ClientMenuAction::UseIn { client: kind, server: s.name.clone() };
-                        let use_in = MenuLine::Item {
-                            id: action.id(),
-                            label: format!("Use in {}", kind.label()),
-                            enabled: true,
-                        };
-                        lines.push(MenuLine::Submenu { id, label: text, lines: vec![use_in] });
-                    }
-                    _ => lines.push(info(id, text)),
+                let action =
+                    |action: ClientMenuAction, label: String| MenuLine::Item { id: action.id(), label, enabled: true };
+                let mut actions = Vec::new();
+                let sign_in = match s.state {
+                    AuthState::NotConnected => Some("Sign in"),
+                    AuthState::NeedsReauth => Some("Sign in again"),
+                    _ => None,
+                };
+                if let (Some(label), Some(server), true) = (sign_in, &s.sign_in, s.enabled) {
+                    let sign_in = ClientMenuAction::SignIn { client: client.to_owned(), server: server.clone() };
+                    actions.push(action(sign_in, label.to_owned()));
+                }
+                if let Some(kind) = kind.filter(|_| !s.routed && s.enabled && s.project.is_none()) {
+                    let use_in = ClientMenuAction::UseIn { client: kind, server: s.name.clone() };
+                    actions.push(action(use_in, format!("Use in {}", kind.label())));
+                }
+                if actions.is_empty() {
+                    lines.push(info(id, text));
+                } else {
+                    lines.push(MenuLine::Submenu { id, label: text, lines: actions });
                 }
             }
             MenuLine::Submenu { id: format!("client:{client}"), label: label.to_owned(), lines }
@@ -134,6 +162,7 @@ mod tests {
     use crate::clients::view::{ClientProblem, ClientServerStatus};
     use pretty_assertions::assert_eq;
 
+    /// A line whose grant is ours, under `name`.
     fn row(client: &str, name: &str, state: AuthState, via: Option<&'static str>) -> ClientServerStatus {
         ClientServerStatus {
             client: client.to_owned(),
@@ -148,6 +177,7 @@ mod tests {
             state,
             expires_at: None,
             grant: None,
+            sign_in: Some(ServerRef::new(Some(crate::clients::OWN_PROFILE), name)),
         }
     }
 
@@ -158,6 +188,9 @@ mod tests {
                 row("cursor", "linear", AuthState::Connected, None),
                 row("codex", "linear", AuthState::Connected, Some("proxy")),
                 row(OWN_CLIENT, "solo", AuthState::NotConnected, None),
+                row("claude-code", "solo", AuthState::NeedsReauth, Some("headers")),
+                ClientServerStatus { sign_in: None, ..row("codex", "odd", AuthState::NotConnected, Some("proxy")) },
+                ClientServerStatus { enabled: false, ..row("codex", "off", AuthState::NotConnected, None) },
             ],
             problems: vec![ClientProblem {
                 client: "gemini".to_owned(),
@@ -177,10 +210,19 @@ mod tests {
                     ]}
                 ]},
                 {"kind": "submenu", "id": "client:codex", "label": "Codex", "lines": [
-                    {"kind": "item", "id": "client:codex:linear", "label": "● linear — Connected · through mcp-auth", "enabled": false}
+                    {"kind": "item", "id": "client:codex:linear", "label": "● linear — Connected · through mcp-auth", "enabled": false},
+                    {"kind": "item", "id": "client:codex:odd", "label": "○ odd — Not connected · through mcp-auth", "enabled": false},
+                    {"kind": "item", "id": "client:codex:off", "label": "○ off — Not connected · off", "enabled": false}
                 ]},
                 {"kind": "submenu", "id": "client:mcp-auth", "label": "Our list", "lines": [
-                    {"kind": "item", "id": "client:mcp-auth:solo", "label": "○ solo — Not connected", "enabled": false}
+                    {"kind": "submenu", "id": "client:mcp-auth:solo", "label": "○ solo — Not connected", "lines": [
+                        {"kind": "item", "id": "client-sign-in:mcp-auth:+mcp-auth:solo", "label": "Sign in", "enabled": true}
+                    ]}
+                ]},
+                {"kind": "submenu", "id": "client:claude-code", "label": "Claude Code", "lines": [
+                    {"kind": "submenu", "id": "client:claude-code:solo", "label": "⚠ solo — Needs sign-in · through mcp-auth", "lines": [
+                        {"kind": "item", "id": "client-sign-in:claude-code:+mcp-auth:solo", "label": "Sign in again", "enabled": true}
+                    ]}
                 ]},
                 {"kind": "submenu", "id": "client:gemini", "label": "Gemini CLI", "lines": [
                     {"kind": "item", "id": "client-problem:gemini", "label": "⚠ cannot parse it", "enabled": false}
@@ -192,6 +234,12 @@ mod tests {
             Some(ClientMenuAction::UseIn { client: ClientKind::Cursor, server: "my:server".to_owned() })
         );
         assert_eq!(ClientMenuAction::parse("connect::linear"), None);
+        for action in [
+            ClientMenuAction::SignIn { client: "cursor".to_owned(), server: ServerRef::new(None, "my:server") },
+            ClientMenuAction::SignIn { client: "mcp-auth".to_owned(), server: ServerRef::new(Some("work"), "a") },
+        ] {
+            assert_eq!(ClientMenuAction::parse(&action.id()), Some(action));
+        }
         assert_eq!(clients_menu(&ClientsReport::default()), None);
     }
 

@@ -13,6 +13,7 @@ use super::own::OwnList;
 use super::{ClientFile, Transport};
 use crate::hermes::snapshot::Snapshot;
 use crate::vault::VaultKey;
+use crate::view::activity::ServerRef;
 use crate::view::status::{AuthLabel, AuthState, ServerStatus, StatusReport, VaultView, redact_url};
 
 /// The client id of our own list's entries.
@@ -41,6 +42,12 @@ pub struct ClientServerStatus {
     pub expires_at: Option<i64>,
     /// Whose vault record holds the grant (`name`, `profile/name`), when signed in.
     pub grant: Option<String>,
+    /// The grant a sign-in from this line goes to: the one holding the
+    /// tokens, else the first that could ([`grant_candidates`], as
+    /// `mcp-auth connect` picks). Not in `status --json` (`grant` says it
+    /// for people).
+    #[serde(skip)]
+    pub sign_in: Option<ServerRef>,
 }
 
 /// A config file (or part of one) we could not use.
@@ -70,15 +77,19 @@ pub fn clients_status(
     vault: &dyn Fn(&VaultKey) -> VaultView,
 ) -> ClientsReport {
     let mut out = ClientsReport::default();
-    let state_for = |target: &str| -> (AuthState, Option<i64>, Option<String>) {
+    let state_for = |target: &str| -> Grant {
         let Ok(candidates) = grant_candidates(snapshot, own, own_home, target) else {
-            return (AuthState::NotConnected, None, None);
+            return Grant::default();
         };
+        let sign_in = |c: &GrantServer| Some(ServerRef::new(c.server.home.profile.as_deref(), &c.server.name));
         candidates
             .iter()
             .map(|c| (state_of(c, report, vault, report.computed_at), c))
             .find(|((state, _), _)| *state != AuthState::NotConnected)
-            .map_or((AuthState::NotConnected, None, None), |((state, expires), c)| (state, expires, Some(c.label())))
+            .map_or_else(
+                || Grant { sign_in: candidates.first().and_then(sign_in), ..Grant::default() },
+                |((state, expires_at), c)| Grant { state, expires_at, label: Some(c.label()), sign_in: sign_in(c) },
+            )
     };
     for file in files {
         let client = file.location.client.id().to_owned();
@@ -91,7 +102,7 @@ pub fn clients_status(
         }
         for s in file.servers.iter().filter(|s| s.is_remote()) {
             let target = s.url.as_ref().map(url::Url::to_string).or_else(|| s.routed_target().map(str::to_owned));
-            let (state, expires_at, grant) = target.as_deref().map_or((AuthState::NotConnected, None, None), state_for);
+            let grant = target.as_deref().map(state_for).unwrap_or_default();
             out.servers.push(ClientServerStatus {
                 client: client.clone(),
                 config: Some(s.config.display().to_string()),
@@ -102,14 +113,15 @@ pub fn clients_status(
                 enabled: s.enabled,
                 routed: s.routing.is_ours(),
                 via: s.routing.via(),
-                state,
-                expires_at,
-                grant,
+                state: grant.state,
+                expires_at: grant.expires_at,
+                grant: grant.label,
+                sign_in: grant.sign_in,
             });
         }
     }
     for (name, url) in own.servers() {
-        let (state, expires_at, grant) = state_for(name);
+        let grant = state_for(name);
         out.servers.push(ClientServerStatus {
             client: OWN_CLIENT.to_owned(),
             config: None,
@@ -120,12 +132,28 @@ pub fn clients_status(
             enabled: true,
             routed: true,
             via: None,
-            state,
-            expires_at,
-            grant,
+            state: grant.state,
+            expires_at: grant.expires_at,
+            grant: grant.label,
+            sign_in: grant.sign_in,
         });
     }
     out
+}
+
+/// What a line says of the grant serving it.
+struct Grant {
+    state: AuthState,
+    expires_at: Option<i64>,
+    /// [`GrantServer::label`] of the grant holding tokens.
+    label: Option<String>,
+    sign_in: Option<ServerRef>,
+}
+
+impl Default for Grant {
+    fn default() -> Self {
+        Self { state: AuthState::NotConnected, expires_at: None, label: None, sign_in: None }
+    }
 }
 
 /// The sign-in state of one candidate's record.

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use super::{Service, ServiceError, lock};
-use crate::clients::{ClientMenuAction, ClientsReport, UseInDone, load_clients_report, use_in};
+use crate::clients::{ClientKind, ClientsReport, UseInDone, load_clients_report, use_in};
 use crate::vault::VaultError;
 
 impl Service {
@@ -26,9 +26,9 @@ impl Service {
 
     /// "Use in <client>": routes the server through `program` in that
     /// client's config, exactly as `mcp-auth setup <client> <server> --write`.
-    pub async fn use_in(&self, action: ClientMenuAction, program: String) -> Result<UseInDone, ServiceError> {
+    pub async fn use_in(&self, client: ClientKind, server: String, program: String) -> Result<UseInDone, ServiceError> {
         let snapshot = self.current().snapshot.clone();
-        tokio::task::spawn_blocking(move || use_in(&action, &snapshot, &program, SystemTime::now()))
+        tokio::task::spawn_blocking(move || use_in(client, &server, &snapshot, &program, SystemTime::now()))
             .await
             .map_err(|_| ServiceError::Stopped)?
             .map_err(ServiceError::Setup)
