@@ -239,6 +239,37 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// "Sign in" on a client's line goes to the grant serving its URL: the
+    /// agent's server of that URL, else ours, named by the host.
+    #[test]
+    fn a_lines_sign_in_goes_to_the_grant_of_its_url() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::view::activity::ServerRef;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "mcp_servers:\n  lin:\n    url: https://mcp.linear.app/mcp\n    auth: oauth\n",
+        )?;
+        let snapshot =
+            crate::hermes::snapshot::SnapshotLoader::new().load(&crate::hermes::home::HermesRoot::at(dir.path()));
+        let report = crate::StatusReport::evaluate(&snapshot, SystemTime::now());
+        let files = vec![file(
+            ClientKind::Cursor,
+            &[("linear", "https://MCP.linear.app/mcp/"), ("tracker", "https://tracker.example/mcp")],
+        )];
+        let own = OwnList::default();
+        let missing = |_: &crate::vault::VaultKey| crate::view::status::VaultView::Missing;
+        let got = super::super::view::clients_status(&files, &own, dir.path(), &snapshot, &report, &missing);
+        let sign_ins: Vec<_> = got.servers.iter().map(|s| (s.name.as_str(), s.sign_in.clone())).collect();
+        assert_eq!(
+            sign_ins,
+            vec![
+                ("linear", Some(ServerRef::new(None, "lin"))),
+                ("tracker", Some(ServerRef::new(Some(OWN_PROFILE), "tracker.example"))),
+            ]
+        );
+        Ok(())
+    }
+
     #[rstest]
     #[case::beside(true, "beside")]
     #[case::bare(false, "mcp-auth")]
