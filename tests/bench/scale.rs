@@ -10,8 +10,9 @@
 //!   one go: every record looked up one by one (as status did) against one
 //!   search of the Secret Service for all of them;
 //! - what the keyring alone takes to hand over every record's secret, with
-//!   nothing of ours around it: a `GetSecret` per item (32 waiting at once,
-//!   as the read in one go asks) and the Secret Service's one `GetSecrets`
+//!   nothing of ours around it: a `GetSecret` per item
+//!   (`SECRET_SERVICE_IN_FLIGHT` waiting at once, as the read in one go
+//!   asks) and the Secret Service's one `GetSecrets`
 //!   for all of them (which the `secret-service` crate does not offer), in
 //!   a plain session, made here only, to show the floor under `status`;
 //! - `mcp-auth proxy` started for 1 and for 8 servers at once (as clients
@@ -38,7 +39,8 @@ use anyhow::Context;
 use mcp_auth_core::{
     BackendError, BackgroundRefresh, CallbackRouter, Clock, Engine, Fetched, HeadlessBrowser, HermesExporter,
     HermesRoot, Http, KeyringBackend, LoopbackListener, MAX_CONCURRENT_REFRESHES, NamedBy, RefreshEvent, Refresher,
-    SERVICE, SecretBackend, SnapshotLoader, Vault, VaultKey, connect, default_lock_dir, now_secs, oauth_servers,
+    SECRET_SERVICE_IN_FLIGHT, SERVICE, SecretBackend, SnapshotLoader, Vault, VaultKey, connect, default_lock_dir,
+    now_secs, oauth_servers,
 };
 use mcp_auth_e2e::cli::UNLOCK;
 use mcp_auth_e2e::{ChildGuard, Session, bin};
@@ -139,7 +141,7 @@ async fn inner(count: usize, proxies: &[usize]) -> anyhow::Result<()> {
     .await?;
     println!("vault reads, in one go       {together}");
     let (each, all) = keyring_floor(count).await?;
-    println!("keyring alone, GetSecret each (32 waiting)  {each}");
+    println!("keyring alone, GetSecret each ({SECRET_SERVICE_IN_FLIGHT} waiting)  {each}");
     println!("keyring alone, one GetSecrets for all       {all}");
 
     for &n in proxies {
@@ -301,7 +303,8 @@ trait SecretItem {
 
 /// What the keyring alone takes to hand over the secrets of every item
 /// under our service ([`STATUS_RUNS`] runs each): one `GetSecret` per item
-/// with at most 32 waiting (the read in one go's way), and one
+/// with at most [`SECRET_SERVICE_IN_FLIGHT`] waiting (the read in one go's
+/// way), and one
 /// `GetSecrets` for all. A plain session (no encryption on either side),
 /// so the figures are the keyring's and the bus's; checks every run got
 /// `count` secrets.
@@ -320,7 +323,7 @@ async fn keyring_floor(count: usize) -> anyhow::Result<(String, String)> {
     for item in &items {
         proxies.push(SecretItemProxy::builder(&bus).path(item.clone())?.build().await?);
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(32));
+    let limit = Arc::new(tokio::sync::Semaphore::new(SECRET_SERVICE_IN_FLIGHT));
     let mut each = Vec::with_capacity(STATUS_RUNS);
     let mut all = Vec::with_capacity(STATUS_RUNS);
     for _ in 0..STATUS_RUNS {

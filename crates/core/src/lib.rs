@@ -127,7 +127,7 @@ pub use vault::open::{
 };
 pub use vault::{
     BackendError, CredentialRecord, Fetched, FileBackend, KeyringBackend, MemoryBackend, NamedBy, RefreshFailure,
-    SERVICE, SecretBackend, StoredTokens, Vault, VaultError, VaultKey,
+    SECRET_SERVICE_IN_FLIGHT, SERVICE, SecretBackend, StoredTokens, Vault, VaultError, VaultKey,
 };
 pub use view::activity::{Activity, AttentionTracker, Busy, ServerActivity, ServerRef};
 pub use view::details::{ServerDetails, server_details};

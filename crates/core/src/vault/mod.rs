@@ -46,6 +46,11 @@ pub const SERVICE: &str = "mcp-auth-tray";
 /// stores secrets as UTF-16 within 2560 bytes: 1200 characters leave room.
 pub const DEFAULT_CHUNK_CHARS: usize = 1200;
 
+/// Most calls the Secret Service read in one go (Linux) has awaiting an
+/// answer on its connection at once; public for the scale bench, which asks
+/// the keyring the same way to measure the floor under it.
+pub const SECRET_SERVICE_IN_FLIGHT: usize = 32;
+
 /// Where one server's record lives.
 ///
 /// Accounts are `<profile>/<name>#<url hash>` for a profile and

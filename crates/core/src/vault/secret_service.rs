@@ -9,7 +9,8 @@
 //! connection of our own, so the round trips overlap instead of adding up.
 //! A whole record names its own account (the vault's `named_by`), so only
 //! the items whose value does not (a split record's pieces, what is not
-//! ours) cost a second call, for their attributes. At most [`IN_FLIGHT`]
+//! ours) cost a second call, for their attributes. At most
+//! [`super::SECRET_SERVICE_IN_FLIGHT`]
 //! calls wait at once: the keyring answers them in turn, and a bus limits
 //! the replies one connection may await.
 //!
@@ -33,8 +34,7 @@ use secret_service::{EncryptionType, Item, SecretService};
 
 use super::backend::{AVAILABILITY_CHECK, BackendError, Fetched, NamedBy, map_keyring_error, wanted};
 
-/// Most calls awaiting an answer on the connection at once.
-pub(super) const IN_FLIGHT: usize = 32;
+use super::SECRET_SERVICE_IN_FLIGHT as IN_FLIGHT;
 
 /// A lazily opened connection for reads in one go.
 #[derive(Default)]
